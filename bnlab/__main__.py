@@ -1,0 +1,48 @@
+"""Command line: ``python -m bnlab list | reproduce EXPERIMENT --scale cpu | verify``."""
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    from .config import SCALES
+    from .experiments import EXPERIMENTS
+    parser = argparse.ArgumentParser(prog="python -m bnlab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the experiments and which scales ship as cached results")
+    rep = sub.add_parser("reproduce", help="recompute an experiment and save it with its provenance")
+    rep.add_argument("experiment", nargs="*", help="experiment names (see `list`); none with --all")
+    rep.add_argument("--all", action="store_true", help="every experiment")
+    rep.add_argument("--scale", default="cpu", choices=SCALES)
+    rep.add_argument("--out", default=None, help="folder for the result (bnlab/cached to refresh the shipped "
+                                                 "cache); default: the reader's run store under $BNLAB_HOME")
+    rep.add_argument("--jobs", type=int, default=1, help="independent runs in parallel processes (CPU)")
+    rep.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    sub.add_parser("verify", help="check the shipped cache against MANIFEST.json")
+    args = parser.parse_args(argv)
+
+    from . import results
+    if args.command == "list":
+        for name, exp in EXPERIMENTS.items():
+            shipped = ", ".join(results.shipped_scales(name)) or "none"
+            print(f"{name:16s} {exp.figures:16s} shipped: {shipped:12s} {exp.description}")
+        return 0
+    if args.command == "verify":
+        problems = results.verify_manifest()
+        print("\n".join(problems) if problems else "all shipped files match MANIFEST.json")
+        return 1 if problems else 0
+    names = list(EXPERIMENTS) if args.all else args.experiment
+    if not names:
+        parser.error("name an experiment or pass --all")
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        parser.error(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")
+    for name in names:
+        res = results.reproduce(name, args.scale, args.out, args.device, args.jobs)
+        bad = [f"{r.name} (seed {r.seed}) diverged at step {r.diverged_step}" for r in res.runs
+               if r.status == "diverged"]
+        print(res.banner() + ("\n  " + "\n  ".join(bad) if bad else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Frozen, validated run configurations and the three named scales.
+
+A run is fully described by a :class:`RunConfig`; its hash is the cache key of the
+result (see :mod:`bnlab.results`). The paper's settings live in :data:`PAPER_SETTINGS`
+(one table, sources in ``paper-spec.md``); ``cpu`` and ``smoke`` shrink them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace, is_dataclass
+
+ARCHS = ("vgg16", "vgg11", "dln")
+NORMS = ("none", "batch", "torch_batch", "noisy_batch", "noise", "l1", "l2", "linf")
+DATASETS = ("fashion_mnist", "cifar10", "dln_synthetic")
+PRECISIONS = ("fp32", "fp64")
+SCALES = ("paper", "cpu", "smoke")
+
+# One table of the paper's settings (paper-spec.md sections 2 and 3). [ours] marks our defaults
+# for what the paper leaves open (paper-spec.md section 12).
+PAPER_SETTINGS = {
+    "vgg": {
+        "dataset": "cifar10",          # [S App. A.1]
+        "arch": "vgg16",               # [ours] 13 conv + 1 linear; paper only says "VGG-like"
+        "optimizer": "SGD, momentum 0, weight decay 0",  # [ours] "standard SGD"
+        "lr": 0.1,                     # [S App. A.1]; 0.5 in Fig. 1, 0.01 in Fig. 3
+        "batch_size": 128,             # [S App. A.1]
+        "steps": 15_000,               # [S App. A.1]
+        "augmentation": "none",        # [S App. A.1]
+        "init": "Glorot uniform",      # [S] Glorot; uniform is [ours]
+        "loss": "cross-entropy",       # [ours] inferred
+        "bn_eps": 1e-5,                # [ours]
+        "probe_range_x_lr": (0.5, 4.0),  # [S Fig. 4]: eta in [0.05, 0.4] at lr 0.1
+    },
+    "dln": {
+        "depth": 25, "dim": 10,        # [S App. A.1]
+        "samples": 1000,               # full batch [S App. A.1]
+        "steps": 10_000,               # [S App. A.1]
+        "lr": 1e-6,                    # [S App. A.1]; 1e-7 in Fig. 3b
+        "loss": "squared l2, mean over samples",  # [ours] mean vs sum not stated
+        "init": "Glorot uniform",      # [S] Glorot
+        "precision": "fp64",           # [ours] fp32 rounds away eta*g at eta = 1e-8
+        "probe_range_x_lr": (0.01, 30.0),  # [S Fig. 10]: eta in [1e-8, 3e-5] at lr 1e-6
+    },
+}
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which network: a VGG for 32x32 images or the deep linear network (DLN)."""
+
+    arch: str = "vgg16"          # vgg16 | vgg11 | dln
+    norm: str = "none"           # see NORMS; "noise" = standard net + noisy-BN's noise
+    width: float = 1.0           # multiplier on VGG channel counts (1.0 = 64..512)
+    depth: int = 0               # for architectures with a depth knob; 0 = the architecture's default
+    in_channels: int = 3
+    num_classes: int = 10
+    dln_depth: int = 25
+    dln_dim: int = 10
+
+    def __post_init__(self):
+        _check(self.arch in ARCHS, f"unknown arch {self.arch!r}; choose one of {ARCHS}")
+        _check(self.norm in NORMS, f"unknown norm {self.norm!r}; choose one of {NORMS}")
+        _check(self.width > 0, "width must be > 0 (1.0 is the paper's VGG, 0.125 our cpu scale)")
+        _check(self.dln_depth >= 1 and self.dln_dim >= 1, "dln_depth and dln_dim must be >= 1")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data. Image sets are padded to 32x32; the DLN data is x ~ N(0, I), y = A x."""
+
+    dataset: str = "cifar10"
+    train_subset: int = 0        # 0 = whole training set; else the first n images
+    test_subset: int = 0         # 0 = whole test set; else the first n images
+    dln_samples: int = 1000      # [S App. A.1]
+    dln_dim: int = 10
+
+    def __post_init__(self):
+        _check(self.dataset in DATASETS,
+               f"unknown dataset {self.dataset!r}; choose one of {DATASETS} "
+               "(CIFAR-10 needs internet once; Fashion-MNIST works offline)")
+        _check(self.train_subset >= 0 and self.test_subset >= 0, "subsets must be >= 0 (0 = all)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Plain SGD at a constant learning rate, as in the paper."""
+
+    lr: float = 0.1              # per step, loss averaged over the batch
+    steps: int = 15_000
+    batch_size: int = 128        # for the DLN, the whole data set (full-batch GD)
+    seed: int = 0
+    momentum: float = 0.0        # the paper: plain SGD
+    weight_decay: float = 0.0
+    precision: str = "fp32"      # fp32 (TF32 off) | fp64
+    eval_every: int = 100        # steps between test-set evaluations
+    log_every: int = 1           # keep every n-th per-step training loss/accuracy
+
+    def __post_init__(self):
+        _check(self.lr > 0 and self.lr < 100,
+               f"lr must be in (0, 100), got {self.lr}; the paper uses 0.1 and 0.5 for VGG, 1e-6 for the DLN")
+        _check(self.steps >= 1, "steps must be >= 1")
+        _check(0 <= self.momentum < 1 and self.weight_decay >= 0, "momentum must be in [0, 1), weight_decay >= 0")
+        _check(self.batch_size >= 2, "batch_size must be >= 2 (BatchNorm needs a batch)")
+        _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")
+        _check(self.eval_every >= 1 and self.log_every >= 1, "eval_every and log_every must be >= 1")
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Measurements taken during training, every ``every`` steps (0 = off)."""
+
+    every: int = 0
+    activation_layers: tuple = ()    # 1-based layer numbers whose pre-ReLU units are recorded
+    activation_units: int = 4        # random units (channels) per layer
+    ics_layers: tuple = ()           # 1-based layers for the gradient-based ICS
+    landscape: bool = False          # loss / gradient along the gradient direction
+    landscape_range: tuple = (0.5, 4.0)  # eta range as multiples of lr
+    landscape_points: int = 8        # K
+    landscape_log: bool = True       # geometric spacing of eta
+
+    def __post_init__(self):
+        _check(self.every >= 0, "every must be >= 0 (0 turns probes off)")
+        lo, hi = self.landscape_range
+        _check(0 < lo <= hi, "landscape_range must be (lo, hi) with 0 < lo <= hi, in multiples of lr")
+        _check(self.landscape_points >= 1, "landscape_points must be >= 1")
+        _check(all(int(i) >= 1 for i in self.activation_layers + self.ics_layers), "layers are numbered from 1")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run: model, data, optimisation and measurements."""
+
+    name: str
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+
+    def __post_init__(self):
+        _check((self.model.arch == "dln") == (self.data.dataset == "dln_synthetic"),
+               "the DLN trains on dataset 'dln_synthetic' and the VGGs on image datasets")
+        depth = self.model.dln_depth if self.model.arch == "dln" else {"vgg16": 14, "vgg11": 9}[self.model.arch]
+        too_deep = [i for i in self.probe.activation_layers + self.probe.ics_layers if i > depth]
+        _check(not too_deep, f"layers {too_deep} do not exist: {self.model.arch} has {depth} layers")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self)
+
+
+def config_hash(cfg) -> str:
+    """sha256 (first 16 hex digits) of the canonical JSON of a config: the cache key."""
+    payload = json.dumps(asdict(cfg) if is_dataclass(cfg) else cfg, sort_keys=True, default=list)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def from_dict(d: dict) -> RunConfig:
+    """Rebuild a RunConfig from :meth:`RunConfig.to_dict` (tuples restored)."""
+    def build(cls, values):
+        kw = {}
+        for f in fields(cls):
+            if f.name in values:
+                v = values[f.name]
+                kw[f.name] = tuple(v) if isinstance(v, list) else v
+        return cls(**kw)
+    return RunConfig(name=d["name"], model=build(ModelConfig, d["model"]), data=build(DataConfig, d["data"]),
+                     train=build(TrainConfig, d["train"]), probe=build(ProbeConfig, d["probe"]))
+
+
+def diff_configs(a: dict, b: dict, prefix: str = "") -> list:
+    """Names of the fields where two config dicts differ (dotted paths)."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += diff_configs(va, vb, f"{prefix}{k}.")
+        elif (list(va) if isinstance(va, (list, tuple)) else va) != (list(vb) if isinstance(vb, (list, tuple)) else vb):
+            out.append(f"{prefix}{k}")
+    return out
+
+
+# ---- scales -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scale:
+    """How big a reproduction is: the paper's, a CPU-sized one, or a seconds-long smoke test."""
+
+    name: str
+    dataset: str                 # image data set for the VGG chapters
+    vgg_width: float             # 0.0625 = channels 4..32 instead of 64..512
+    vgg_steps: int
+    eval_every: int
+    train_subset: int
+    test_subset: int
+    dln_steps: int
+    probe_every: int             # steps between ICS / landscape / activation probes
+    dln_probe_every: int
+    seeds: tuple
+
+
+PAPER = Scale("paper", "cifar10", 1.0, 15_000, 100, 0, 0, 10_000, 100, 100, (0, 1, 2))
+CPU = Scale("cpu", "fashion_mnist", 0.0625, 1_000, 100, 0, 2_000, 2_000, 25, 50, (0, 1, 2))
+SMOKE = Scale("smoke", "fashion_mnist", 0.0625, 12, 6, 512, 256, 30, 4, 10, (0,))
+SCALE_BY_NAME = {s.name: s for s in (PAPER, CPU, SMOKE)}
+
+
+def get_scale(name: str) -> Scale:
+    if name not in SCALE_BY_NAME:
+        raise ValueError(f"unknown scale {name!r}; choose one of {SCALES}")
+    return SCALE_BY_NAME[name]
+
+
+__all__ = ["ModelConfig", "DataConfig", "TrainConfig", "ProbeConfig", "RunConfig", "Scale", "PAPER", "CPU",
+           "SMOKE", "PAPER_SETTINGS", "get_scale", "config_hash", "from_dict", "diff_configs", "replace"]

@@ -1,0 +1,110 @@
+"""The paper's networks as lists of blocks: a VGG for 32x32 images and the 25-layer deep linear network.
+
+"Layer #k" in the paper is block k here (1-based): one conv or linear weight, its normalisation, its
+nonlinearity. Keeping the blocks separate lets the ICS measurement reuse a shared prefix
+(``bnlab.measure.ics``); ``block.norm``'s output is the "layer input distribution" of Fig. 1.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .norms import has_shift, make_norm
+
+VGG_LAYOUTS = {
+    "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
+    "vgg11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+}
+
+
+class Block(nn.Module):
+    """weight layer -> normalisation -> nonlinearity (-> 2x2 max-pool)."""
+
+    def __init__(self, layer: nn.Module, norm: nn.Module, act: bool, pool: bool = False, flatten: bool = False):
+        super().__init__()
+        self.flatten = nn.Flatten() if flatten else None
+        self.layer, self.norm = layer, norm
+        self.act = nn.ReLU() if act else nn.Identity()
+        self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
+
+    @property
+    def weight(self) -> nn.Parameter:
+        """The block's weight tensor: what the ICS measures (paper-spec section 5, [ours])."""
+        return self.layer.weight
+
+    def forward(self, x):
+        if self.flatten is not None:
+            x = self.flatten(x)
+        return self.pool(self.act(self.norm(self.layer(x))))
+
+
+class Blockwise(nn.Module):
+    """A sequence of blocks; ``forward(x, start, stop)`` runs blocks[start:stop] only."""
+
+    def __init__(self, blocks, kind: str):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.kind = kind  # "classifier" or "regression"
+
+    def forward(self, x, start: int = 0, stop=None):
+        for block in self.blocks[start:stop]:
+            x = block(x)
+        return x
+
+    def __len__(self):
+        return len(self.blocks)
+
+
+def _glorot(model: nn.Module) -> nn.Module:
+    """Glorot (Xavier) uniform weights and zero biases [S App. A.1; uniform is ours]."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return model
+
+
+def vgg(cfg: ModelConfig) -> Blockwise:
+    """VGG for 32x32 inputs: 3x3 convs (BN before ReLU), five max-pools, one linear classifier."""
+    blocks, c_in = [], cfg.in_channels
+    layout = VGG_LAYOUTS[cfg.arch]
+    for i, item in enumerate(layout):
+        if item == "M":
+            continue
+        c_out = max(1, round(item * cfg.width))
+        pool = i + 1 < len(layout) and layout[i + 1] == "M"
+        conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=not has_shift(cfg.norm))
+        blocks.append(Block(conv, make_norm(cfg.norm, c_out, spatial=True), act=True, pool=pool))
+        c_in = c_out
+    blocks.append(Block(nn.Linear(c_in, cfg.num_classes), nn.Identity(), act=False, flatten=True))
+    return _glorot(Blockwise(blocks, "classifier"))
+
+
+def deep_linear(cfg: ModelConfig) -> Blockwise:
+    """x -> W_1 ... W_k x (k = 25 square 10x10 layers, no biases), normalisation after each layer [ours]."""
+    d = cfg.dln_dim
+    blocks = [Block(nn.Linear(d, d, bias=False), make_norm(cfg.norm, d, spatial=False), act=False)
+              for _ in range(cfg.dln_depth)]
+    return _glorot(Blockwise(blocks, "regression"))
+
+
+def build(cfg: ModelConfig, seed: int = 0, device=None, dtype=torch.float32) -> Blockwise:
+    """The network ``cfg`` describes, initialised from ``seed``, on ``device``."""
+    from .device import pick
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = deep_linear(cfg) if cfg.arch == "dln" else vgg(cfg)
+    return model.to(device=pick(device), dtype=dtype)
+
+
+def loss_fn(model: Blockwise, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy for the VGGs; squared l2 error summed over outputs, mean over samples for the DLN."""
+    if model.kind == "classifier":
+        return nn.functional.cross_entropy(out, y)
+    return (out - y).pow(2).sum(dim=1).mean()
+
+
+def layer_weights(model: Blockwise) -> list:
+    return [b.weight for b in model.blocks]

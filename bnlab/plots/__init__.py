@@ -1,0 +1,9 @@
+"""Figures for the book, one module per kind of figure; every chapter uses the same palette (``style``)."""
+from .distributions import distribution_figure, histogram_figure, moments_figure
+from .ics import ics_figure
+from .landscape import landscape_figure, predictiveness_vs_distance
+from .style import NORM_COLOURS, setup
+from .training import curves, training_figure
+
+__all__ = ["setup", "NORM_COLOURS", "training_figure", "curves", "distribution_figure", "histogram_figure",
+           "moments_figure", "ics_figure", "landscape_figure", "predictiveness_vs_distance"]

@@ -1,0 +1,73 @@
+"""Loss landscape along the gradient (Fig. 4, 10, 11, 12, 13): ranges over the probed distances."""
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .common import stack
+from .style import colour, label
+
+PANELS = (("land_loss", "loss landscape", "loss along the gradient"),
+          ("land_grad_change", "gradient predictiveness", r"$\|\nabla L(w) - \nabla L(w - \eta g)\|_2$"),
+          ("land_beta", r"effective $\beta$-smoothness", r"max$_\eta$ of grad change / $\|\eta g\|$"))
+
+
+def ranges(runs, key):
+    """Per probed step: min and max over eta (and over seeds) of a probe quantity; max for beta."""
+    a = stack(runs, key)                                   # [seed, T, K]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmin(a, axis=(0, 2)), np.nanmax(a, axis=(0, 2)), np.nanmax(a, axis=2)
+
+
+def landscape_figure(result, norms=None, lr=None, log_all=False):
+    """Three panels: loss range, gradient-change range (bands over eta and seeds), max beta (per seed)."""
+    norms = norms or list(dict.fromkeys(r.norm for r in result.runs))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    for norm in norms:
+        runs = result.select(norm=norm, lr=lr)
+        if not runs:
+            continue
+        x = runs[0].arrays["land_step"]
+        for ax, (key, title, ylabel) in zip(axes, PANELS):
+            lo, hi, per_seed = ranges(runs, key)
+            n = len(lo)
+            if key == "land_beta":
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    ax.plot(x[:n], np.nanmean(per_seed, 0)[:n], color=colour(norm), lw=1.4, label=label(norm))
+            else:
+                ax.fill_between(x[:n], lo, hi, color=colour(norm), alpha=0.35, lw=0, label=label(norm))
+                ax.plot(x[:n], lo, color=colour(norm), lw=0.6)
+                ax.plot(x[:n], hi, color=colour(norm), lw=0.6)
+            ax.set_title(title)
+            ax.set_ylabel(ylabel)
+            ax.set_xlabel("training step")
+            if key == "land_loss" or log_all:
+                ax.set_yscale("log")
+    eta = result.runs[0].arrays["land_eta"]
+    fig.suptitle(f"probed step sizes eta in [{eta[0]:.3g}, {eta[-1]:.3g}] ({len(eta)} values)", fontsize=10)
+    axes[0].legend(fontsize=7.5)
+    fig.tight_layout()
+    return fig
+
+
+def predictiveness_vs_distance(result, norms, lr=None, seed=None, log=False):
+    """Fig. 11: gradient change against distance moved, one curve per probed step (colour = step)."""
+    fig, axes = plt.subplots(1, len(norms), figsize=(4.6 * len(norms), 3.5), squeeze=False, sharey=log)
+    cmap = plt.get_cmap("plasma")
+    for ax, norm in zip(axes[0], norms):
+        run = result.select(norm=norm, lr=lr, seed=seed)[0]
+        eta, steps, change = run.arrays["land_eta"], run.arrays["land_step"], run.arrays["land_grad_change"]
+        for k in range(len(steps)):
+            ax.plot(eta, change[k], color=cmap(k / max(len(steps) - 1, 1)), lw=0.9, alpha=0.8)
+        ax.set_xscale("log")
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(label(norm))
+        ax.set_xlabel(r"step size $\eta$ along the gradient")
+        ax.set_ylabel(r"$\|\nabla L(w) - \nabla L(w - \eta g)\|_2$")
+        sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(steps[0], steps[-1]))
+        fig.colorbar(sm, ax=ax, label="training step")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,347 @@
+"""Results with provenance: saved atomically, shipped caches checked by hash, cached-or-live decided once.
+
+Layout: shipped results in ``bnlab/cached/<experiment>/<scale>.{json,npz}`` listed with sha256 in
+``bnlab/cached/MANIFEST.json``; a reader's runs in ``$BNLAB_HOME/runs`` (never the package folder unless
+``--out`` names it). :func:`run` is the one place that chooses between cached and live.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .config import SCALES, config_hash, diff_configs, from_dict, get_scale
+from .data import home
+from .experiments import get as get_experiment
+
+CACHED_DIR = Path(__file__).parent / "cached"
+MANIFEST = CACHED_DIR / "MANIFEST.json"
+DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "dln_synthetic": "synthetic regression"}
+
+
+class CachedResultMismatch(RuntimeError):
+    """A cached result was made with other settings than the registry asks for now."""
+
+
+class CachedResultMissing(FileNotFoundError):
+    """No cached result at the requested scale."""
+
+
+@dataclass
+class Run:
+    """One run inside a result: its config, status and arrays."""
+
+    config: dict
+    status: str
+    diverged_step: int | None
+    arrays: dict
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.config["name"]
+
+    @property
+    def norm(self) -> str:
+        return self.config["model"]["norm"]
+
+    @property
+    def lr(self) -> float:
+        return self.config["train"]["lr"]
+
+    @property
+    def seed(self) -> int:
+        return self.config["train"]["seed"]
+
+    def __getitem__(self, key):
+        return self.arrays[key]
+
+
+@dataclass
+class Result:
+    """An experiment's runs (or, for checks, arrays) and the provenance of how they were made."""
+
+    experiment: str
+    scale: str
+    provenance: dict
+    runs: list = field(default_factory=list)
+    arrays: dict = field(default_factory=dict)
+    source: str = "live"                # "cached" or "live"
+
+    def select(self, norm=None, lr=None, seed=None) -> list:
+        return [r for r in self.runs if (norm is None or r.norm == norm) and (lr is None or r.lr == lr)
+                and (seed is None or r.seed == seed)]
+
+    def banner(self) -> str:
+        """A short, machine-independent description of what the reader is looking at."""
+        p = self.provenance
+        seeds = sorted({r.seed for r in self.runs})
+        seed_txt = "" if not seeds else (f", seed {seeds[0]}" if len(seeds) == 1 else
+                                         f", seeds {', '.join(map(str, seeds))}")
+        what = "Cached result" if self.source == "cached" else "Live result"
+        took = f"; the runs took {p['wall_s'] / 60:.1f} min" if p.get("wall_s") else ""
+        tail = " Set BNLAB_MODE=live to recompute." if self.source == "cached" else ""
+        return (f"{what}: {self.experiment}, {self.scale} scale, {p.get('dataset_name', '-')}{seed_txt}; "
+                f"produced on {p['device_name']} with bnlab {p['bnlab']}, torch {p['torch']}, on {p['date']}"
+                f"{took}.{tail}")
+
+
+# ---- provenance -------------------------------------------------------------------------------
+def source_hash() -> str:
+    """sha256 of bnlab's Python sources: which code produced a result."""
+    h = hashlib.sha256()
+    root = Path(__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance(experiment: str, scale: str, dataset: str, device_info: dict, wall_s: float) -> dict:
+    return {"experiment": experiment, "scale": scale, "dataset": dataset,
+            "dataset_name": DATASET_NAMES.get(dataset, dataset), **device_info, "precision": "strict fp32 "
+            "(TF32 off); DLN in fp64", "bnlab": __version__, "git_commit": git_commit(),
+            "source_hash": source_hash(), "date": _dt.date.today().isoformat(), "wall_s": round(wall_s, 1)}
+
+
+# ---- saving and loading -----------------------------------------------------------------------
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(result: Result, folder: Path) -> tuple[Path, Path]:
+    """Write ``<folder>/<experiment>/<scale>.json`` and ``.npz`` atomically."""
+    base = Path(folder) / result.experiment
+    meta = {"experiment": result.experiment, "scale": result.scale, "provenance": result.provenance,
+            "runs": [{"config": r.config, "config_hash": config_hash(r.config), "status": r.status,
+                      "diverged_step": r.diverged_step, "meta": r.meta} for r in result.runs],
+            "array_keys": sorted(result.arrays)}
+    arrays = {f"run{i}/{k}": v for i, r in enumerate(result.runs) for k, v in r.arrays.items()}
+    arrays.update({f"exp/{k}": v for k, v in result.arrays.items()})
+    npz, js = base / f"{result.scale}.npz", base / f"{result.scale}.json"
+
+    def write_npz(tmp):
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+    _atomic_write(npz, write_npz)
+    _atomic_write(js, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1, sort_keys=True)))
+    return js, npz
+
+
+def load_file(js: Path, source: str = "cached") -> Result:
+    meta = json.loads(Path(js).read_text())
+    with np.load(Path(js).with_suffix(".npz")) as z:
+        data = {k: z[k] for k in z.files}
+    runs = []
+    for i, r in enumerate(meta["runs"]):
+        prefix = f"run{i}/"
+        arrays = {k[len(prefix):]: v for k, v in data.items() if k.startswith(prefix)}
+        runs.append(Run(r["config"], r["status"], r["diverged_step"], arrays, r.get("meta", {})))
+    exp_arrays = {k[4:]: v for k, v in data.items() if k.startswith("exp/")}
+    return Result(meta["experiment"], meta["scale"], meta["provenance"], runs, exp_arrays, source)
+
+
+def shipped_scales(experiment: str) -> list:
+    return [s for s in SCALES if (CACHED_DIR / experiment / f"{s}.json").exists()]
+
+
+def check_config(result: Result) -> None:
+    """Raise :class:`CachedResultMismatch` when the stored runs differ from what the registry asks for."""
+    exp = get_experiment(result.experiment)
+    if exp.network == "none":
+        return
+    wanted = [c.to_dict() for c in exp.runs(result.scale)]
+    have = [r.config for r in result.runs]
+    if [config_hash(c) for c in wanted] == [config_hash(c) for c in have]:
+        return
+    if len(wanted) != len(have):
+        detail = f"{len(have)} runs stored, {len(wanted)} expected"
+    else:
+        fields = sorted({f for w, h in zip(wanted, have) for f in diff_configs(w, h)})
+        detail = "differing fields: " + ", ".join(fields)
+    raise CachedResultMismatch(
+        f"the cached result for {result.experiment!r} at scale {result.scale!r} was made with other settings "
+        f"({detail}). Recompute it with `python -m bnlab reproduce {result.experiment} --scale {result.scale}` "
+        f"or set BNLAB_MODE=live.")
+
+
+def load(experiment: str, scale: str | None = None) -> Result:
+    """The shipped result of ``experiment`` (largest shipped scale unless ``scale`` is given), checked."""
+    get_experiment(experiment)
+    available = shipped_scales(experiment)
+    if scale is None:
+        if not available:
+            raise CachedResultMissing(f"no cached result ships for {experiment!r}; compute it with "
+                                      f"`python -m bnlab reproduce {experiment} --scale cpu` or BNLAB_MODE=live")
+        scale = available[0]
+    get_scale(scale)
+    if scale not in available:
+        raise CachedResultMissing(
+            f"no cached result for {experiment!r} at scale {scale!r} (shipped: {available or 'none'}). "
+            f"Run `python -m bnlab reproduce {experiment} --scale {scale}` or set BNLAB_MODE=live.")
+    result = load_file(CACHED_DIR / experiment / f"{scale}.json", "cached")
+    check_config(result)
+    return result
+
+
+# ---- manifest ---------------------------------------------------------------------------------
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def write_manifest(folder: Path = CACHED_DIR) -> dict:
+    """List every shipped file with its sha256, size and provenance (run after reproduce --out)."""
+    entries = {}
+    for path in sorted(Path(folder).glob("*/*.*")):
+        if path.suffix not in (".json", ".npz"):
+            continue
+        rel = path.relative_to(folder).as_posix()
+        entry = {"sha256": sha256(path), "bytes": path.stat().st_size}
+        if path.suffix == ".json":
+            entry["provenance"] = json.loads(path.read_text())["provenance"]
+        entries[rel] = entry
+    _atomic_write(Path(folder) / "MANIFEST.json",
+                  lambda tmp: Path(tmp).write_text(json.dumps(entries, indent=1, sort_keys=True)))
+    return entries
+
+
+def verify_manifest(folder: Path = CACHED_DIR) -> list:
+    """Files whose sha256 differs from the manifest, or that are missing from it (empty = all good)."""
+    manifest = json.loads((Path(folder) / "MANIFEST.json").read_text())
+    problems = [f"{rel}: sha256 differs" for rel, e in manifest.items()
+                if not (Path(folder) / rel).exists() or sha256(Path(folder) / rel) != e["sha256"]]
+    listed = set(manifest)
+    problems += [f"{p.relative_to(folder).as_posix()}: not in MANIFEST.json" for p in Path(folder).glob("*/*.*")
+                 if p.suffix in (".json", ".npz") and p.relative_to(folder).as_posix() not in listed]
+    return problems
+
+
+# ---- computing ---------------------------------------------------------------------------------
+def runs_dir() -> Path:
+    return home() / "runs"
+
+
+def _run_one(cfg_dict: dict, device=None, progress=None) -> Run:
+    """Train one run, reusing a finished run with the same config hash from the reader's run store."""
+    from .train import train
+    cfg = from_dict(cfg_dict)
+    h = config_hash(cfg)
+    store = runs_dir() / f"{h}.npz"
+    meta_path = runs_dir() / f"{h}.json"
+    if store.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        with np.load(store) as z:
+            return Run(meta["config"], meta["status"], meta["diverged_step"], {k: z[k] for k in z.files},
+                       meta["meta"])
+    res = train(cfg, device=device, progress=progress, checkpoint=runs_dir() / f"{h}.ckpt")
+    meta = {"config": cfg.to_dict(), "status": res.status, "diverged_step": res.diverged_step,
+            "meta": {"wall_s": round(res.wall_s, 2), "steps_per_s": round(res.meta["steps_per_s"], 2)}}
+
+    def write_npz(tmp):
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **res.arrays)
+
+    _atomic_write(store, write_npz)
+    _atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta)))
+    return Run(meta["config"], res.status, res.diverged_step, res.arrays, meta["meta"])
+
+
+def _worker(args):
+    cfg_dict, threads = args
+    import torch
+    torch.set_num_threads(threads)
+    os.environ["BNLAB_PROGRESS"] = "0"
+    return _run_one(cfg_dict, device="cpu", progress=False)
+
+
+def compute(experiment: str, scale: str, device=None, jobs: int = 1, progress=None) -> Result:
+    """Run every run of ``experiment`` at ``scale`` (in ``jobs`` CPU processes if > 1) and collect them."""
+    from .device import describe, pick
+    exp, sc = get_experiment(experiment), get_scale(scale)
+    dev = pick(device)
+    t0 = time.perf_counter()
+    if exp.network == "none":
+        from .theory import run_checks
+        arrays = run_checks(scale, device=dev)
+        prov = provenance(experiment, scale, sc.dataset, describe(dev), time.perf_counter() - t0)
+        return Result(experiment, scale, prov, [], arrays, "live")
+    configs = [c.to_dict() for c in exp.runs(sc)]
+    if jobs > 1 and dev.type == "cpu":
+        import multiprocessing as mp
+        import torch
+        threads = max(1, torch.get_num_threads() // jobs)
+        with mp.get_context("spawn").Pool(jobs) as pool:
+            runs = pool.map(_worker, [(c, threads) for c in configs], chunksize=1)
+        info = describe(dev)
+        info["device_name"] = f"CPU ({jobs} processes x {threads} threads)"
+    else:
+        runs = [_run_one(c, dev, progress) for c in configs]
+        info = describe(dev)
+    dataset = configs[0]["data"]["dataset"]
+    wall = sum(r.meta.get("wall_s", 0.0) for r in runs)
+    return Result(experiment, scale, provenance(experiment, scale, dataset, info, wall), runs, {}, "live")
+
+
+def reproduce(experiment: str, scale: str = "cpu", out: Path | None = None, device=None, jobs: int = 1,
+              progress=None) -> Result:
+    """Compute ``experiment`` and save it: to ``out`` (e.g. ``bnlab/cached``) or the reader's run store."""
+    result = compute(experiment, scale, device, jobs, progress)
+    folder = Path(out) if out is not None else runs_dir() / "experiments"
+    save(result, folder)
+    if Path(folder).resolve() == CACHED_DIR.resolve():
+        write_manifest(CACHED_DIR)
+    return result
+
+
+# ---- the one place that decides cached or live -------------------------------------------------
+def resolve_mode(mode: str | None = None) -> tuple[str, str]:
+    """(mode, why): the argument, else ``$BNLAB_MODE``, else auto (live with a GPU, cached without)."""
+    from .device import has_gpu
+    chosen = mode or os.environ.get("BNLAB_MODE") or "auto"
+    if chosen not in ("auto", "cached", "live"):
+        raise ValueError(f"mode must be 'cached', 'live' or 'auto', got {chosen!r}")
+    if chosen == "auto":
+        return ("live", "a GPU is present") if has_gpu() else ("cached", "no GPU is present")
+    return chosen, "asked for"
+
+
+def run(experiment: str, mode: str | None = None, scale: str | None = None, device=None, quiet=False) -> Result:
+    """The result of ``experiment``: shipped (cached) or recomputed (live), and a banner saying which."""
+    from .device import has_gpu
+    mode, _ = resolve_mode(mode)
+    scale = scale or os.environ.get("BNLAB_SCALE")
+    if mode == "cached":
+        result = load(experiment, scale)
+    else:
+        result = reproduce(experiment, scale or ("paper" if has_gpu() else "cpu"), device=device)
+    if not quiet:
+        print(result.banner())
+    return result

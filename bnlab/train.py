@@ -1,0 +1,187 @@
+"""The training loop: plain SGD at the paper's settings, measurement probes every n steps.
+
+No host sync per step: losses and accuracies go into device tensors that are read every
+``sync_every`` steps, where divergence (a non-finite loss) is detected and recorded, not raised.
+An interrupted run keeps a checkpoint and resumes from it.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import data as data_mod
+from .config import RunConfig
+from .device import dtype_of, pick, strict_fp32
+from .measure import make_probes
+from .models import build, loss_fn
+
+
+@dataclass
+class RunResult:
+    """One run's curves and measurements (numpy arrays) with its status."""
+
+    config: RunConfig
+    arrays: dict
+    status: str = "ok"               # "ok" | "diverged"
+    diverged_step: int | None = None
+    wall_s: float = 0.0
+    meta: dict = field(default_factory=dict)
+
+    def __getitem__(self, key):
+        return self.arrays[key]
+
+    @property
+    def final_test_acc(self) -> float:
+        acc = self.arrays.get("test_acc")
+        return float(acc[-1]) if acc is not None and len(acc) and np.isfinite(acc[-1]) else float("nan")
+
+
+def _progress(total: int, desc: str, enabled):
+    if enabled is None:
+        enabled = os.environ.get("BNLAB_PROGRESS", "1") != "0"
+    if not enabled:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, file=sys.stderr, mininterval=2.0, leave=False, dynamic_ncols=True)
+
+
+@torch.no_grad()
+def evaluate(model, data, dtype, train: bool = False) -> tuple[float, float]:
+    """(loss, accuracy) on the test set (or the training set) in inference mode."""
+    was_training = model.training
+    model.eval()
+    total_loss, correct, n = 0.0, 0, 0
+    for x, y in data.test_batches(1000, dtype, train=train):
+        out = model(x)
+        total_loss += float(torch.nn.functional.cross_entropy(out, y, reduction="sum"))
+        correct += int((out.argmax(1) == y).sum())
+        n += y.shape[0]
+    model.train(was_training)
+    return total_loss / n, correct / n
+
+
+def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Path | None = None,
+          checkpoint_every: int = 250, sync_every: int = 50) -> RunResult:
+    """Train one run as ``cfg`` says and return its curves and probe measurements.
+
+    ``checkpoint``: a file that holds the latest state; if it exists the run resumes from it,
+    and it is rewritten every ``checkpoint_every`` steps and on interruption.
+    """
+    dev = pick(device)
+    strict_fp32()
+    tc = cfg.train
+    dtype = dtype_of(tc.precision)
+    data = data if data is not None else data_mod.load(cfg.data, tc.seed, dev)
+    model = build(cfg.model, tc.seed, dev, dtype)
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum,
+                          weight_decay=tc.weight_decay)
+    probes = make_probes(cfg, model)
+    classifier = model.kind == "classifier"
+
+    losses = torch.full((tc.steps,), float("nan"), device=dev, dtype=torch.float64)
+    accs = torch.full((tc.steps,), float("nan"), device=dev, dtype=torch.float64)
+    evals = {"eval_step": [], "test_loss": [], "test_acc": []}
+    start, status, diverged_step, wall_before = 0, "ok", None, 0.0
+    torch.manual_seed(tc.seed)  # drives the noise of noisy BatchNorm only
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, weights_only=False, map_location=dev)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        losses.copy_(state["losses"]), accs.copy_(state["accs"])
+        evals = state["evals"]
+        for p, s in zip(probes, state["probes"]):
+            p.load_state(s)
+        torch.set_rng_state(state["rng"])
+        start, wall_before = state["step"], state["wall_s"]
+
+    def save_checkpoint(step):
+        if checkpoint is None:
+            return
+        Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(str(checkpoint) + ".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "losses": losses, "accs": accs,
+                    "evals": evals, "probes": [p.state() for p in probes], "rng": torch.get_rng_state(),
+                    "step": step, "wall_s": wall_before + time.perf_counter() - t0}, tmp)
+        os.replace(tmp, checkpoint)
+
+    if classifier and start and start % tc.eval_every == 0 and evals["eval_step"][-1:] != [start]:
+        tl, ta = evaluate(model, data, dtype)          # interrupted during that evaluation
+        evals["eval_step"].append(start), evals["test_loss"].append(tl), evals["test_acc"].append(ta)
+    batches = data.batches(tc.batch_size, tc.seed, dtype, start=start)
+    bar = _progress(tc.steps, f"{cfg.name} (seed {tc.seed})", progress)
+    if bar is not None:
+        bar.update(start)
+    t0 = time.perf_counter()
+    step, synced, done = start, start, start
+    rng, stats = torch.get_rng_state(), [b.clone() for b in model.buffers()]
+    try:
+        for step in range(start, tc.steps):
+            x, y = next(batches)
+            active = [p for p in probes if p.due(step, tc.steps)]
+            for p in active:
+                p.before_forward(step, model)
+            out = model(x)
+            loss = loss_fn(model, out, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for p in active:
+                p.after_backward(step, model, x, y, loss)
+            opt.step()
+            losses[step] = loss.detach()
+            if classifier:
+                accs[step] = (out.argmax(1) == y).double().mean()
+            # what an interruption must restore: the noise RNG and the running statistics of this point
+            done, rng, stats = step + 1, torch.get_rng_state(), [b.clone() for b in model.buffers()]
+            for p in active:
+                p.after_step(step, model, x, y)
+            last = step + 1 == tc.steps
+            if (step + 1) % sync_every == 0 or last:
+                window = losses[synced:step + 1]
+                bad = (~torch.isfinite(window)).nonzero()
+                if len(bad):
+                    status, diverged_step = "diverged", synced + int(bad[0])
+                    break
+                if bar is not None:
+                    bar.update(step + 1 - synced)
+                synced = step + 1
+            if classifier and ((step + 1) % tc.eval_every == 0 or last):
+                tl, ta = evaluate(model, data, dtype)
+                evals["eval_step"].append(step + 1), evals["test_loss"].append(tl), evals["test_acc"].append(ta)
+            if checkpoint is not None and (step + 1) % checkpoint_every == 0 and not last:
+                save_checkpoint(step + 1)
+    except KeyboardInterrupt:
+        for p in probes:
+            p.truncate(done)
+        torch.set_rng_state(rng)
+        with torch.no_grad():
+            for b, saved in zip(model.buffers(), stats):
+                b.copy_(saved)
+        save_checkpoint(done)
+        if bar is not None:
+            bar.close()
+        raise
+    if bar is not None:
+        bar.close()
+    wall = wall_before + time.perf_counter() - t0
+
+    keep = np.arange(0, tc.steps, tc.log_every)
+    arrays = {"step": keep, "train_loss": losses.cpu().numpy()[keep].astype(np.float32)}
+    if classifier:
+        arrays["train_acc"] = accs.cpu().numpy()[keep].astype(np.float32)
+        arrays.update({k: np.asarray(v, dtype=np.float32 if k != "eval_step" else np.int64)
+                       for k, v in evals.items()})
+    for p in probes:
+        arrays.update(p.arrays())
+    if checkpoint is not None and Path(checkpoint).exists():
+        Path(checkpoint).unlink()
+    steps_done = (diverged_step if diverged_step is not None else tc.steps) - start
+    return RunResult(cfg, arrays, status, diverged_step, wall,
+                     {"steps_per_s": steps_done / max(wall - wall_before, 1e-9)})
+

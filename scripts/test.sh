@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test suite: unit and behaviour tests (every experiment at smoke scale, the browser check of the
+# built book), then the chapters: strictly against their committed cached-mode outputs, and once
+# more live at smoke scale so the recompute path of every chapter runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+[ -x "$PY" ] || PY=python3
+export BNLAB_PROGRESS=0 MPLBACKEND=agg
+"$PY" -m pytest -q tests/
+BNLAB_MODE=cached "$PY" -m pytest -q --nbval --nbval-current-env -p no:cacheprovider book/
+BNLAB_MODE=live BNLAB_SCALE=smoke BNLAB_HOME="$(mktemp -d)" \
+  "$PY" -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider book/

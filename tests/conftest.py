@@ -1,0 +1,33 @@
+"""CPU-only, small shapes, fixed seeds, and a temporary BNLAB_HOME so tests never touch a reader's cache."""
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("BNLAB_PROGRESS", "0")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def _data_dir(tmp_path_factory):
+    """One data folder per test session, so the .pt tensor cache is built once."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch, _data_dir):
+    monkeypatch.setenv("BNLAB_HOME", str(tmp_path / "bnlab_home"))
+    monkeypatch.setenv("BNLAB_DATA", str(_data_dir))
+    monkeypatch.delenv("BNLAB_MODE", raising=False)
+    monkeypatch.delenv("BNLAB_SCALE", raising=False)
+    monkeypatch.setenv("BNLAB_DEVICE", "cpu")
+    yield
+
+
+def fashion_available() -> bool:
+    from bnlab.data import DEBIAN_FASHION_DIR
+    return (DEBIAN_FASHION_DIR / "train-images-idx3-ubyte.gz").exists()
+
+
+needs_fashion = pytest.mark.skipif(not fashion_available(),
+                                   reason="Fashion-MNIST not installed: apt-get install -y dataset-fashion-mnist")

@@ -1,0 +1,105 @@
+"""The benchmark's behaviour on a tiny CPU run: documented keys, finite positive numbers, agreements.
+
+No timing assertions: the numbers depend on the machine; only their presence and sanity are checked.
+"""
+import json
+import math
+
+import pytest
+import torch
+
+from bnlab import bench
+from bnlab.config import DataConfig, ModelConfig, config_hash
+from bnlab.experiments import EXPERIMENTS
+
+TINY = bench.BenchConfig(device="cpu", width=0.0625, steps=2, warmup=1, repeats=1, batch_size=32, ks=(2, 4),
+                         vmap_k=3, matmul_n=256)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return bench.synthetic_images(256, 200, "cpu")
+
+
+@pytest.fixture(scope="module")
+def results(data):
+    return bench.run_all(TINY, data=data, log=lambda s: None)
+
+
+def _positive_finite(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+def test_engine_section_keys(results):
+    e = results["engine"]
+    for side in ("baseline", "engine"):
+        assert _positive_finite(e[side]["steps_per_s"]) and _positive_finite(e[side]["ms_per_step"])
+    for key in ("engine_over_baseline", "fwd_flops_per_image", "flops_per_step", "engine_tflops"):
+        assert _positive_finite(e[key]), key
+    assert e["mfu"] and all(_positive_finite(v) for v in e["mfu"].values())
+    assert "fp32_matmul_measured" in results["peaks"]["tflops"]
+
+
+def test_probe_section_keys(results):
+    p = results["probes"]
+    expected = {"plain", "ics", "ics_naive", "activations", "landscape_k2", "landscape_k4"}
+    assert set(p["ms"]) == expected and set(p["ratio_to_plain"]) == expected
+    assert all(_positive_finite(v) for v in list(p["ms"].values()) + list(p["ratio_to_plain"].values()))
+    assert p["ratio_to_plain"]["plain"] == 1.0
+    assert _positive_finite(p["ics_naive_over_fast"]) and _positive_finite(p["eval_ms_per_image"])
+    d = results["dln_probes"]
+    assert set(d["ms"]) == {"plain", "ics", "activations", "landscape_k3"}
+    assert all(_positive_finite(v) for v in d["ms"].values())
+
+
+def test_ics_fast_equals_naive(results, data):
+    a = results["probes"]["ics_agreement"]
+    assert a["max_rel_diff"] <= 1e-6 and a["params_untouched"]
+    assert all(v > 0 for v in a["ics_rel"].values())          # G' differs from G: the check is not vacuous
+    cfg = ModelConfig(arch="vgg16", norm="none", width=0.0625, in_channels=1)
+    assert bench.ics_agreement(cfg, data, TINY, (5, 10), 0.1)["max_rel_diff"] <= 1e-6
+    reg = bench.load_regression(DataConfig("dln_synthetic"), 0, "cpu")
+    agree = bench.ics_agreement(ModelConfig(arch="dln", norm="batch"), reg, TINY, (9, 17), 1e-6)
+    assert agree["max_rel_diff"] <= 1e-10
+
+
+def test_loop_vmap_agree(results):
+    lv = results["loop_vs_vmap"]
+    assert lv["k"] == 3 and set(lv) == {"k", "vgg16_batch", "dln_none", "dln_batch"}
+    for name, tol in (("vgg16_batch", 1e-4), ("dln_none", 1e-9), ("dln_batch", 1e-9)):
+        v = lv[name]
+        assert v["max_rel_diff_loss"] <= tol and v["max_rel_diff_grad_change"] <= tol, (name, v)
+        assert _positive_finite(v["loop_ms"]) and _positive_finite(v["vmap_ms"]) and _positive_finite(v["vmap_speedup"])
+
+
+def test_projection_counts_unique_runs(results):
+    for scale in ("paper", "cpu"):
+        pr = results["projection"][scale]
+        unique = {config_hash(r) for e in EXPERIMENTS.values() for r in e.runs(scale)}
+        assert pr["unique_runs"] == len(unique) == pr["vgg_runs"] + pr["dln_runs"]
+        assert all(_positive_finite(v) for v in pr["minutes"].values())
+        assert "PROJECTION" in pr["note"]
+    assert results["projection"]["cpu"]["flop_scale_from_measured"] == pytest.approx(1.0)
+    assert results["projection"]["paper"]["flop_scale_from_measured"] > 100
+
+
+def test_report_and_files(results, tmp_path):
+    text = bench.format_report(results)
+    for marker in ("[1]", "[2]", "[3]", "[4] PROJECTION"):
+        assert marker in text
+    js, txt = bench.write(results, tmp_path / "cpu-test.json")
+    assert json.loads(js.read_text())["engine"]["engine_over_baseline"] > 0
+    assert txt.read_text().strip() == text.strip()
+
+
+def test_vgg16_flops_match_published_count():
+    # performance-notes.md section 4.1: VGG-16 on 32x32, Linear 512->10 head: 313.2 M multiply-adds per image
+    assert bench.vgg_flops("vgg16", 1.0, 3) / 2 == pytest.approx(313.2e6, rel=2e-3)
+
+
+def test_cli_section_1(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert bench.main(["--device", "cpu", "--sections", "1", "--steps", "1", "--warmup", "0", "--repeats", "1",
+                       "--data", "synthetic", "--out", str(out)]) == 0
+    assert "[1] engine vs plain baseline" in capsys.readouterr().out
+    assert out.exists() and out.with_suffix(".txt").exists()

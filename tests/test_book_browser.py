@@ -1,0 +1,306 @@
+"""The built book as a reader sees it: every page opened in headless Chromium.
+
+For the intro and every page listed in ``_toc.yml`` this takes a screenshot and inspects the rendered DOM:
+
+- math was typeset by MathJax (served from the book's own ``_static/mathjax/``, never a CDN): every
+  Sphinx math element holds an ``mjx-container``, MathJax reported no errors, and no raw ``$$`` or
+  ``$\\command ...$`` is left in the visible text;
+- images are present (at least one per image output of the chapter's notebook) and *loaded*.
+
+How "loaded" is seen: Chromium's ``--dump-dom`` only serializes the DOM, so a small harness page (written
+to a temporary folder) shows the chapter in a full-window iframe, waits for MathJax and for every image,
+and writes what it found (each image's ``complete`` and ``naturalWidth``, the MathJax counts, the visible
+text) as JSON into its own DOM, which ``--dump-dom`` then prints. ``--allow-file-access-from-files`` lets
+the harness read the iframe's ``file://`` document. ``test_harness_detects_broken_pages`` checks that
+this detector does fail on a page with a broken image and untypeset math.
+
+If ``_build/html/index.html`` is missing the book is built first (``scripts/build_book.sh``). The tests
+skip only when no Chromium is installed (``apt-get install -y chromium``); set ``BNLAB_CHROMIUM`` to use
+another Chromium-based browser.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import zlib
+import struct
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML_DIR = ROOT / "_build" / "html"
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+         "--hide-scrollbars", "--mute-audio", "--allow-file-access-from-files")
+WINDOW = (1280, 900)
+VIRTUAL_TIME_MS = 30_000        # virtual time: the page's timers run fast, so this costs seconds, not 30 s
+REPORT_RE = re.compile(r'<pre id="bnlab-report">(.*?)</pre>', re.S)
+
+# The harness: the page under test fills the window (so the screenshot is the page as a reader sees it);
+# the report stays hidden. Waits are in virtual time, bounded so a broken page cannot hang the test.
+HARNESS = """<!doctype html>
+<html><head><meta charset="utf-8"><style>
+html, body { margin: 0; height: 100%; overflow: hidden; }
+#page { position: fixed; inset: 0; width: 100%; height: 100%; border: 0; }
+#bnlab-report { display: none; }
+</style></head><body>
+<pre id="bnlab-report">PENDING</pre>
+<iframe id="page" src="__URL__"></iframe>
+<script>
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+const frame = document.getElementById("page");
+const out = document.getElementById("bnlab-report");
+frame.addEventListener("load", async () => {
+  try {
+    const win = frame.contentWindow, doc = frame.contentDocument;
+    const mathNodes = [...doc.querySelectorAll(".math")];
+    const scripts = [...doc.scripts].map(s => s.src).filter(src => /mathjax/i.test(src));
+    let mathjax = "not loaded";
+    if (scripts.length) {
+      for (let i = 0; i < 400 && !(win.MathJax && win.MathJax.startup && win.MathJax.startup.promise); i++)
+        await sleep(50);
+      if (win.MathJax && win.MathJax.startup && win.MathJax.startup.promise) {
+        await win.MathJax.startup.promise;
+        mathjax = win.MathJax.version || "unknown version";
+      }
+    }
+    const images = [...doc.images];
+    images.forEach(img => { img.loading = "eager"; });     // lazy images below the fold load too
+    for (let i = 0; i < 400 && images.some(img => !img.complete); i++) await sleep(50);
+    const text = doc.body.cloneNode(true);
+    text.querySelectorAll("script, style, noscript, template, pre, code, textarea, mjx-assistive-mml")
+        .forEach(el => el.remove());
+    out.textContent = JSON.stringify({
+      title: doc.title,
+      mathjax: mathjax,
+      mathjax_scripts: scripts,
+      math_nodes: mathNodes.length,
+      untypeset: mathNodes.filter(el => !el.querySelector("mjx-container"))
+                          .map(el => el.textContent.trim().slice(0, 80)),
+      mjx_containers: doc.querySelectorAll("mjx-container").length,
+      mjx_errors: [...doc.querySelectorAll("mjx-merror")].map(el => el.textContent.slice(0, 80)),
+      images: images.map(img => ({src: img.getAttribute("src"), complete: img.complete,
+                                  width: img.naturalWidth, height: img.naturalHeight,
+                                  in_article: !!img.closest("article")})),
+      text: text.textContent,
+    });
+  } catch (err) {
+    out.textContent = JSON.stringify({error: String(err)});
+  }
+});
+</script></body></html>
+"""
+
+# Raw TeX that MathJax would have replaced: $$ anywhere, or $...$ holding a TeX command.
+RAW_DISPLAY = re.compile(r"\$\$")
+RAW_INLINE = re.compile(r"\$[^$\n]{0,200}?\\[A-Za-z]+[^$\n]{0,200}?\$")
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+def find_browser() -> str | None:
+    explicit = os.environ.get("BNLAB_CHROMIUM")
+    if explicit:
+        return shutil.which(explicit) or (explicit if Path(explicit).is_file() else None)
+    for name in BROWSERS:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def toc_pages() -> list[str]:
+    """The root page and every file of ``_toc.yml``, in reading order (without suffix)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                yield entry["file"]
+            yield from walk(entry.get("sections"))
+
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += list(walk(part.get("chapters")))
+    files += list(walk(toc.get("chapters")))
+    return [re.sub(r"\.(md|ipynb)$", "", f) for f in files]
+
+
+def source_of(page: str) -> Path | None:
+    for suffix in (".ipynb", ".md"):
+        if (ROOT / f"{page}{suffix}").exists():
+            return ROOT / f"{page}{suffix}"
+    return None
+
+
+def expected_images(page: str) -> int:
+    """How many images the page must show: one per image output of its notebook (0 for markdown)."""
+    src = source_of(page)
+    if src is None or src.suffix != ".ipynb":
+        return 0
+    nb = json.loads(src.read_text())
+    return sum(1 for cell in nb.get("cells", []) if cell.get("cell_type") == "code"
+               for output in cell.get("outputs", [])
+               if any(k.startswith("image/") for k in output.get("data", {})))
+
+
+def open_page(browser: str, url: str, workdir: Path, screenshot: Path | None = None) -> dict:
+    """Load ``url`` through the harness in headless Chromium; return the harness report."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    harness = workdir / "harness.html"
+    harness.write_text(HARNESS.replace("__URL__", html.escape(url, quote=True)))
+    cmd = [browser, *FLAGS, f"--user-data-dir={workdir / 'profile'}", f"--window-size={WINDOW[0]},{WINDOW[1]}",
+           f"--virtual-time-budget={VIRTUAL_TIME_MS}", "--dump-dom"]
+    if screenshot is not None:
+        cmd.append(f"--screenshot={screenshot}")
+    cmd.append(harness.as_uri())
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=workdir)
+    match = REPORT_RE.search(proc.stdout)
+    if proc.returncode != 0 or match is None:
+        raise AssertionError(f"Chromium gave no report for {url} (exit {proc.returncode}):\n"
+                             f"{proc.stderr[-2000:]}\n{proc.stdout[-1000:]}")
+    body = html.unescape(match.group(1))
+    if body == "PENDING":
+        raise AssertionError(f"the page {url} did not finish loading within {VIRTUAL_TIME_MS} ms of virtual time")
+    report = json.loads(body)
+    if "error" in report:
+        raise AssertionError(f"the harness failed on {url}: {report['error']}")
+    return report
+
+
+def problems(report: dict, min_images: int = 0) -> list[str]:
+    """What a reader would see wrong on the page (an empty list means the page is fine)."""
+    found = []
+    if report["math_nodes"]:
+        if report["mathjax"] == "not loaded":
+            found.append(f"{report['math_nodes']} math elements but MathJax never ran "
+                         f"(scripts: {report['mathjax_scripts'] or 'none'})")
+        if report["untypeset"]:
+            found.append(f"{len(report['untypeset'])} math elements not typeset, e.g. {report['untypeset'][:3]}")
+    remote = [s for s in report["mathjax_scripts"] if not s.startswith("file:")]
+    if remote:
+        found.append(f"MathJax loaded from outside the book: {remote}")
+    if report["mjx_errors"]:
+        found.append(f"MathJax errors: {report['mjx_errors'][:3]}")
+    text = report["text"]
+    raw = RAW_DISPLAY.findall(text) + RAW_INLINE.findall(text)
+    if raw:
+        found.append(f"raw TeX left in the text: {[r[:60] for r in raw[:3]]}")
+    images = report["images"]
+    broken = [img["src"] for img in images if not (img["complete"] and img["width"] > 0)]
+    if broken:
+        found.append(f"images that did not load: {broken}")
+    shown = [img for img in images if img["in_article"]]
+    if len(shown) < min_images:
+        found.append(f"{len(shown)} images in the page body, but its notebook has {min_images} image outputs")
+    return found
+
+
+def check_screenshot(path: Path) -> None:
+    assert path.is_file(), f"no screenshot written at {path}"
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    assert (width, height) == WINDOW, f"{path} is {width}x{height}, expected {WINDOW}"
+    assert len(data) > 10_000, f"{path} is only {len(data)} bytes: a blank page?"
+    try:
+        from PIL import Image
+    except ImportError:
+        return
+    with Image.open(path) as img:
+        colors = img.convert("RGB").getcolors(maxcolors=1 << 16)
+    assert colors is None or len(colors) > 16, f"{path} has only {len(colors)} colours: a blank page?"
+
+
+def tiny_png(width: int = 4, height: int = 3) -> bytes:
+    """A valid red RGB PNG, written without any image library."""
+    def chunk(kind, payload):
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+# ---- fixtures ----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def browser() -> str:
+    path = find_browser()
+    if path is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium), so the built book cannot be "
+                    "checked in a browser; set BNLAB_CHROMIUM to use another Chromium-based browser")
+    return path
+
+
+@pytest.fixture(scope="session")
+def book(browser) -> Path:
+    """The built HTML book; built with scripts/build_book.sh if ``_build/html/index.html`` is missing."""
+    if not (HTML_DIR / "index.html").exists():
+        proc = subprocess.run(["bash", str(ROOT / "scripts" / "build_book.sh")], cwd=ROOT, capture_output=True,
+                              text=True, timeout=1800)
+        if proc.returncode != 0:
+            pytest.fail(f"scripts/build_book.sh failed (exit {proc.returncode}):\n"
+                        f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    assert (HTML_DIR / "index.html").exists(), "the build wrote no _build/html/index.html"
+    return HTML_DIR
+
+
+# ---- tests -------------------------------------------------------------------------------------
+def test_harness_detects_broken_pages(browser, tmp_path):
+    """The detector itself: a broken image and untypeset TeX are reported, a clean page is not."""
+    (tmp_path / "good.png").write_bytes(tiny_png())
+    (tmp_path / "broken.html").write_text(
+        '<!doctype html><html><head><title>broken</title></head><body><article>'
+        '<img src="good.png"><img src="missing.png">'
+        '<p>raw display math: $$x^2$$ and inline $\\alpha + 1$</p>'
+        '<span class="math notranslate nohighlight">\\(x\\)</span>'
+        '</article></body></html>')
+    (tmp_path / "clean.html").write_text(
+        '<!doctype html><html><head><title>clean</title></head><body><article><img src="good.png">'
+        '<p>costs $5 and $6</p><pre>$$ in code is fine $$</pre></article></body></html>')
+
+    report = open_page(browser, (tmp_path / "broken.html").as_uri(), tmp_path / "broken")
+    images = {img["src"]: img for img in report["images"]}
+    assert images["good.png"]["complete"] and images["good.png"]["width"] == 4
+    assert images["missing.png"]["width"] == 0
+    found = "\n".join(problems(report, min_images=3))
+    assert "missing.png" in found and "good.png" not in found.split("images that did not load")[1].split("\n")[0]
+    assert "raw TeX" in found and "$$" in found and "alpha" in found
+    assert "MathJax never ran" in found
+    assert "image outputs" in found
+
+    clean = open_page(browser, (tmp_path / "clean.html").as_uri(), tmp_path / "clean")
+    assert problems(clean, min_images=1) == []
+
+
+def test_mathjax_is_local(book):
+    """No page refers to a MathJax CDN; the local copy is part of the site."""
+    assert (book / "_static" / "mathjax" / "tex-mml-chtml.js").is_file(), \
+        "the built site has no _static/mathjax/; run scripts/build_book.sh (it fetches MathJax first)"
+    cdn = re.compile(r"(cdn\.jsdelivr\.net|cdnjs\.cloudflare\.com|unpkg\.com)[^\"']*mathjax", re.I)
+    offenders = []
+    for page in book.rglob("*.html"):
+        text = page.read_text(errors="replace")
+        tags = re.findall(r"<script[^>]*mathjax[^>]*>", text, re.I)
+        if cdn.search(text) or any("://" in tag for tag in tags):
+            offenders.append(str(page.relative_to(book)))
+        assert len(tags) <= 1, f"{page.relative_to(book)} loads MathJax {len(tags)} times"
+    assert not offenders, f"pages loading MathJax from a CDN: {offenders}"
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_page_renders(browser, book, page, tmp_path):
+    """One page of the book: screenshot, typeset math, and loaded images."""
+    path = book / f"{page}.html"
+    assert path.is_file(), f"{page} is in _toc.yml but {path.relative_to(ROOT)} was not built"
+    shot = tmp_path / (page.replace("/", "_") + ".png")
+    report = open_page(browser, path.as_uri(), tmp_path, screenshot=shot)
+    check_screenshot(shot)
+    assert report["title"], f"{page} has no title"
+    found = problems(report, min_images=expected_images(page))
+    assert not found, f"{page}:\n  " + "\n  ".join(found)

@@ -1,0 +1,65 @@
+import pytest
+
+from bnlab.config import (DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig, config_hash, diff_configs,
+                          from_dict, get_scale, replace)
+from bnlab.experiments import EXPERIMENTS, get
+
+
+def test_bad_learning_rate_says_what_the_paper_uses():
+    with pytest.raises(ValueError, match="the paper uses 0.1 and 0.5"):
+        TrainConfig(lr=-0.1)
+    with pytest.raises(ValueError, match="lr must be"):
+        TrainConfig(lr=float("inf"))
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: ModelConfig(norm="group"), "unknown norm"),
+    (lambda: ModelConfig(arch="resnet999"), "unknown arch"),
+    (lambda: DataConfig("mnist"), "unknown dataset"),
+    (lambda: TrainConfig(batch_size=1), "BatchNorm needs a batch"),
+    (lambda: ProbeConfig(landscape_range=(2.0, 1.0)), "landscape_range"),
+    (lambda: RunConfig("x", ModelConfig(arch="dln"), DataConfig("cifar10")), "dln_synthetic"),
+    (lambda: RunConfig("x", probe=ProbeConfig(every=1, ics_layers=(15,))), "do not exist"),
+    (lambda: get_scale("huge"), "unknown scale"),
+])
+def test_invalid_configs_raise_clear_errors(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_hash_is_stable_and_sensitive():
+    a = RunConfig("r", train=TrainConfig(lr=0.1))
+    b = RunConfig("r", train=TrainConfig(lr=0.1))
+    c = replace(a, train=replace(a.train, lr=0.5))
+    assert config_hash(a) == config_hash(b) == a.hash
+    assert config_hash(a) != config_hash(c)
+    assert len(a.hash) == 16
+
+
+def test_round_trip_and_diff():
+    cfg = RunConfig("r", probe=ProbeConfig(every=5, ics_layers=(5, 10), landscape=True))
+    back = from_dict(cfg.to_dict())
+    assert back == cfg and back.hash == cfg.hash
+    other = replace(cfg, model=replace(cfg.model, width=0.5), train=replace(cfg.train, seed=3))
+    assert diff_configs(cfg.to_dict(), other.to_dict()) == ["model.width", "train.seed"]
+
+
+def test_registry_runs_match_scale_settings():
+    for scale in ("paper", "cpu", "smoke"):
+        s = get_scale(scale)
+        for exp in EXPERIMENTS.values():
+            for cfg in exp.runs(scale):
+                if cfg.model.arch == "dln":
+                    assert cfg.train.steps == s.dln_steps and cfg.train.precision == "fp64"
+                    assert cfg.model.dln_depth == 25 and cfg.data.dln_samples == 1000
+                else:
+                    assert cfg.train.steps == s.vgg_steps and cfg.train.batch_size == 128
+                    assert cfg.data.dataset == s.dataset
+    paper = get("bn_vs_standard").runs("paper")
+    assert {c.train.lr for c in paper} == {0.01, 0.1, 0.5}
+    assert all(c.model.width == 1.0 and c.data.dataset == "cifar10" for c in paper)
+
+
+def test_unknown_experiment():
+    with pytest.raises(KeyError, match="python -m bnlab list"):
+        get("fig99")
