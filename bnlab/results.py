@@ -115,10 +115,11 @@ def git_commit() -> str | None:
         return None
 
 
-def provenance(experiment: str, scale: str, dataset: str, device_info: dict, wall_s: float) -> dict:
+def provenance(experiment: str, scale: str, dataset: str, device_info: dict, wall_s: float,
+               precision: str = "strict fp32 (TF32 off); DLN in fp64") -> dict:
     return {"experiment": experiment, "scale": scale, "dataset": dataset,
-            "dataset_name": DATASET_NAMES.get(dataset, dataset), **device_info, "precision": "strict fp32 "
-            "(TF32 off); DLN in fp64", "bnlab": __version__, "git_commit": git_commit(),
+            "dataset_name": DATASET_NAMES.get(dataset, dataset), **device_info, "precision": precision,
+            "bnlab": __version__, "git_commit": git_commit(),
             "source_hash": source_hash(), "date": _dt.date.today().isoformat(), "wall_s": round(wall_s, 1)}
 
 
@@ -291,7 +292,7 @@ def compute(experiment: str, scale: str, device=None, jobs: int = 1, progress=No
     if exp.network == "none":
         from .theory import run_checks
         arrays = run_checks(scale, device=dev)
-        prov = provenance(experiment, scale, sc.dataset, describe(dev), time.perf_counter() - t0)
+        prov = provenance(experiment, scale, "fashion_mnist", describe(dev), time.perf_counter() - t0, "fp64")
         return Result(experiment, scale, prov, [], arrays, "live")
     configs = [c.to_dict() for c in exp.runs(sc)]
     if jobs > 1 and dev.type == "cpu":

@@ -175,3 +175,33 @@ def moments_table(result, layers, norms, lr=None) -> str:
                          f"{s['drift_mean']:.3g}", f"{s['drift_var']:.3g}"])
     return table(rows, ["layer", "network", "mean |d mean|", "mean |d var|", "mean |mean drift|",
                         "mean |var drift|"])
+
+
+def theory_table(result) -> str:
+    """Largest relative error of each identity and how often the printed Thm 4.1 bound fails."""
+    a = result.arrays
+    n = a["thm41_printed_violated"].size
+    rows = [["Thm 4.1, corrected (1/m): equality", f"{float(a['thm41_max_relerr']):.1e}", "-"],
+            ["Thm 4.1 as printed (1/sqrt m): inequality", "-",
+             f"violated for {int(a['thm41_printed_violations'])} of {n} unit-batches"],
+            ["Thm 4.2, eq. (50): equality", f"{float(a['thm42_max_relerr']):.1e}", "-"],
+            ["Thm 4.4: actual / bound", f"max {float(a['thm44_max_ratio']):.3f}", "bound holds" if
+             float(a["thm44_max_ratio"]) <= 1 + 1e-9 else "bound FAILS"],
+            ["Lemma 4.5 identity (per unit)", f"{float(np.max(a['lemma45_unit_relerr'])):.1e}", "-"],
+            ["BN scale invariance", f"{float(np.max(a['lemma45_z_relerr'])):.1e}", "-"]]
+    return table(rows, ["statement", "max relative error", "note"])
+
+
+def theory_details(result) -> str:
+    """Per batch size and phase: how much BN shrinks the gradient, how often the Thm 4.2 quadratic form is
+    negative, how often <g, yhat> > 0, and how tight the Thm 4.4 bound is (medians over units)."""
+    a = result.arrays
+    rows = []
+    for p, phase in enumerate(("init", f"after {int(a['phase_steps'][1])} steps")):
+        for i, m in enumerate(a["batch_sizes"]):
+            rows.append([phase, int(m), f"{np.median(a['thm41_projection'][p, i]):.3f}",
+                         f"{(m - 2) / m:.3f}", f"{np.median(a['thm41_shrink'][p, i]):.3f}",
+                         f"{np.mean(a['thm42_lhs'][p, i] < 0):.2f}", f"{np.mean(a['g_yhat'][p, i] > 0):.2f}",
+                         f"{np.median(a['thm44_actual'][p, i] / a['thm44_bound'][p, i]):.3f}"])
+    return table(rows, ["phase", "m", "median projection", "(m-2)/m", "median |grad_y|^2/|g|^2",
+                        "frac. quad. form < 0", "frac. <g,yhat> > 0", "median Thm 4.4 actual/bound"])

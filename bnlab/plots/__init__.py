@@ -3,7 +3,9 @@ from .distributions import distribution_figure, histogram_figure, moments_figure
 from .ics import ics_figure
 from .landscape import landscape_figure, predictiveness_vs_distance
 from .style import NORM_COLOURS, setup
+from .theory import lemma45_figure, theorem41_figure, theorem42_figure
 from .training import curves, training_figure
 
 __all__ = ["setup", "NORM_COLOURS", "training_figure", "curves", "distribution_figure", "histogram_figure",
-           "moments_figure", "ics_figure", "landscape_figure", "predictiveness_vs_distance"]
+           "moments_figure", "ics_figure", "landscape_figure", "predictiveness_vs_distance",
+           "theorem41_figure", "theorem42_figure", "lemma45_figure"]

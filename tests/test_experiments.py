@@ -1,0 +1,56 @@
+"""Every registered experiment runs end to end at smoke scale on the CPU, through the same path as the CLI."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bnlab import results
+from bnlab.experiments import EXPERIMENTS
+from conftest import needs_fashion
+
+
+@needs_fashion
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_experiment_runs_at_smoke_scale(name, tmp_path):
+    res = results.reproduce(name, "smoke", out=tmp_path, device="cpu")
+    back = results.load_file(tmp_path / name / "smoke.json", "live")
+    assert back.provenance["scale"] == "smoke" and back.provenance["device"] == "cpu"
+    if EXPERIMENTS[name].network == "none":
+        assert back.arrays and all(np.all(np.isfinite(v)) for v in back.arrays.values() if v.dtype != bool)
+        return
+    assert len(back.runs) == len(EXPERIMENTS[name].runs("smoke"))
+    for run in back.runs:
+        assert run.status in ("ok", "diverged")
+        assert {"train_loss", "ics_l2", "land_beta", "act_quantiles"} <= set(run.arrays)
+    results.check_config(back)
+    assert "Live result" in res.banner()
+
+
+def test_live_runs_go_to_the_readers_store_not_the_package(monkeypatch, tmp_path):
+    before = {p: p.stat().st_mtime for p in results.CACHED_DIR.rglob("*")}
+    res = results.run("theory", mode="live", scale="smoke", quiet=True)
+    assert res.source == "live"
+    assert (tmp_path / "bnlab_home" / "runs" / "experiments" / "theory" / "smoke.json").exists()
+    assert {p: p.stat().st_mtime for p in results.CACHED_DIR.rglob("*")} == before
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "bnlab", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_cli_list_and_errors():
+    out = run_cli("list")
+    assert out.returncode == 0 and "bn_vs_standard" in out.stdout and "Fig. 3a" in out.stdout
+    bad = run_cli("reproduce", "fig99", "--scale", "smoke")
+    assert bad.returncode == 2 and "unknown experiment" in bad.stderr
+    bad = run_cli("reproduce", "theory", "--scale", "huge")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    assert run_cli("verify").returncode == 0
+
+
+def test_cli_reproduce_writes_result_with_provenance(tmp_path):
+    out = run_cli("reproduce", "theory", "--scale", "smoke", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "Live result: theory, smoke scale" in out.stdout
+    assert (tmp_path / "theory" / "smoke.npz").exists()
