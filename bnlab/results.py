@@ -88,7 +88,7 @@ class Result:
         seed_txt = "" if not seeds else (f", seed {seeds[0]}" if len(seeds) == 1 else
                                          f", seeds {', '.join(map(str, seeds))}")
         what = "Cached result" if self.source == "cached" else "Live result"
-        took = f"; the runs took {p['wall_s'] / 60:.1f} min" if p.get("wall_s") else ""
+        took = f"; total run time {p['wall_s'] / 60:.1f} min" if p.get("wall_s") else ""
         tail = " Set BNLAB_MODE=live to recompute." if self.source == "cached" else ""
         return (f"{what}: {self.experiment}, {self.scale} scale, {p.get('dataset_name', '-')}{seed_txt}; "
                 f"produced on {p['device_name']} with bnlab {p['bnlab']}, torch {p['torch']}, on {p['date']}"

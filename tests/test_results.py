@@ -52,7 +52,7 @@ def test_banner_is_deterministic_and_says_what_it_shows():
     text = res.banner()
     assert text == res.banner()
     assert text.startswith("Cached result: ics_dln, smoke scale, synthetic regression, seed 0;")
-    assert "CPU (test)" in text and "BNLAB_MODE=live" in text and "0.2 min" in text
+    assert "CPU (test)" in text and "BNLAB_MODE=live" in text and "total run time 0.2 min" in text
 
 
 def test_mode_resolution(monkeypatch):
