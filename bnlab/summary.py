@@ -205,3 +205,15 @@ def theory_details(result) -> str:
                          f"{np.median(a['thm44_actual'][p, i] / a['thm44_bound'][p, i]):.3f}"])
     return table(rows, ["phase", "m", "median projection", "(m-2)/m", "median |grad_y|^2/|g|^2",
                         "frac. quad. form < 0", "frac. <g,yhat> > 0", "median Thm 4.4 actual/bound"])
+
+
+def claim_ics_not_reduced(result, lr) -> Claim:
+    """[S Fig. 3]: BN does not reduce gradient-based ICS. Criterion (ours): at every measured layer the BN
+    network's median ||G - G'|| is at least half the standard network's and its median cosine is at most
+    0.05 above it."""
+    bn, std = ics_stats(result, "batch", lr), ics_stats(result, "none", lr)
+    holds = bool(np.all(bn["l2"] >= 0.5 * std["l2"]) and np.all(bn["cos"] <= std["cos"] + 0.05))
+    parts = [f"layer #{k}: ||G-G'|| {b:.3g} vs {s:.3g}, cos {cb:.3f} vs {cs:.3f}" for k, b, s, cb, cs in
+             zip(bn["layers"], bn["l2"], std["l2"], bn["cos"], std["cos"])]
+    return Claim(f"BatchNorm does not reduce gradient-based ICS at lr {lr:g} (BN vs standard, medians)",
+                 "; ".join(parts), holds)

@@ -54,14 +54,15 @@ def landscape_figure(result, norms=None, lr=None, log_all=False):
 
 def predictiveness_vs_distance(result, norms, lr=None, seed=None, log=False):
     """Fig. 11: gradient change against distance moved, one curve per probed step (colour = step)."""
-    fig, axes = plt.subplots(1, len(norms), figsize=(4.6 * len(norms), 3.5), squeeze=False, sharey=log)
+    fig, axes = plt.subplots(1, len(norms), figsize=(4.6 * len(norms), 3.5), squeeze=False, sharey=True)
     cmap = plt.get_cmap("plasma")
     for ax, norm in zip(axes[0], norms):
         run = result.select(norm=norm, lr=lr, seed=seed)[0]
         eta, steps, change = run.arrays["land_eta"], run.arrays["land_step"], run.arrays["land_grad_change"]
         for k in range(len(steps)):
             ax.plot(eta, change[k], color=cmap(k / max(len(steps) - 1, 1)), lw=0.9, alpha=0.8)
-        ax.set_xscale("log")
+        if eta[-1] / eta[0] > 20:          # the DLN's range spans 3.5 decades, the VGG's less than one
+            ax.set_xscale("log")
         if log:
             ax.set_yscale("log")
         ax.set_title(label(norm))

@@ -1,0 +1,51 @@
+"""The chapters follow the book's rules: thin (no def/class), a Colab link and Colab-only install cell that use the
+repository url of _config.yml, a parameters cell, outputs committed, and every chapter listed in _toc.yml."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+URL = re.search(r"url:\s*(\S+)", (ROOT / "_config.yml").read_text()).group(1).rstrip("/")
+
+
+def cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def source(cell):
+    return "".join(cell["source"])
+
+
+def test_every_chapter_is_in_the_toc():
+    toc = (ROOT / "_toc.yml").read_text()
+    assert CHAPTERS
+    for path in CHAPTERS:
+        assert f"file: book/{path.stem}" in toc
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_is_thin_and_opens_on_colab(path):
+    cs = cells(path)
+    code = [source(c) for c in cs if c["cell_type"] == "code"]
+    assert not any(re.search(r"^\s*(def|class) ", src, re.M) for src in code), "chapters define no functions"
+    assert all(len([ln for ln in src.splitlines() if ln.strip()]) <= 6 for src in code[3:]), "cells stay short"
+    first_md = source(cs[0])
+    assert f"https://colab.research.google.com/github/{URL.split('github.com/')[1]}/blob/main/book/{path.stem}.ipynb" \
+        in first_md
+    assert '"google.colab" in sys.modules' in code[0] and f"git+{URL}.git" in code[0]
+    params = [c for c in cs if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(params) == 1 and "MODE = None" in source(params[0])
+    assert "{cite}" in "".join(source(c) for c in cs if c["cell_type"] == "markdown")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_committed_outputs_come_from_cached_mode(path):
+    outputs = [o for c in cells(path) if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    texts = "".join("".join(o.get("text", "")) for o in outputs)
+    assert "Cached result:" in texts and "Live result" not in texts
+    assert not [o for o in outputs if o.get("name") == "stderr"], "no warnings or progress bars in outputs"
+    assert not [o for o in outputs if o["output_type"] == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "every chapter shows a figure"
