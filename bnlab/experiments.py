@@ -49,8 +49,10 @@ class Experiment:
     name: str
     figures: str
     description: str
-    network: str                  # "vgg" | "dln" | "none"
+    network: str                  # "vgg" | "dln" | "none" (an analysis that is not a set of training runs)
     grid: tuple = ()              # (norm, lr, all_seeds): all_seeds False = first seed only [ours, for cost]
+    compute: str = ""             # for network "none": "module:function" taking (scale, device) -> arrays
+    dataset: str = "fashion_mnist"  # for network "none": the data the analysis reads
 
     def runs(self, scale) -> list:
         scale = get_scale(scale) if isinstance(scale, str) else scale
@@ -77,7 +79,8 @@ EXPERIMENTS = {e.name: e for e in (
                tuple((n, 0.1, n in ("none", "batch")) for n in ("none", "batch", "l1", "l2", "linf"))),
     Experiment("lp_dln", "Fig. 5b, 13", "l_p normalisations beside BatchNorm, deep linear network", "dln",
                tuple((n, 1e-6, n in ("none", "batch")) for n in ("none", "batch", "l1", "l2", "linf"))),
-    Experiment("theory", "Sec. 4", "numerical checks of Theorems 4.1, 4.2, 4.4 and Lemma 4.5", "none"),
+    Experiment("theory", "Sec. 4", "numerical checks of Theorems 4.1, 4.2, 4.4 and Lemma 4.5", "none",
+               compute="bnlab.theory:run_checks"),
 )}
 
 

@@ -290,9 +290,11 @@ def compute(experiment: str, scale: str, device=None, jobs: int = 1, progress=No
     dev = pick(device)
     t0 = time.perf_counter()
     if exp.network == "none":
-        from .theory import run_checks
-        arrays = run_checks(scale, device=dev)
-        prov = provenance(experiment, scale, "fashion_mnist", describe(dev), time.perf_counter() - t0, "fp64")
+        import importlib
+        module, function = exp.compute.split(":")
+        arrays = getattr(importlib.import_module(module), function)(scale, device=dev)
+        precision = str(arrays.pop("precision", "fp64")) if "precision" in arrays else "fp64"
+        prov = provenance(experiment, scale, exp.dataset, describe(dev), time.perf_counter() - t0, precision)
         return Result(experiment, scale, prov, [], arrays, "live")
     configs = [c.to_dict() for c in exp.runs(sc)]
     if jobs > 1 and dev.type == "cpu":

@@ -67,11 +67,12 @@ def evaluate(model, data, dtype, train: bool = False) -> tuple[float, float]:
 
 
 def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Path | None = None,
-          checkpoint_every: int = 250, sync_every: int = 50) -> RunResult:
+          checkpoint_every: int = 250, sync_every: int = 50, extra_probes=()) -> RunResult:
     """Train one run as ``cfg`` says and return its curves and probe measurements.
 
     ``checkpoint``: a file that holds the latest state; if it exists the run resumes from it,
-    and it is rewritten every ``checkpoint_every`` steps and on interruption.
+    and it is rewritten every ``checkpoint_every`` steps and on interruption. ``extra_probes``: measurement
+    objects beyond those ``cfg.probe`` asks for (see ``bnlab.measure.Probe``), given the built model.
     """
     dev = pick(device)
     strict_fp32()
@@ -82,7 +83,7 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum,
                           weight_decay=tc.weight_decay)
-    probes = make_probes(cfg, model)
+    probes = make_probes(cfg, model) + [make(model) if callable(make) else make for make in extra_probes]
     classifier = model.kind == "classifier"
 
     losses = torch.full((tc.steps,), float("nan"), device=dev, dtype=torch.float64)
