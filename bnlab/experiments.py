@@ -75,6 +75,11 @@ EXPERIMENTS = {e.name: e for e in (
                (("none", 0.1, True), ("batch", 0.1, True))),
     Experiment("landscape_dln", "Fig. 9, 10, 11b", "loss landscape along the gradient, deep linear network", "dln",
                (("none", 1e-6, True), ("batch", 1e-6, True))),
+    # [ours] The paper does not say whether the DLN's loss is summed or averaged over its 1000 samples. A sum
+    # scales the gradient by 1000, so lr 1e-6 on the sum is lr 1e-3 on our mean loss: this grid is that reading.
+    Experiment("dln_summed_loss", "Fig. 3b, 10 (summed-loss reading)",
+               "the DLN at the step sizes a summed loss implies: ICS and landscape", "dln",
+               (("none", 1e-3, True), ("batch", 1e-3, True), ("none", 1e-4, False), ("batch", 1e-4, False))),
     Experiment("lp_vgg", "Fig. 5a, 6, 12", "l_p normalisations beside BatchNorm, VGG", "vgg",
                tuple((n, 0.1, n in ("none", "batch")) for n in ("none", "batch", "l1", "l2", "linf"))),
     Experiment("lp_dln", "Fig. 5b, 13", "l_p normalisations beside BatchNorm, deep linear network", "dln",

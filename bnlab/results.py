@@ -285,9 +285,10 @@ def _worker(args):
 
 def compute(experiment: str, scale: str, device=None, jobs: int = 1, progress=None) -> Result:
     """Run every run of ``experiment`` at ``scale`` (in ``jobs`` CPU processes if > 1) and collect them."""
-    from .device import describe, pick
+    from .device import describe, pick, strict_fp32
     exp, sc = get_experiment(experiment), get_scale(scale)
     dev = pick(device)
+    strict_fp32()       # what every run sets; done here too so the provenance reports it
     t0 = time.perf_counter()
     if exp.network == "none":
         import importlib

@@ -12,13 +12,13 @@ from bnlab import bench
 from bnlab.config import DataConfig, ModelConfig, config_hash
 from bnlab.experiments import EXPERIMENTS
 
-TINY = bench.BenchConfig(device="cpu", width=0.0625, steps=2, warmup=1, repeats=1, batch_size=32, ks=(2, 4),
+TINY = bench.BenchConfig(device="cpu", width=0.0625, steps=2, warmup=1, repeats=1, batch_size=128, ks=(2, 4),
                          vmap_k=3, matmul_n=256)
 
 
 @pytest.fixture(scope="module")
 def data():
-    return bench.synthetic_images(256, 200, "cpu")
+    return bench.synthetic_images(512, 200, "cpu")
 
 
 @pytest.fixture(scope="module")
