@@ -11,7 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace, is_dataclass
 
 ARCHS = ("vgg16", "vgg11", "dln")
-NORMS = ("none", "batch", "torch_batch", "noisy_batch", "noise", "l1", "l2", "linf")
+NORMS = ("none", "batch", "torch_batch", "noisy_batch", "noise", "l1", "l2", "linf", "layer", "group",
+         "rescaled")
 DATASETS = ("fashion_mnist", "cifar10", "dln_synthetic")
 PRECISIONS = ("fp32", "fp64")
 SCALES = ("paper", "cpu", "smoke")

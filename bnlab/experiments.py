@@ -13,7 +13,9 @@ from .config import (DataConfig, ModelConfig, ProbeConfig, RunConfig, Scale, Tra
 
 NORM_LABELS = {"none": "Standard", "batch": "Standard + BatchNorm", "torch_batch": "Standard + torch BatchNorm",
                "noisy_batch": "Standard + noisy BatchNorm", "noise": "Standard + noise",
-               "l1": "Standard + L1", "l2": "Standard + L2", "linf": "Standard + L-inf"}
+               "l1": "Standard + L1", "l2": "Standard + L2", "linf": "Standard + L-inf",
+               "layer": "Standard + LayerNorm", "group": "Standard + GroupNorm",
+               "rescaled": "Standard + fixed rescaling"}
 
 
 def vgg_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
@@ -86,6 +88,16 @@ EXPERIMENTS = {e.name: e for e in (
                tuple((n, 1e-6, n in ("none", "batch")) for n in ("none", "batch", "l1", "l2", "linf"))),
     Experiment("theory", "Sec. 4", "numerical checks of Theorems 4.1, 4.2, 4.4 and Lemma 4.5", "none",
                compute="bnlab.theory:run_checks"),
+    # ---- beyond the paper (book/08_beyond); every setting here is [ours] unless a source is named ----
+    # Bjorck et al. 2018, paper-spec.md 11.3: each network at its "normal" lr (BN 0.1, standard 1e-4)
+    Experiment("bjorck_step_size", "Bjorck, rel. loss", "relative loss after one step vs step size, first "
+               "mini-batches (Bjorck et al.)", "none", compute="bnlab.beyond:step_size", dataset="fashion_mnist"),
+    Experiment("sharpness", "beyond", "top Hessian eigenvalue during training, next to effective beta and 2/lr",
+               "none", compute="bnlab.beyond:sharpness", dataset="fashion_mnist"),
+    Experiment("loss_surface", "Li et al. 2-D", "2-D loss surface around a trained VGG, filter-normalised "
+               "directions (Li et al.)", "none", compute="bnlab.beyond:surface", dataset="fashion_mnist"),
+    Experiment("confounders", "beyond", "LayerNorm, GroupNorm and a fixed rescaling beside BatchNorm, VGG", "vgg",
+               tuple((n, 0.1, n in ("none", "batch")) for n in ("none", "batch", "layer", "group", "rescaled"))),
 )}
 
 

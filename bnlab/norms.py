@@ -1,4 +1,5 @@
-"""Pluggable normalisations: BatchNorm from scratch, noisy BatchNorm, and the l_p variants.
+"""Pluggable normalisations: BatchNorm from scratch, noisy BatchNorm, the l_p variants, and (chapter
+``08_beyond``) LayerNorm, GroupNorm and a fixed rescaling that controls for BN's scale at initialisation.
 
 Every layer normalises per channel over the batch (and height x width for convolutions), as in
 Ioffe & Szegedy's Alg. 1; chapter ``01_batchnorm`` checks :class:`BatchNorm` against torch's.
@@ -133,6 +134,49 @@ class LpNorm(nn.Module):
         return f"p={self.p}"
 
 
+class FixedRescaling(nn.Module):
+    """A control for BatchNorm [ours, chapter ``08_beyond``]: BN's scaling at initialisation, then frozen.
+
+    The first forward pass in training mode stores the per-channel batch mean and biased standard deviation
+    of its input (no gradient flows through them); from then on every batch, in training and inference,
+    is mapped by the same fixed affine (x - m) / sqrt(s^2 + eps), followed by a learnable gamma, beta as in
+    BatchNorm. On that first batch the output equals BN's; afterwards nothing is normalised per batch.
+    A data-dependent initialisation in the spirit of Salimans & Kingma (2016). Before the first training
+    batch the layer is the identity (m = 0, s^2 = 1 - eps).
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.num_features, self.eps = num_features, eps
+        self.weight = nn.Parameter(torch.ones(num_features))    # gamma
+        self.bias = nn.Parameter(torch.zeros(num_features))     # beta
+        self.register_buffer("fixed_mean", torch.zeros(num_features))
+        self.register_buffer("fixed_var", torch.full((num_features,), 1.0 - eps))
+        self.register_buffer("initialised", torch.tensor(False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and not bool(self.initialised):
+            with torch.no_grad():
+                dims = _reduce_dims(x)
+                self.fixed_mean.copy_(x.mean(dims).to(self.fixed_mean.dtype))
+                self.fixed_var.copy_(x.var(dims, unbiased=False).to(self.fixed_var.dtype))
+                self.initialised.fill_(True)
+        mean, var = self.fixed_mean.to(x.dtype), self.fixed_var.to(x.dtype)
+        x_hat = (x - _per_channel(mean, x)) / torch.sqrt(_per_channel(var, x) + self.eps)
+        return x_hat * _per_channel(self.weight, x) + _per_channel(self.bias, x)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, initialised={bool(self.initialised)}"
+
+
+def group_count(num_features: int) -> int:
+    """GroupNorm's number of groups [ours]: 32 as Wu & He (2018), but at least 2 channels per group."""
+    groups = min(32, max(1, num_features // 2))
+    while num_features % groups:
+        groups -= 1
+    return groups
+
+
 def make_norm(kind: str, num_features: int, spatial: bool) -> nn.Module:
     """The normalisation layer named by ``kind`` (see ``bnlab.config.NORMS``) for ``num_features`` channels."""
     if kind == "none":
@@ -147,11 +191,18 @@ def make_norm(kind: str, num_features: int, spatial: bool) -> nn.Module:
         return ActivationNoise(num_features)
     if kind in ("l1", "l2", "linf"):
         return LpNorm(num_features, kind)
+    if kind == "layer":      # per example over channels (x height x width), per-channel gamma and beta
+        return nn.GroupNorm(1, num_features)
+    if kind == "group":
+        return nn.GroupNorm(group_count(num_features), num_features)
+    if kind == "rescaled":
+        return FixedRescaling(num_features)
     raise ValueError(f"unknown normalisation {kind!r}")
 
 
 def has_shift(kind: str) -> bool:
-    """Whether the layer subtracts a mean (then a bias before it is redundant [IS Sec. 3.2])."""
+    """Whether the layer subtracts a mean and adds its own learned shift, so that a bias before it is redundant
+    [IS Sec. 3.2] (for LayerNorm and GroupNorm nearly so: the per-channel shift after them takes its place)."""
     return kind not in ("none", "noise")
 
 

@@ -156,6 +156,9 @@ def claim_smoother(result, lr=None, smooth="batch", rough="none") -> list:
         out.append(Claim(f"with {NORM_LABELS[smooth]}, {what}",
                          f"median {key}: {a[key]:.4g} vs {b[key]:.4g} for {NORM_LABELS[rough]} "
                          f"(ratio {ratio:.3g})", bool(a[key] < b[key])))
+    out.append(Claim(f"with {NORM_LABELS[smooth]}, the worst effective beta-smoothness over training is smaller",
+                     f"largest beta: {a['beta_max']:.4g} vs {b['beta_max']:.4g} for {NORM_LABELS[rough]}",
+                     bool(a["beta_max"] < b["beta_max"])))
     return out
 
 
@@ -217,3 +220,154 @@ def claim_ics_not_reduced(result, lr) -> Claim:
              zip(bn["layers"], bn["l2"], std["l2"], bn["cos"], std["cos"])]
     return Claim(f"BatchNorm does not reduce gradient-based ICS at lr {lr:g} (BN vs standard, medians)",
                  "; ".join(parts), holds)
+
+
+# ---- beyond the paper (book/08_beyond) ---------------------------------------------------------
+BEYOND_NETS = ("none", "batch")
+
+
+def _eta_txt(x: float, eta_max: float) -> str:
+    return f"> {eta_max:g}" if not np.isfinite(x) else f"{x:.3g}"
+
+
+def step_size_stats(result, net: str) -> dict:
+    """Bjorck et al.'s test for one network, medians over the measured mini-batches: the smallest step size
+    whose relative loss exceeds the threshold (inf: none in the grid) and the same as a relative distance
+    eta |g| / |w|, the largest step size up to which every step lowers the loss, the best step size, the
+    gradient norm, and the relative loss at the network's own learning rate."""
+    from .beyond import divergence_onset, largest_decreasing
+    a = result.arrays
+    eta = a["eta"]
+    rel = np.where(a[f"{net}/nonfinite"], np.inf, a[f"{net}/rel_loss"])
+    onset = divergence_onset(eta, rel, float(a["threshold"]))
+    lr = float(a[f"{net}/lr"])
+    at_lr = rel[:, int(np.argmin(np.abs(np.log(eta) - np.log(lr))))]
+    return {"lr": lr, "batches": len(rel), "diverging": int(np.isfinite(onset).sum()),
+            "gnorm": float(np.median(a[f"{net}/gnorm"])),
+            "onset_dist": float(np.median(onset * a[f"{net}/gnorm"] / a[f"{net}/wnorm"])),
+            "onset": float(np.median(onset)), "decreasing": float(np.median(largest_decreasing(eta, rel))),
+            "best": float(np.median(eta[np.argmin(rel, 1)])), "min_rel": float(np.median(rel.min(1))),
+            "at_lr": float(np.median(at_lr)), "eta_max": float(eta[-1])}
+
+
+def step_size_table(result) -> str:
+    rows = []
+    for net in BEYOND_NETS:
+        s = step_size_stats(result, net)
+        rows.append([NORM_LABELS[net], f"{s['lr']:g}", f"{s['gnorm']:.3g}", f"{s['diverging']}/{s['batches']}",
+                     _eta_txt(s["onset"], s["eta_max"]), "-" if not np.isfinite(s["onset_dist"]) else f"{s['onset_dist']:.3g}",
+                     f"{s['decreasing']:.3g}", f"{s['best']:.3g}", f"{s['min_rel']:.3f}", f"{s['at_lr']:.4f}"])
+    thr = float(result.arrays["threshold"])
+    return table(rows, ["network", "lr", "median |g|", f"batches > {thr:g}", "median first eta > thr.",
+                        "... as eta |g|/|w|", "median largest eta < 1", "median best eta",
+                        "median min rel. loss", "median rel. loss at lr"])
+
+
+def claim_bjorck_step_size(result) -> list:
+    """Bjorck et al. (paper-spec.md 11.3). Criteria (ours): (1) the standard network's median divergence onset
+    lies within a decade of 10^-3; (2) BN's range of loss-lowering step sizes and its divergence onset are both
+    at least 100 times the standard network's (medians over mini-batches; no divergence in the grid counts as
+    beyond the grid)."""
+    std, bn = step_size_stats(result, "none"), step_size_stats(result, "batch")
+    thr = float(result.arrays["threshold"])
+    c1 = Claim(f"without BatchNorm the relative loss exceeds {thr:g} once the step size passes about 1e-3",
+               f"median smallest step size with relative loss > {thr:g}: {_eta_txt(std['onset'], std['eta_max'])}",
+               bool(1e-4 <= std["onset"] <= 1e-2))
+    c2 = Claim("with BatchNorm a step lowers the loss over a much wider range of step sizes",
+               f"median largest step size with every step lowering the loss: {bn['decreasing']:.3g} vs "
+               f"{std['decreasing']:.3g}; median divergence onset: {_eta_txt(bn['onset'], bn['eta_max'])} vs "
+               f"{_eta_txt(std['onset'], std['eta_max'])}",
+               bool(bn["decreasing"] >= 100 * std["decreasing"] and bn["onset"] >= 100 * std["onset"]))
+    return [c1, c2]
+
+
+def sharpness_stats(result, net: str) -> dict:
+    """lambda_max at step 0, its median over the second half of the measurements and overall, its largest value,
+    how often it exceeds 2/lr; medians of effective beta (max over eta), |Hg|/|g| and g^T H g / |g|^2."""
+    a = result.arrays
+    lam = a[f"{net}/sharp_max"]
+    half = lam[len(lam) // 2:]
+    beta = _nan(np.nanmax, a[f"{net}/land_beta"], axis=1)
+    acc = a[f"{net}/test_acc"]
+    return {"first": float(lam[0]), "median": float(np.median(lam)), "late": float(np.median(half)),
+            "largest": float(lam.max()), "above": float(np.mean(lam > 2 / float(a["lr"]))),
+            "beta": float(_nan(np.nanmedian, beta)), "hg": float(np.median(a[f"{net}/sharp_hg_ratio"])),
+            "curv": float(np.median(a[f"{net}/sharp_grad_curvature"])),
+            "min": float(np.median(a[f"{net}/sharp_min"])), "test_acc": float(acc[-1]) if len(acc) else float("nan")}
+
+
+def sharpness_table(result) -> str:
+    rows = []
+    for net in BEYOND_NETS:
+        s = sharpness_stats(result, net)
+        rows.append([NORM_LABELS[net], f"{s['first']:.3g}", f"{s['median']:.3g}", f"{s['late']:.3g}",
+                     f"{s['largest']:.3g}", f"{s['above']:.2f}", f"{s['beta']:.3g}", f"{s['hg']:.3g}",
+                     f"{s['curv']:.3g}", f"{s['min']:.3g}", f"{s['test_acc']:.3f}"])
+    lr = float(result.arrays["lr"])
+    return table(rows, ["network", "lmax step 0", "median lmax", "median lmax 2nd half", "largest lmax",
+                        f"frac. lmax > 2/lr = {2 / lr:g}", "median eff. beta", "median |Hg|/|g|",
+                        "median gHg/|g|^2", "median lmin", "final test acc"])
+
+
+def claim_sharpness(result) -> list:
+    """(1) The smoothness story predicts a smaller top Hessian eigenvalue with BN: median over all measurements.
+    (2) Cohen et al.'s edge of stability (shown for full-batch GD): lambda_max settles near 2/lr. Criterion
+    (ours): the median over the second half of the measurements lies within a factor 2 of 2/lr."""
+    std, bn = sharpness_stats(result, "none"), sharpness_stats(result, "batch")
+    edge = 2 / float(result.arrays["lr"])
+    out = [Claim("with BatchNorm the top Hessian eigenvalue is smaller",
+                 f"median lambda_max: {bn['median']:.3g} vs {std['median']:.3g} for {NORM_LABELS['none']}",
+                 bool(bn["median"] < std["median"]))]
+    for net, s in (("none", std), ("batch", bn)):
+        out.append(Claim(f"{NORM_LABELS[net]}: lambda_max settles near 2/lr = {edge:g} (edge of stability)",
+                         f"median lambda_max over the second half: {s['late']:.3g} "
+                         f"(ratio to 2/lr {s['late'] / edge:.2f})", bool(0.5 <= s["late"] / edge <= 2.0)))
+    return out
+
+
+def surface_stats(result, net: str) -> dict:
+    """The 2-D surface of one network: loss and accuracy at the centre, the share of the plotted square where
+    the loss stays below twice the centre's and below chance level (ln 10), the median loss on the square's edge,
+    the finite-difference curvature at the centre (mean of the a and b directions), and the largest loss on the
+    a-axis in inference mode and in training mode."""
+    a = result.arrays
+    L, c = a[f"{net}/loss"], a["coords"]
+    mid, h = len(c) // 2, float(c[1] - c[0])
+    l0 = float(L[mid, mid])
+    edge = np.concatenate([L[0], L[-1], L[1:-1, 0], L[1:-1, -1]])
+    curv = ((L[mid + 1, mid] + L[mid - 1, mid] - 2 * l0) + (L[mid, mid + 1] + L[mid, mid - 1] - 2 * l0)) / (2 * h * h)
+    return {"centre": l0, "acc": float(a[f"{net}/acc"][mid, mid]), "test_acc": float(a[f"{net}/test_acc"]),
+            "within2x": float(np.mean(L < 2 * l0)), "below_chance": float(np.mean(L < np.log(10))),
+            "edge": float(np.median(edge)), "curv": float(curv), "slice_eval_max": float(L[:, mid].max()),
+            "slice_train_max": float(a[f"{net}/slice_train_mode"].max())}
+
+
+def surface_table(result) -> str:
+    rows = []
+    for net in BEYOND_NETS:
+        s = surface_stats(result, net)
+        rows.append([NORM_LABELS[net], f"{s['test_acc']:.3f}", f"{s['centre']:.3f}", f"{s['within2x']:.2f}",
+                     f"{s['below_chance']:.2f}", f"{s['edge']:.3g}", f"{s['curv']:.3g}", f"{s['slice_eval_max']:.3g}",
+                     f"{s['slice_train_max']:.3g}"])
+    return table(rows, ["network", "test acc", "centre loss", "frac. < 2x centre", "frac. < ln 10",
+                        "median edge loss", "curvature at centre", "max a-axis (inference)",
+                        "max a-axis (training mode)"])
+
+
+def claim_surface(result) -> Claim:
+    """The smoothness story, read on Li et al.'s picture: with BN, a larger share of the plotted square keeps the
+    loss below twice its value at the trained weights."""
+    std, bn = surface_stats(result, "none"), surface_stats(result, "batch")
+    return Claim("with BatchNorm the basin around the trained weights is wider (share of the square with loss "
+                 "< 2x centre)", f"{bn['within2x']:.2f} vs {std['within2x']:.2f}; curvature at the centre "
+                 f"{bn['curv']:.3g} vs {std['curv']:.3g}", bool(bn["within2x"] > std["within2x"]))
+
+
+def claim_more_than_rescaling(result, lr=None) -> Claim:
+    """BN's smoothing is more than its rescaling at initialisation. Criterion (ours): the fixed-rescaling
+    network's median effective beta and median gradient change are both larger than BN's."""
+    bn, rs = landscape_stats(result, "batch", lr), landscape_stats(result, "rescaled", lr)
+    return Claim("BatchNorm's smoothing is more than a fixed rescaling set at initialisation",
+                 f"median max beta {bn['beta']:.4g} (BN) vs {rs['beta']:.4g} (fixed rescaling); median max gradient "
+                 f"change {bn['grad_change']:.4g} vs {rs['grad_change']:.4g}",
+                 bool(rs["beta"] > bn["beta"] and rs["grad_change"] > bn["grad_change"]))

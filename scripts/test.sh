@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 [ -x "$PY" ] || PY=python3
-export BNLAB_PROGRESS=0 MPLBACKEND=agg
+export BNLAB_PROGRESS=0
+unset MPLBACKEND   # the kernel's inline backend must draw the figures that nbval compares
 "$PY" -m pytest -q tests/
 BNLAB_MODE=cached "$PY" -m pytest -q --nbval --nbval-current-env -p no:cacheprovider book/
 BNLAB_MODE=live BNLAB_SCALE=smoke BNLAB_HOME="$(mktemp -d)" \

@@ -8,6 +8,7 @@ from .base import Probe
 from .activations import ActivationProbe
 from .ics import ICSProbe, gradient_ics
 from .landscape import LandscapeProbe, probe_along_gradient
+from .sharpness import SharpnessProbe, hessian_top
 
 
 def make_probes(cfg, model) -> list:
@@ -27,4 +28,4 @@ def make_probes(cfg, model) -> list:
 
 
 __all__ = ["Probe", "make_probes", "ActivationProbe", "ICSProbe", "LandscapeProbe", "gradient_ics",
-           "probe_along_gradient"]
+           "probe_along_gradient", "SharpnessProbe", "hessian_top"]

@@ -1,4 +1,6 @@
 """Figures for the book, one module per kind of figure; every chapter uses the same palette (``style``)."""
+from .beyond import (sharpness_figure, step_size_figure, surface_3d_figure, surface_contour_figure,
+                     surface_slice_figure)
 from .distributions import distribution_figure, histogram_figure, moments_figure
 from .ics import ics_figure
 from .landscape import landscape_figure, predictiveness_vs_distance
@@ -8,4 +10,5 @@ from .training import curves, training_figure
 
 __all__ = ["setup", "NORM_COLOURS", "training_figure", "curves", "distribution_figure", "histogram_figure",
            "moments_figure", "ics_figure", "landscape_figure", "predictiveness_vs_distance",
-           "theorem41_figure", "theorem42_figure", "lemma45_figure"]
+           "theorem41_figure", "theorem42_figure", "lemma45_figure", "step_size_figure", "sharpness_figure",
+           "surface_contour_figure", "surface_3d_figure", "surface_slice_figure"]

@@ -2,7 +2,8 @@
 import matplotlib
 
 NORM_COLOURS = {"none": "#4c72b0", "batch": "#dd8452", "torch_batch": "#c44e52", "noisy_batch": "#55a868",
-                "noise": "#8172b3", "l1": "#937860", "l2": "#da8bc3", "linf": "#8c8c8c"}
+                "noise": "#8172b3", "l1": "#937860", "l2": "#da8bc3", "linf": "#8c8c8c",
+                "layer": "#64b5cd", "group": "#ccb974", "rescaled": "#222222"}
 LR_STYLES = {0: "-", 1: "--", 2: ":", 3: "-."}
 
 

@@ -1,0 +1,191 @@
+"""Analyses beyond Santurkar et al. (chapter ``08_beyond``): Bjorck et al.'s step-size test, Hessian sharpness
+during training, and Li et al.'s 2-D loss surface, each for the VGG of a scale with and without BatchNorm.
+
+Each ``compute`` function takes ``(scale, device=None)`` and returns a flat dict of numpy arrays (keys prefixed
+``none/`` and ``batch/`` per network), the form :func:`bnlab.results.compute` saves for an analysis experiment.
+Sizes per scale are ours (the papers give none that fit a CPU); the chapter states them.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from . import data as data_mod
+from .config import PAPER_SETTINGS, ProbeConfig, get_scale
+from .device import pick, strict_fp32
+from .experiments import vgg_run
+from .measure.sharpness import SharpnessProbe
+from .measure.step_size import DIVERGENCE, relative_loss
+from .measure.surface import ModelHandle, filter_normalised_direction, loss_surface
+from .models import build, loss_fn
+
+PRECISION = "strict fp32 (TF32 off)"
+REL_CAP = 1e30          # stored in place of a relative loss that overflowed (mask: <net>/nonfinite)
+
+# Bjorck et al.'s "normal" learning rate of each network (paper-spec.md 11.3)
+NORMAL_LR = {"none": 1e-4, "batch": 0.1}
+
+# [ours] sizes. batches: first mini-batches measured; etas: log10 range and number of step sizes.
+STEP_SIZE_SCALES = {
+    "smoke": dict(batches=2, log_eta=(-5.0, 3.0), etas=9),
+    "cpu": dict(batches=20, log_eta=(-5.0, 3.0), etas=33),
+    "paper": dict(batches=50, log_eta=(-5.0, 3.0), etas=33),
+}
+# steps: training length (None = the scale's VGG length); every: probe interval; iters: power-iteration cap.
+SHARPNESS_SCALES = {
+    "smoke": dict(steps=12, every=6, iters=4, lr=0.1),
+    "cpu": dict(steps=600, every=50, iters=20, lr=0.1),
+    "paper": dict(steps=None, every=500, iters=30, lr=0.1),
+}
+# steps: training before the surface is drawn; points: grid points per axis over [-1, 1]; images: fixed set.
+SURFACE_SCALES = {
+    "smoke": dict(steps=12, points=5, images=128, lr=0.1),
+    "cpu": dict(steps=500, points=21, images=512, lr=0.1),
+    "paper": dict(steps=None, points=31, images=5000, lr=0.1),
+}
+
+
+def _check_scale(scale: str, table: dict) -> dict:
+    if scale not in table:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {tuple(table)}")
+    return table[scale]
+
+
+# ---- Bjorck et al.: relative loss vs step size in the first mini-batches ---------------------------
+def step_size(scale: str, device=None) -> dict:
+    """For each network at its normal lr: train on the first mini-batches; before each step, record
+    L(w - eta g) / L(w) on that batch for eta on a log grid (BN in training mode, parameters restored).
+
+    Keys: ``eta`` [K], ``threshold`` (10^3), and per network n: ``n/rel_loss`` [T, K] (overflow stored as
+    REL_CAP, flagged in ``n/nonfinite``), ``n/loss`` [T] the batch loss before the step, ``n/gnorm`` and
+    ``n/wnorm`` [T] the norms of g and w over all parameters (so eta |g| / |w| is the relative distance moved),
+    ``n/lr``.
+    """
+    cfg_s = _check_scale(scale, STEP_SIZE_SCALES)
+    sc, dev = get_scale(scale), pick(device)
+    strict_fp32()
+    etas = torch.logspace(*cfg_s["log_eta"], cfg_s["etas"], dtype=torch.float64)
+    out = {"eta": etas.numpy(), "threshold": np.asarray(DIVERGENCE), "precision": PRECISION}
+    data = None
+    for norm, lr in NORMAL_LR.items():
+        cfg = vgg_run(sc, norm, lr, seed=0)
+        data = data if data is not None else data_mod.load(cfg.data, 0, dev)
+        model = build(cfg.model, 0, dev)
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
+        batches = data.batches(cfg.train.batch_size, 0)
+        rel, losses, gnorm, wnorm = [], [], [], []
+        for _ in range(cfg_s["batches"]):
+            x, y = next(batches)
+            loss = loss_fn(model, model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            rel.append(relative_loss(model, x, y, etas).cpu())
+            losses.append(float(loss.detach()))
+            gnorm.append(float(torch.sqrt(sum((p.grad.double() ** 2).sum() for p in model.parameters()))))
+            wnorm.append(float(torch.sqrt(sum((p.detach().double() ** 2).sum() for p in model.parameters()))))
+            opt.step()
+        r = torch.stack(rel).numpy()
+        bad = ~np.isfinite(r)
+        out[f"{norm}/rel_loss"] = np.where(bad, REL_CAP, r)
+        out[f"{norm}/nonfinite"] = bad
+        out[f"{norm}/loss"] = np.asarray(losses)
+        out[f"{norm}/gnorm"], out[f"{norm}/wnorm"] = np.asarray(gnorm), np.asarray(wnorm)
+        out[f"{norm}/lr"] = np.asarray(lr)
+    return out
+
+
+def divergence_onset(eta: np.ndarray, rel: np.ndarray, threshold: float = DIVERGENCE) -> np.ndarray:
+    """Per row of ``rel`` [T, K]: the smallest eta whose relative loss exceeds ``threshold`` (inf if none)."""
+    above = rel > threshold
+    return np.where(above.any(1), eta[np.argmax(above, axis=1)], np.inf)
+
+
+def largest_decreasing(eta: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """Per row: the largest eta up to which every step size lowers the loss (relative loss < 1); 0 if none."""
+    below = rel < 1
+    n_ok = np.argmin(np.concatenate([below, np.zeros((len(rel), 1), bool)], 1), axis=1)   # first failure
+    return np.where(n_ok > 0, eta[np.maximum(n_ok - 1, 0)], 0.0)
+
+
+# ---- sharpness next to effective beta-smoothness ---------------------------------------------------
+def sharpness(scale: str, device=None) -> dict:
+    """Train the VGG with and without BN at lr 0.1 with the landscape probe and :class:`SharpnessProbe`.
+
+    Keys per network n: ``n/step`` [S] and ``n/train_loss`` [S] (up to divergence), ``n/sharp_step`` [P],
+    ``n/sharp_max`` (lambda_max), ``n/sharp_dominant``, ``n/sharp_grad_curvature`` (g^T H g/|g|^2),
+    ``n/sharp_hg_ratio`` (|Hg|/|g|), ``n/sharp_products``, ``n/land_step`` [P], ``n/land_eta`` [K],
+    ``n/land_beta`` [P, K], ``n/eval_step``, ``n/test_acc``, ``n/diverged_step`` (-1 = ok); and ``lr``,
+    ``steps``, ``every``.
+    """
+    from .train import train
+    cfg_s = _check_scale(scale, SHARPNESS_SCALES)
+    sc, dev = get_scale(scale), pick(device)
+    steps = cfg_s["steps"] or sc.vgg_steps
+    out = {"lr": np.asarray(cfg_s["lr"]), "steps": np.asarray(steps), "every": np.asarray(cfg_s["every"]),
+           "precision": PRECISION}
+    data = None
+    for norm in ("none", "batch"):
+        base = vgg_run(sc, norm, cfg_s["lr"], seed=0)
+        cfg = replace(base, name=f"{base.name}_sharpness", train=replace(base.train, steps=steps),
+                      probe=ProbeConfig(every=cfg_s["every"], landscape=True, landscape_points=8,
+                                        landscape_range=PAPER_SETTINGS["vgg"]["probe_range_x_lr"]))
+        data = data if data is not None else data_mod.load(cfg.data, 0, dev)
+        res = train(cfg, data=data, device=dev, progress=False,
+                    extra_probes=[lambda model: SharpnessProbe(cfg_s["every"], cfg_s["iters"], seed=0)])
+        n_ok = res.diverged_step if res.diverged_step is not None else steps
+        out[f"{norm}/step"] = res["step"][:n_ok]
+        out[f"{norm}/train_loss"] = res["train_loss"][:n_ok]
+        for k in ("sharp_step", "sharp_max", "sharp_min", "sharp_dominant", "sharp_residual",
+                  "sharp_grad_curvature", "sharp_hg_ratio", "sharp_products", "land_step", "land_eta", "land_beta",
+                  "eval_step", "test_acc"):
+            out[f"{norm}/{k}"] = res[k]
+        out[f"{norm}/diverged_step"] = np.asarray(-1 if res.diverged_step is None else res.diverged_step)
+    return out
+
+
+# ---- Li et al.'s 2-D loss surface ------------------------------------------------------------------
+def surface(scale: str, device=None) -> dict:
+    """Train each VGG briefly at lr 0.1, then the loss on a fixed image set at w + a d1 + b d2 on a grid
+    (filter-normalised d1, d2; BN in inference mode), plus the a-axis slice with BN in training mode.
+
+    Keys: ``coords`` [P] (a and b values), ``steps``, ``images``; per network n: ``n/loss`` and ``n/acc``
+    [P, P] (index [i, j] = (a_i, b_j)), ``n/slice_train_mode`` [P] (b = 0, batch statistics of chunks of 128),
+    ``n/train_loss`` [steps], ``n/test_acc`` (final), ``n/cos_d1_d2``.
+    """
+    from .train import train
+    cfg_s = _check_scale(scale, SURFACE_SCALES)
+    sc, dev = get_scale(scale), pick(device)
+    steps = cfg_s["steps"] or sc.vgg_steps
+    coords = torch.linspace(-1.0, 1.0, cfg_s["points"], dtype=torch.float64)
+    out = {"coords": coords.numpy(), "steps": np.asarray(steps), "images": np.asarray(cfg_s["images"]),
+           "precision": PRECISION}
+    data = None
+    for norm in ("none", "batch"):
+        base = vgg_run(sc, norm, cfg_s["lr"], seed=0)
+        cfg = replace(base, name=f"{base.name}_surface", train=replace(base.train, steps=steps,
+                                                                      eval_every=steps), probe=ProbeConfig())
+        data = data if data is not None else data_mod.load(cfg.data, 0, dev)
+        handle = ModelHandle()
+        res = train(cfg, data=data, device=dev, progress=False, extra_probes=[handle])
+        model = handle.model
+        n = min(cfg_s["images"], data.x_train.shape[0])
+        x, y = data.normalise(data.x_train[:n]), data.y_train[:n]
+        gen = torch.Generator().manual_seed(0)
+        d1, d2 = filter_normalised_direction(model, gen), filter_normalised_direction(model, gen)
+        grid = loss_surface(model, x, y, d1, d2, coords, coords)
+        line = loss_surface(model, x, y, d1, d2, coords, [0.0], batch_size=128, train_mode=True)
+        cos = sum((a * b).sum() for a, b in zip(d1, d2)) / torch.sqrt(
+            sum((a ** 2).sum() for a in d1) * sum((b ** 2).sum() for b in d2))
+        out[f"{norm}/loss"], out[f"{norm}/acc"] = grid["loss"].numpy(), grid["acc"].numpy()
+        out[f"{norm}/slice_train_mode"] = line["loss"][:, 0].numpy()
+        out[f"{norm}/train_loss"] = res["train_loss"]
+        out[f"{norm}/test_acc"] = np.asarray(res.final_test_acc)
+        out[f"{norm}/cos_d1_d2"] = np.asarray(float(cos))
+    return out
+
+
+__all__ = ["NORMAL_LR", "STEP_SIZE_SCALES", "SHARPNESS_SCALES", "SURFACE_SCALES", "step_size", "sharpness",
+           "surface", "divergence_onset", "largest_decreasing"]

@@ -1,0 +1,158 @@
+"""Figures of chapter ``08_beyond``: Bjorck et al.'s step-size test, sharpness during training, Li et al.'s
+2-D loss surface. The confounder experiment reuses :func:`training_figure` and :func:`landscape_figure`."""
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .common import smooth
+from .style import colour, label
+
+NETS = ("none", "batch")
+SHOW_CAP = 1e8       # relative losses above this (or overflowed) are drawn at the cap with a cross
+
+
+def _step_panel(ax, eta, rel, nonfinite, lr, cmap_name):
+    cmap = plt.get_cmap(cmap_name)
+    for t in range(len(rel)):
+        r = np.where(nonfinite[t] | (rel[t] > SHOW_CAP), SHOW_CAP, rel[t])
+        ax.plot(eta, r, "-", color=cmap(0.25 + 0.7 * t / max(len(rel) - 1, 1)), lw=1.0, alpha=0.85)
+        capped = nonfinite[t] | (rel[t] > SHOW_CAP)
+        ax.plot(eta[capped], np.full(capped.sum(), SHOW_CAP), "x", color="k", ms=4)
+    ax.axvline(lr, color="k", ls=":", lw=1, label=f"its learning rate ({lr:g})")
+
+
+def step_size_figure(res):
+    """Relative loss L(w - eta g)/L(w) against eta: one line per mini-batch for each network (darker = later),
+    then both networks against the relative distance moved, eta |g| / |w|, one line per mini-batch."""
+    a = res.arrays
+    eta, thr = a["eta"], float(a["threshold"])
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
+    for ax, net, cmap in zip(axes[:2], NETS, ("Blues", "Oranges")):
+        _step_panel(ax, eta, a[f"{net}/rel_loss"], a[f"{net}/nonfinite"], float(a[f"{net}/lr"]), cmap)
+        ax.set_title(f"{label(net)} (one line per mini-batch)")
+    for net in NETS:
+        rel = np.where(a[f"{net}/nonfinite"], SHOW_CAP, np.minimum(a[f"{net}/rel_loss"], SHOW_CAP))
+        dist = eta[None, :] * (a[f"{net}/gnorm"] / a[f"{net}/wnorm"])[:, None]
+        for t in range(len(rel)):
+            axes[2].plot(dist[t], rel[t], color=colour(net), lw=0.8, alpha=0.6, label=label(net) if t == 0 else None)
+    axes[2].set_title("both networks against the distance moved")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.axhline(thr, color="#c44e52", ls="--", lw=1, label=f"divergence ({thr:g}, Bjorck et al.)")
+        ax.axhline(1.0, color="#555555", ls="-", lw=0.8)
+        ax.set_xlabel(r"step size $\eta$ along $-g$")
+        ax.set_ylim(top=SHOW_CAP * 5)
+    axes[2].set_xlabel(r"relative distance moved $\eta\,\|g\| / \|w\|$")
+    for ax in axes:
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0].set_ylabel(r"relative loss $L(w-\eta g)\,/\,L(w)$ (same batch)")
+    fig.tight_layout()
+    return fig
+
+
+def sharpness_figure(res, window: int = 20):
+    """Training loss; lambda_max of the Hessian with 2/lr; effective beta (landscape probe) and |Hg|/|g|."""
+    a = res.arrays
+    lr = float(a["lr"])
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.9))
+    for net in NETS:
+        c = colour(net)
+        axes[0].plot(a[f"{net}/step"], smooth(a[f"{net}/train_loss"], window), color=c, lw=1.4, label=label(net))
+        s = a[f"{net}/sharp_step"]
+        axes[1].plot(s, np.maximum(a[f"{net}/sharp_max"], 1e-3), "o-", color=c, ms=3, lw=1.4,
+                     label=rf"{label(net)}: $\lambda_{{max}}$")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            beta = np.nanmax(a[f"{net}/land_beta"], axis=1)
+        axes[2].plot(a[f"{net}/land_step"], beta, "o-", color=c, ms=3, lw=1.4,
+                     label=rf"{label(net)}: effective $\beta$ ($\eta\in$ probe range)")
+        axes[2].plot(s, a[f"{net}/sharp_hg_ratio"], "s--", color=c, ms=3, lw=1.0,
+                     label=rf"{label(net)}: $\|Hg\|/\|g\|$ ($\eta\to 0$)")
+    axes[1].axhline(2 / lr, color="#c44e52", ls="--", lw=1, label=rf"$2/\mathrm{{lr}}$ = {2 / lr:g}")
+    axes[0].set_ylabel("training loss (batch, smoothed)")
+    axes[0].set_yscale("log")
+    axes[1].set_ylabel(r"top Hessian eigenvalue $\lambda_{max}$ (log)")
+    axes[2].set_ylabel("gradient change per unit distance (log)")
+    axes[1].set_title("sharpness on the step's batch")
+    axes[2].set_title(r"effective $\beta$-smoothness vs. local $\|Hg\|/\|g\|$")
+    for ax in axes:
+        ax.set_xlabel("training step")
+        ax.legend(fontsize=7)
+    for ax in axes[1:]:
+        ax.set_yscale("log")
+    fig.tight_layout()
+    return fig
+
+
+def _levels(res):
+    a = res.arrays
+    lo = min(float(np.min(a[f"{n}/loss"])) for n in NETS)
+    hi = max(float(np.max(a[f"{n}/loss"])) for n in NETS)
+    return np.geomspace(max(lo, 1e-3), max(hi, lo * 1.01), 25)
+
+
+def surface_contour_figure(res):
+    """Filled contours of the loss on the plane w + a d1 + b d2 (log-spaced levels shared by both networks)."""
+    from matplotlib.colors import LogNorm
+    a = res.arrays
+    c = a["coords"]
+    levels = _levels(res)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
+    for ax, net in zip(axes, NETS):
+        cs = ax.contourf(c, c, a[f"{net}/loss"].T, levels=levels, norm=LogNorm(levels[0], levels[-1]),
+                         cmap="viridis", extend="both")
+        ax.contour(c, c, a[f"{net}/loss"].T, levels=levels[::3], colors="w", linewidths=0.4)
+        ax.plot(0, 0, "r*", ms=9, label="trained weights")
+        ax.set_title(label(net))
+        ax.set_xlabel(r"$a$ (along filter-normalised $d_1$)")
+        ax.set_ylabel(r"$b$ (along filter-normalised $d_2$)")
+        ax.set_aspect("equal")
+        ax.legend(fontsize=7, loc="upper right")
+    fig.colorbar(cs, ax=axes, label="training loss (fixed image set, BN in inference mode)", ticks=[0.1, 0.3, 1, 3, 10,
+                                                                                                     30, 100, 300])
+    return fig
+
+
+def surface_3d_figure(res, zmax: float = 10.0):
+    """The same grids as 3-D surfaces, loss clipped at ``zmax`` (chance level is ln 10 = 2.3)."""
+    a = res.arrays
+    c = a["coords"]
+    A, B = np.meshgrid(c, c, indexing="ij")
+    fig = plt.figure(figsize=(11, 4.6))
+    for k, net in enumerate(NETS):
+        ax = fig.add_subplot(1, 2, k + 1, projection="3d")
+        z = np.minimum(a[f"{net}/loss"], zmax)
+        ax.plot_surface(A, B, z, cmap="viridis", vmin=0, vmax=zmax, linewidth=0, antialiased=True)
+        ax.set_zlim(0, zmax)
+        ax.set_title(f"{label(net)} (loss clipped at {zmax:g})")
+        ax.set_xlabel(r"$a$")
+        ax.set_ylabel(r"$b$")
+        ax.set_zlabel("training loss")
+        ax.view_init(elev=30, azim=-60)
+    fig.tight_layout()
+    return fig
+
+
+def surface_slice_figure(res):
+    """The line b = 0 through the trained weights: inference mode (running statistics) for both networks, and
+    the BN network with batch statistics (training mode)."""
+    a = res.arrays
+    c = a["coords"]
+    mid = len(c) // 2
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for net in NETS:
+        ax.plot(c, a[f"{net}/loss"][:, mid], "o-", color=colour(net), ms=3, label=f"{label(net)}, inference mode")
+    ax.plot(c, a["batch/slice_train_mode"], "s--", color=colour("batch"), ms=3,
+            label=f"{label('batch')}, training mode (batch statistics)")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$a$ (along filter-normalised $d_1$, $b = 0$)")
+    ax.set_ylabel("training loss (fixed image set)")
+    ax.legend(fontsize=7.5)
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["step_size_figure", "sharpness_figure", "surface_contour_figure", "surface_3d_figure",
+           "surface_slice_figure"]

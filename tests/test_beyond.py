@@ -1,0 +1,277 @@
+"""Chapter 08 (beyond the paper): sharpness, Bjorck et al.'s step-size test, Li et al.'s surface, the new
+normalisations; each checked against an obviously correct reference on tiny networks."""
+import copy
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from bnlab import summary
+from bnlab.beyond import divergence_onset, largest_decreasing
+from bnlab.config import DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig
+from bnlab.measure.sharpness import SharpnessProbe, hessian_top, lanczos_extremes
+from bnlab.measure.step_size import relative_loss
+from bnlab.measure.surface import ModelHandle, filter_normalised_direction, loss_on, loss_surface
+from bnlab.models import Block, Blockwise, build, loss_fn
+from bnlab.norms import BatchNorm, FixedRescaling, frozen_state, group_count, make_norm
+from bnlab.results import Result
+from conftest import needs_fashion
+
+F64 = torch.float64
+
+
+def tiny_mlp(norm: bool, seed=0):
+    torch.manual_seed(seed)
+    blocks = [Block(nn.Linear(6, 5), BatchNorm(5) if norm else nn.Identity(), act=True),
+              Block(nn.Linear(5, 4), BatchNorm(4) if norm else nn.Identity(), act=True),
+              Block(nn.Linear(4, 3), nn.Identity(), act=False)]
+    model = Blockwise(blocks, "classifier").double()
+    x = torch.randn(16, 6, dtype=F64)
+    y = torch.randint(0, 3, (16,))
+    return model, x, y
+
+
+def explicit_hessian(model, x, y):
+    """Obviously correct: the full Hessian of the loss w.r.t. the flattened parameters (BN in training mode)."""
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for p in model.parameters()]
+    ref = copy.deepcopy(model)
+
+    def f(flat):
+        params, i = {}, 0
+        for n, s in zip(names, shapes):
+            params[n] = flat[i:i + s.numel()].view(s)
+            i += s.numel()
+        return loss_fn(ref, functional_call(ref, params, (x,)), y)
+
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()]).requires_grad_()
+    H = torch.autograd.functional.hessian(f, flat)
+    g, = torch.autograd.grad(f(flat), flat)
+    return H, g.detach()
+
+
+def snapshot(model):
+    return ({n: p.detach().clone() for n, p in model.named_parameters()},
+            {n: b.clone() for n, b in model.named_buffers()})
+
+
+def assert_unchanged(model, snap):
+    params, buffers = snap
+    for n, p in model.named_parameters():
+        assert torch.equal(p, params[n])
+    for n, b in model.named_buffers():
+        assert torch.equal(b, buffers[n])
+
+
+# ---- sharpness ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("norm", [False, True])
+def test_top_hessian_eigenvalue_matches_explicit_hessian(norm):
+    model, x, y = tiny_mlp(norm)
+    H, g = explicit_hessian(model, x, y)
+    eig = torch.linalg.eigvalsh(H)
+    snap = snapshot(model)
+    res = hessian_top(model, x, y, iters=60, tol=1e-12, generator=torch.Generator().manual_seed(0))
+    assert_unchanged(model, snap)
+    assert res["max"] == pytest.approx(float(eig[-1]), rel=1e-7)
+    assert res["min"] == pytest.approx(float(eig[0]), rel=1e-4)
+    assert res["residual"] < 1e-5 * abs(float(eig[-1]))
+    assert res["grad_curvature"] == pytest.approx(float(g @ H @ g / (g @ g)), rel=1e-9)
+    assert res["hg_ratio"] == pytest.approx(float((H @ g).norm() / g.norm()), rel=1e-9)
+
+
+def test_lanczos_finds_the_largest_eigenvalue_not_the_largest_magnitude():
+    gen = torch.Generator().manual_seed(0)
+    Q, _ = torch.linalg.qr(torch.randn(6, 6, generator=gen, dtype=F64))
+    A = Q @ torch.diag(torch.tensor([-50.0, 2.0, 1.5, 1.0, -1.0, 0.5], dtype=F64)) @ Q.T
+    res = lanczos_extremes(lambda v: [A @ v[0]], [torch.randn(6, generator=gen, dtype=F64)], iters=6, tol=0)
+    assert res["max"] == pytest.approx(2.0, rel=1e-10)
+    assert res["min"] == pytest.approx(-50.0, rel=1e-10)
+    assert res["dominant"] == pytest.approx(-50.0, rel=1e-10)
+    v = res["vector"][0]
+    torch.testing.assert_close(A @ v, 2.0 * v, rtol=0, atol=1e-8)
+
+
+def tiny_run(norm="batch", steps=6, every=3, **probe):
+    return RunConfig(name="tiny", model=ModelConfig(arch="vgg11", norm=norm, width=0.0625, in_channels=1),
+                     data=DataConfig("fashion_mnist", train_subset=256, test_subset=64),
+                     train=TrainConfig(lr=0.1, steps=steps, batch_size=32, eval_every=steps),
+                     probe=ProbeConfig(every=every, **probe))
+
+
+@needs_fashion
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_sharpness_probe_leaves_training_unchanged(norm):
+    from bnlab.train import train
+    cfg = tiny_run(norm, landscape=True)
+    plain = train(cfg, device="cpu", progress=False)
+    probed = train(cfg, device="cpu", progress=False, extra_probes=[lambda m: SharpnessProbe(3, iters=5)])
+    np.testing.assert_array_equal(plain["train_loss"], probed["train_loss"])
+    np.testing.assert_array_equal(probed["sharp_step"], [0, 3, 5])
+    assert np.all(probed["sharp_max"] >= probed["sharp_min"])
+    assert np.all(probed["sharp_products"] >= 1) and np.all(probed["sharp_products"] <= 5)
+    assert np.all(np.isfinite(probed["sharp_hg_ratio"]))
+
+
+# ---- Bjorck et al.'s relative loss --------------------------------------------------------------
+@pytest.mark.parametrize("norm", [False, True])
+def test_relative_loss_matches_reference_and_restores(norm):
+    model, x, y = tiny_mlp(norm, seed=1)
+    loss_fn(model, model(x), y).backward()
+    snap = snapshot(model)
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    etas = torch.tensor([0.0, 1e-3, 0.1, 10.0], dtype=F64)
+    rel = relative_loss(model, x, y, etas)
+    assert_unchanged(model, snap)
+    assert all(torch.equal(p.grad, grads[n]) for n, p in model.named_parameters())
+    for k, eta in enumerate(etas.tolist()):
+        with torch.no_grad():
+            ref = copy.deepcopy(model)
+            base = loss_fn(ref, ref(x), y)
+            ref = copy.deepcopy(model)
+            for n, p in ref.named_parameters():
+                p -= eta * grads[n]
+            assert float(rel[k]) == pytest.approx(float(loss_fn(ref, ref(x), y) / base), rel=1e-12)
+    assert float(rel[0]) == 1.0
+
+
+def test_divergence_onset_and_decreasing_range():
+    eta = np.array([1e-3, 1e-2, 1e-1, 1.0, 10.0])
+    rel = np.array([[0.9, 0.8, 1.2, 5e3, np.inf],      # lowers the loss up to 1e-2, diverges from 1
+                    [0.99, 0.9, 0.7, 0.5, 0.4],        # never diverges
+                    [1.5, 2e3, 1e4, 1e5, 1e6]])        # never lowers the loss, diverges from 1e-2
+    np.testing.assert_array_equal(divergence_onset(eta, rel, 1e3), [1.0, np.inf, 1e-2])
+    np.testing.assert_array_equal(largest_decreasing(eta, rel), [1e-2, 10.0, 0.0])
+
+
+def test_step_size_summary_on_a_known_result():
+    eta = np.logspace(-5, 3, 9)
+    std = np.where(eta[None] > 1e-3, 1e5, 0.99).repeat(3, 0)      # diverges above 1e-3
+    bn = np.where(eta[None] > 10, 1e4, 0.5).repeat(3, 0)          # lowers the loss up to 10
+    arrays = {"eta": eta, "threshold": np.asarray(1e3), "none/rel_loss": std, "batch/rel_loss": bn,
+              "none/nonfinite": np.zeros_like(std, bool), "batch/nonfinite": np.zeros_like(bn, bool),
+              "none/lr": np.asarray(1e-4), "batch/lr": np.asarray(0.1), "none/gnorm": np.full(3, 2.0),
+              "batch/gnorm": np.full(3, 0.5), "none/wnorm": np.full(3, 10.0), "batch/wnorm": np.full(3, 10.0)}
+    res = Result("bjorck_step_size", "smoke", {}, [], arrays)
+    s = summary.step_size_stats(res, "none")
+    assert s["onset"] == 1e-2 and s["decreasing"] == 1e-3 and s["at_lr"] == 0.99
+    assert s["onset_dist"] == pytest.approx(1e-2 * 2.0 / 10.0) and s["gnorm"] == 2.0
+    c1, c2 = summary.claim_bjorck_step_size(res)
+    assert c1.holds and c2.holds
+    assert "batches > 1000" in summary.step_size_table(res)
+
+
+# ---- Li et al.'s surface ------------------------------------------------------------------------
+def test_filter_normalised_directions():
+    model = build(ModelConfig(arch="vgg11", norm="none", width=0.0625, in_channels=1), 0, "cpu", F64)
+    d = filter_normalised_direction(model, torch.Generator().manual_seed(0))
+    for p, u in zip(model.parameters(), d):
+        assert u.shape == p.shape
+        if p.dim() == 1:
+            assert torch.equal(u, torch.zeros_like(p))            # biases: no direction (Li et al.)
+        else:
+            torch.testing.assert_close(u.flatten(1).norm(dim=1), p.detach().flatten(1).norm(dim=1))
+
+
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_loss_surface_matches_reference_and_restores(norm):
+    model = build(ModelConfig(arch="vgg11", norm=norm, width=0.0625, in_channels=1), 0, "cpu", F64)
+    x, y = torch.randn(40, 1, 32, 32, dtype=F64), torch.randint(0, 10, (40,))
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):                    # give BN running statistics that differ from the defaults
+            model(x * 2 + 1)
+    gen = torch.Generator().manual_seed(1)
+    d1, d2 = filter_normalised_direction(model, gen), filter_normalised_direction(model, gen)
+    snap = snapshot(model)
+    coords = [-0.5, 0.0, 0.25]
+    grid = loss_surface(model, x, y, d1, d2, coords, coords, batch_size=16)
+    assert_unchanged(model, snap)
+    assert model.training
+    for i, a in enumerate(coords):
+        for j, b in enumerate(coords):
+            ref = copy.deepcopy(model).eval()
+            with torch.no_grad():
+                for p, u, v in zip(ref.parameters(), d1, d2):
+                    p += a * u + b * v
+                out = ref(x)
+            assert float(grid["loss"][i, j]) == pytest.approx(float(loss_fn(ref, out, y)), rel=1e-10)
+            assert float(grid["acc"][i, j]) == float((out.argmax(1) == y).double().mean())
+    assert float(grid["loss"][1, 1]) == pytest.approx(loss_on(model, x, y)[0], rel=1e-12)
+    if norm == "batch":                       # training mode: batch statistics, running statistics restored
+        train_mode = loss_on(model, x, y, batch_size=40, train_mode=True)[0]
+        assert_unchanged(model, snap)
+        with torch.no_grad():
+            ref = copy.deepcopy(model).train()
+            assert train_mode == pytest.approx(float(loss_fn(ref, ref(x), y)), rel=1e-12)
+
+
+@needs_fashion
+def test_model_handle_returns_the_trained_network():
+    from bnlab.train import evaluate, train
+    from bnlab import data as data_mod
+    cfg = tiny_run("batch", every=0)
+    handle = ModelHandle()
+    res = train(cfg, device="cpu", progress=False, extra_probes=[handle])
+    data = data_mod.load(cfg.data, 0, "cpu")
+    assert evaluate(handle.model, data, torch.float32)[1] == pytest.approx(res.final_test_acc)
+    assert not handle.arrays()
+
+
+# ---- the new normalisations -----------------------------------------------------------------------
+def test_fixed_rescaling_equals_bn_on_the_first_batch_then_stays_fixed():
+    torch.manual_seed(0)
+    fixed, bn = FixedRescaling(3).double(), BatchNorm(3).double()
+    x1 = (torch.randn(8, 3, 4, 4, dtype=F64) * 3 + 1).requires_grad_()
+    out = fixed(x1)
+    torch.testing.assert_close(out, bn(x1))
+    # no gradient through the statistics: d out / d x = 1 / sqrt(var + eps) per channel
+    g, = torch.autograd.grad(out.sum(), x1)
+    scale = 1 / torch.sqrt(x1.detach().var((0, 2, 3), unbiased=False) + 1e-5)
+    torch.testing.assert_close(g, scale.view(1, 3, 1, 1).expand_as(g))
+    x2 = torch.randn(8, 3, 4, 4, dtype=F64) * 0.5 - 2
+    expected = (x2 - x1.detach().mean((0, 2, 3)).view(1, 3, 1, 1)) * scale.view(1, 3, 1, 1)
+    torch.testing.assert_close(fixed(x2), expected)
+    fixed.eval()
+    torch.testing.assert_close(fixed(x2), expected)
+    assert not torch.allclose(bn.train()(x2), expected)
+    with frozen_state(fixed):                 # measurement passes keep the frozen statistics
+        fixed.train()(x1 * 5)
+    torch.testing.assert_close(fixed(x2), expected)
+
+
+def test_fixed_rescaling_before_training_is_the_identity():
+    x = torch.randn(4, 2, dtype=F64)
+    layer = FixedRescaling(2).double().eval()
+    torch.testing.assert_close(layer(x), x)
+    assert not bool(layer.initialised)
+
+
+@pytest.mark.parametrize("shape", [(4, 8, 5, 5), (6, 12)])
+def test_layer_and_group_norm(shape):
+    torch.manual_seed(0)
+    x = torch.randn(shape, dtype=F64) * 4 + 3
+    c = shape[1]
+    layer = make_norm("layer", c, spatial=len(shape) == 4).double()
+    out = layer(x).flatten(1)               # gamma = 1, beta = 0: each example standardised over all its units
+    torch.testing.assert_close(out.mean(1), torch.zeros(shape[0], dtype=F64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(out.var(1, unbiased=False), torch.ones(shape[0], dtype=F64), rtol=1e-4, atol=0)
+    group = make_norm("group", c, spatial=len(shape) == 4).double()
+    assert group.num_groups == group_count(c)
+    per_group = group(x).reshape(shape[0], group.num_groups, -1)
+    torch.testing.assert_close(per_group.mean(2), torch.zeros_like(per_group.mean(2)), rtol=0, atol=1e-12)
+    assert not hasattr(layer, "running_mean") and not hasattr(group, "running_mean")
+
+
+def test_group_count_rule():
+    assert [group_count(c) for c in (1, 4, 6, 32, 64, 512)] == [1, 2, 3, 16, 32, 32]
+
+
+@pytest.mark.parametrize("norm", ["layer", "group", "rescaled"])
+def test_new_norms_build_a_vgg_without_conv_bias(norm):
+    model = build(ModelConfig(arch="vgg16", norm=norm, width=0.0625, in_channels=1), 0, "cpu")
+    assert model.blocks[0].layer.bias is None
+    out = model(torch.randn(4, 1, 32, 32))
+    assert out.shape == (4, 10)
