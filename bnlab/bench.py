@@ -407,10 +407,36 @@ def bench_engine_vs_baseline(cfg: BenchConfig, data: ImageData, peaks: dict) -> 
 
 
 # ---- section 2 ----------------------------------------------------------------------------------
-def _probe_cost(model_cfg, cfg, batches_of, make_probes, lr, dtype=torch.float32) -> float:
+def _probe_cost(model_cfg, cfg, batches_of, make_probes, lr, dtype=torch.float32, weight: int = 1) -> dict:
+    """Timing of a step with ``make_probes(model)`` due every step; ``weight`` ~ its cost in plain steps
+    (a measurement that costs k plain steps is timed over ~1/k as many calls, at least 3 per block)."""
     model, opt = _model_and_opt(model_cfg, cfg, lr, dtype)
     step = engine_stepper(model, opt, batches_of(dtype), make_probes(model))
-    return time_calls(step, _blocks(cfg), cfg.warmup, cfg.device, cfg.repeats)["s"]
+    n = max(3, round(_blocks(cfg) * 4 / max(weight, 4))) if weight > 4 else _blocks(cfg)
+    warm = max(1, cfg.warmup * 4 // weight) if weight > 4 else cfg.warmup
+    return time_calls(step, n, warm, cfg.device, cfg.repeats)
+
+
+def registry_norms(network: str, scale: str = "paper") -> list:
+    """The normalisations the registered experiments use for ``network`` ("vgg" or "dln") at ``scale``."""
+    from .experiments import EXPERIMENTS
+    return sorted({r.model.norm for e in EXPERIMENTS.values() if e.network == network for r in e.runs(scale)})
+
+
+def _summarise(t: dict) -> dict:
+    plain = t["plain"]["s"]
+    return {"ms": {name: 1e3 * v["s"] for name, v in t.items()},
+            "ratio_to_plain": {name: v["s"] / plain for name, v in t.items()},
+            "block_spread": {name: max(v["blocks_s"]) / min(v["blocks_s"]) for name, v in t.items()}}
+
+
+def _plain_by_norm(model_cfg, cfg, batches_of, lr, network, measured_ms, dtype=torch.float32) -> dict:
+    """Plain-step ms of every normalisation the registry uses (the measured one reused)."""
+    out = {}
+    for norm in registry_norms(network):
+        out[norm] = measured_ms if norm == model_cfg.norm else 1e3 * _probe_cost(
+            replace(model_cfg, norm=norm), cfg, batches_of, lambda m: [], lr, dtype)["s"]
+    return out
 
 
 def bench_probe_costs(cfg: BenchConfig, data: ImageData) -> dict:
@@ -424,12 +450,15 @@ def bench_probe_costs(cfg: BenchConfig, data: ImageData) -> dict:
          "ics_naive": cost(lambda m: [NaiveICSProbe(cfg.ics_layers, 1)]),
          "activations": cost(lambda m: [ActivationProbe(m, VGG_ACT_LAYERS, 4, 1, cfg.seed, 10 ** 6)])}
     for k in cfg.ks:
-        t[f"landscape_k{k}"] = cost(lambda m, k=k: [LandscapeProbe(cfg.lr, rng, k, True, 1, "loop")])
-    out = {"ms": {name: 1e3 * s for name, s in t.items()},
-           "ratio_to_plain": {name: s / t["plain"] for name, s in t.items()},
-           "ics_naive_over_fast": t["ics_naive"] / t["ics"],
-           "ics_extra_naive_over_fast": (t["ics_naive"] - t["plain"]) / max(t["ics"] - t["plain"], 1e-12),
-           "ics_layers": list(cfg.ics_layers), "ks": list(cfg.ks)}
+        t[f"landscape_k{k}"] = _probe_cost(model_cfg, cfg, batches_of,
+                                           lambda m, k=k: [LandscapeProbe(cfg.lr, rng, k, True, 1, "loop")],
+                                           cfg.lr, weight=k + 1)
+    out = _summarise(t)
+    ms = out["ms"]
+    out.update({"ics_naive_over_fast": ms["ics_naive"] / ms["ics"],
+                "ics_extra_naive_over_fast": (ms["ics_naive"] - ms["plain"]) / max(ms["ics"] - ms["plain"], 1e-12),
+                "ics_layers": list(cfg.ics_layers), "ks": list(cfg.ks),
+                "plain_ms_by_norm": _plain_by_norm(model_cfg, cfg, batches_of, cfg.lr, "vgg", ms["plain"])})
     out["ics_agreement"] = ics_agreement(model_cfg, data, cfg, cfg.ics_layers, cfg.lr)
 
     # forward-only cost of evaluation (for the projection): one batch of up to 1000 test images
@@ -450,13 +479,16 @@ def bench_dln_costs(cfg: BenchConfig) -> dict:
     data = load_regression(dcfg, cfg.seed, cfg.device)
     model_cfg = ModelConfig(arch="dln", norm=cfg.norm)
     batches_of = lambda dtype: data.batches(dcfg.dln_samples, cfg.seed, dtype)  # noqa: E731
-    cost = lambda make: _probe_cost(model_cfg, cfg, batches_of, make, DLN_LR, torch.float64)  # noqa: E731
+    cost = lambda make, w=1: _probe_cost(model_cfg, cfg, batches_of, make, DLN_LR, torch.float64, w)  # noqa: E731
     t = {"plain": cost(lambda m: []),
          "ics": cost(lambda m: [ICSProbe(DLN_ICS_LAYERS, 1)]),
          "activations": cost(lambda m: [ActivationProbe(m, DLN_ACT_LAYERS, 4, 1, cfg.seed, 10 ** 6)]),
-         f"landscape_k{cfg.vmap_k}": cost(lambda m: [LandscapeProbe(DLN_LR, (0.01, 30.0), cfg.vmap_k, True, 1)])}
-    return {"ms": {name: 1e3 * s for name, s in t.items()},
-            "ratio_to_plain": {name: s / t["plain"] for name, s in t.items()}}
+         f"landscape_k{cfg.vmap_k}": cost(lambda m: [LandscapeProbe(DLN_LR, (0.01, 30.0), cfg.vmap_k, True, 1)],
+                                          cfg.vmap_k + 1)}
+    out = _summarise(t)
+    out["plain_ms_by_norm"] = _plain_by_norm(model_cfg, cfg, batches_of, DLN_LR, "dln", out["ms"]["plain"],
+                                             torch.float64)
+    return out
 
 
 # ---- section 3 ----------------------------------------------------------------------------------
@@ -524,12 +556,20 @@ def _landscape_ms(ms: dict, k: int) -> float:
     return v0 + (v1 - v0) * (k - k0) / (k1 - k0)
 
 
+def _extra_ms(ms: dict, p) -> float:
+    """Extra ms of one probed step with a run's probes (each clamped at 0: timing noise can make it negative)."""
+    extra = max(ms["ics"] - ms["plain"], 0.0) * bool(p.ics_layers) + \
+        max(ms["activations"] - ms["plain"], 0.0) * bool(p.activation_layers)
+    return extra + max(_landscape_ms(ms, p.landscape_points), 0.0) * p.landscape
+
+
 def project_suite(scale_name: str, vgg: dict, dln: dict, measured: dict) -> dict:
     """Minutes for every registered experiment's unique runs at ``scale_name``, from measured per-step costs.
 
     VGG costs are scaled from the measured width to the scale's width by the ratio of forward FLOPs (a
     projection: small widths are overhead-bound, so this is crude when the two widths differ a lot).
-    Every normalisation is costed as the measured one; DLN costs are used as measured.
+    Plain steps are timed for every normalisation; probe costs, measured with ``--norm``, are scaled by the
+    ratio of plain steps; DLN costs are used as measured.
     """
     from .experiments import EXPERIMENTS
     scale = get_scale(scale_name)
@@ -546,26 +586,24 @@ def project_suite(scale_name: str, vgg: dict, dln: dict, measured: dict) -> dict
         n_probe = _times_due(p.every, t.steps)
         if run.model.arch == "dln":
             ms = dln["ms"]
-            extra = (ms["ics"] - ms["plain"]) * bool(p.ics_layers) + \
-                (ms["activations"] - ms["plain"]) * bool(p.activation_layers) + \
-                _landscape_ms(ms, p.landscape_points) * p.landscape
-            minutes["dln_train"] += t.steps * ms["plain"] / 6e4
-            minutes["dln_probes"] += n_probe * extra / 6e4
+            plain = dln.get("plain_ms_by_norm", {}).get(run.model.norm, ms["plain"])
+            extra = _extra_ms(ms, p)
+            minutes["dln_train"] += t.steps * plain / 6e4
+            minutes["dln_probes"] += n_probe * extra * plain / ms["plain"] / 6e4
             counts["dln"] += 1
         else:
             ms = vgg["ms"]
+            plain = vgg.get("plain_ms_by_norm", {}).get(run.model.norm, ms["plain"])
             m = run.model
             key = (m.arch, m.width, m.in_channels)
             if key not in factors:
                 factors[key] = vgg_flops(*key) / measured["fwd_flops_per_image"]
             factor = factors[key]
-            extra = (ms["ics"] - ms["plain"]) * bool(p.ics_layers) + \
-                (ms["activations"] - ms["plain"]) * bool(p.activation_layers) + \
-                _landscape_ms(ms, p.landscape_points) * p.landscape
+            extra = _extra_ms(ms, p)
             n_eval = t.steps // t.eval_every + (1 if t.steps % t.eval_every else 0)
             test = run.data.test_subset or n_test
-            minutes["vgg_train"] += factor * t.steps * ms["plain"] / 6e4
-            minutes["vgg_probes"] += factor * n_probe * extra / 6e4
+            minutes["vgg_train"] += factor * t.steps * plain / 6e4
+            minutes["vgg_probes"] += factor * n_probe * extra * plain / ms["plain"] / 6e4
             minutes["vgg_eval"] += factor * n_eval * test * vgg["eval_ms_per_image"] / 6e4
             counts["vgg"] += 1
     minutes["total"] = sum(minutes.values())
@@ -573,8 +611,9 @@ def project_suite(scale_name: str, vgg: dict, dln: dict, measured: dict) -> dict
             "vgg_width": scale.vgg_width, "flop_scale_from_measured": max(factors.values(), default=1.0),
             "measured": measured, "minutes": minutes,
             "note": "PROJECTION from measured per-step costs, one run after another on this device; VGG costs "
-                    "scaled by forward FLOPs from the measured width; every normalisation costed as the measured "
-                    "one; landscape costs are the loop back-end's"}
+                    "scaled by forward FLOPs from the measured width; plain steps timed per normalisation, probe "
+                    "costs measured with one and scaled by the plain-step ratio; landscape costs are the loop "
+                    "back-end's"}
 
 
 # ---- everything ---------------------------------------------------------------------------------
@@ -611,17 +650,24 @@ def run_all(cfg: BenchConfig, sections=(1, 2, 3, 4), data=None, log=print) -> di
                               f"calls; {'CUDA events' if dev.type == 'cuda' else 'time.perf_counter'}"}}
     log(f"[bench] device {info['device_name']}, data: {data_line}")
     out["peaks"] = device_peaks(cfg)
+    wall = out["meta"]["section_wall_s"] = {}
+
+    def timed(key, fn, *args):
+        t = time.perf_counter()
+        out[key] = fn(*args)
+        wall[key] = time.perf_counter() - t
+
     if 1 in sections:
         log("[bench] 1/4 engine vs DataLoader baseline")
-        out["engine"] = bench_engine_vs_baseline(cfg, data, out["peaks"])
+        timed("engine", bench_engine_vs_baseline, cfg, data, out["peaks"])
     if 2 in sections or 4 in sections:
         log("[bench] 2/4 probe costs (VGG)")
-        out["probes"] = bench_probe_costs(cfg, data)
+        timed("probes", bench_probe_costs, cfg, data)
         log("[bench] 2/4 probe costs (DLN)")
-        out["dln_probes"] = bench_dln_costs(cfg)
+        timed("dln_probes", bench_dln_costs, cfg)
     if 3 in sections:
         log("[bench] 3/4 loop vs vmap")
-        out["loop_vs_vmap"] = bench_loop_vs_vmap(cfg, data)
+        timed("loop_vs_vmap", bench_loop_vs_vmap, cfg, data)
     if 4 in sections:
         measured = {"arch": cfg.arch, "fwd_flops_per_image": vgg_flops(cfg.arch, cfg.width, data.x_train.shape[1])}
         out["projection"] = {s: project_suite(s, out["probes"], out["dln_probes"], measured) for s in ("paper", "cpu")}
@@ -668,7 +714,14 @@ def format_report(r: dict) -> str:
                   f"  ICS agreement: max ||G'_fast - G'_naive|| / ||G'_naive|| = {a['max_rel_diff']:.2e} "
                   f"(bitwise equal: {a['bitwise_equal']}; {'OK' if a['max_rel_diff'] <= 1e-5 else 'MISMATCH'})",
                   f"  DLN (float64, 25x10x10, 1000 samples): plain {d['ms']['plain']:.2f} ms; ratios "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in d["ratio_to_plain"].items() if k != "plain"), ""]
+                  + ", ".join(f"{k} {v:.2f}" for k, v in d["ratio_to_plain"].items() if k != "plain")]
+        for label, src in (("VGG", p), ("DLN", d)):
+            if "plain_ms_by_norm" in src:
+                base = src["ms"]["plain"]
+                lines.append(f"  plain {label} step by normalisation, ratio to {c['norm']}: " + ", ".join(
+                    f"{n} {v / base:.2f}" for n, v in src["plain_ms_by_norm"].items()))
+        worst = max(list(p["block_spread"].items()) + list(d["block_spread"].items()), key=lambda kv: kv[1])
+        lines += [f"  largest max/min spread between timed blocks: {worst[1]:.2f} ({worst[0]})", ""]
     if "loop_vs_vmap" in r:
         lv = r["loop_vs_vmap"]
         lines += [f"[3] landscape probe back-ends, K = {lv['k']}: loop vs vmap",
@@ -692,7 +745,8 @@ def format_report(r: dict) -> str:
             lines.append("    " + ", ".join(f"{k} {v:.1f}" for k, v in mm.items() if k != "total") + " min")
         lines.append("  " + r["projection"]["paper"]["note"])
         lines.append("")
-    lines.append(f"benchmark wall time {m['bench_wall_s']:.0f} s")
+    lines.append(f"benchmark wall time {m['bench_wall_s']:.0f} s ("
+                 + ", ".join(f"{k} {v:.0f} s" for k, v in m.get("section_wall_s", {}).items()) + ")")
     return "\n".join(lines)
 
 

@@ -36,6 +36,8 @@ class Block(nn.Module):
     def forward(self, x):
         if self.flatten is not None:
             x = self.flatten(x)
+        if self.training and getattr(self.norm, "pending_init", False):
+            self.norm.initialise(self.layer, x)      # norm "rescaled": data-dependent init [ours], chapter 08
         return self.pool(self.act(self.norm(self.layer(x))))
 
 

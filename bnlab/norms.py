@@ -135,14 +135,16 @@ class LpNorm(nn.Module):
 
 
 class FixedRescaling(nn.Module):
-    """A control for BatchNorm [ours, chapter ``08_beyond``]: BN's scaling at initialisation, then frozen.
+    """A control for BatchNorm [ours, chapter ``08_beyond``]: BN's scale at initialisation, then no normalisation.
 
-    The first forward pass in training mode stores the per-channel batch mean and biased standard deviation
-    of its input (no gradient flows through them); from then on every batch, in training and inference,
-    is mapped by the same fixed affine (x - m) / sqrt(s^2 + eps), followed by a learnable gamma, beta as in
-    BatchNorm. On that first batch the output equals BN's; afterwards nothing is normalised per batch.
-    A data-dependent initialisation in the spirit of Salimans & Kingma (2016). Before the first training
-    batch the layer is the identity (m = 0, s^2 = 1 - eps).
+    At the first training batch, :meth:`initialise` (called by ``bnlab.models.Block`` before its weight layer runs)
+    divides each output channel of the preceding weight layer by sqrt(var + eps) of that channel's output on the
+    batch, and stores mean / sqrt(var + eps) as a fixed shift. On that batch the layer's output is then exactly
+    BN's; afterwards every batch, in training and in inference, goes through the same rescaled weights and fixed
+    shift, followed by a learnable gamma, beta as in BN. Nothing is normalised per batch. The scale is folded into
+    the weights rather than kept as a fixed multiplier, which would multiply the weights' effective learning rate by
+    1 / var (a data-dependent initialisation as in Salimans & Kingma 2016). Before the first training batch the
+    layer is the identity.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5):
@@ -150,20 +152,29 @@ class FixedRescaling(nn.Module):
         self.num_features, self.eps = num_features, eps
         self.weight = nn.Parameter(torch.ones(num_features))    # gamma
         self.bias = nn.Parameter(torch.zeros(num_features))     # beta
-        self.register_buffer("fixed_mean", torch.zeros(num_features))
-        self.register_buffer("fixed_var", torch.full((num_features,), 1.0 - eps))
+        self.register_buffer("shift", torch.zeros(num_features))
         self.register_buffer("initialised", torch.tensor(False))
 
+    @property
+    def pending_init(self) -> bool:
+        return not bool(self.initialised)
+
+    @torch.no_grad()
+    def initialise(self, layer: nn.Module, x: torch.Tensor) -> None:
+        """Rescale ``layer`` (conv or linear, output channels first) so that ``layer(x)`` has per-channel variance
+        var / (var + eps) on this batch, and store the matching shift."""
+        y = layer(x)
+        dims = _reduce_dims(y)
+        scale = torch.sqrt(y.var(dims, unbiased=False) + self.eps)
+        layer.weight.div_(scale.view([-1] + [1] * (layer.weight.dim() - 1)).to(layer.weight.dtype))
+        if layer.bias is not None:
+            layer.bias.div_(scale.to(layer.bias.dtype))
+        self.shift.copy_((y.mean(dims) / scale).to(self.shift.dtype))
+        self.initialised.fill_(True)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and not bool(self.initialised):
-            with torch.no_grad():
-                dims = _reduce_dims(x)
-                self.fixed_mean.copy_(x.mean(dims).to(self.fixed_mean.dtype))
-                self.fixed_var.copy_(x.var(dims, unbiased=False).to(self.fixed_var.dtype))
-                self.initialised.fill_(True)
-        mean, var = self.fixed_mean.to(x.dtype), self.fixed_var.to(x.dtype)
-        x_hat = (x - _per_channel(mean, x)) / torch.sqrt(_per_channel(var, x) + self.eps)
-        return x_hat * _per_channel(self.weight, x) + _per_channel(self.bias, x)
+        return (x - _per_channel(self.shift.to(x.dtype), x)) * _per_channel(self.weight, x) + \
+            _per_channel(self.bias, x)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, initialised={bool(self.initialised)}"

@@ -282,14 +282,17 @@ def claim_bjorck_step_size(result) -> list:
 
 
 def sharpness_stats(result, net: str) -> dict:
-    """lambda_max at step 0, its median over the second half of the measurements and overall, its largest value,
-    how often it exceeds 2/lr; medians of effective beta (max over eta), |Hg|/|g| and g^T H g / |g|^2."""
+    """lambda_max, the smallest Ritz value and g^T H g / |g|^2 at step 0; lambda_max's median over the second half
+    of the measurements and overall, its largest value, how often it exceeds 2/lr; medians of effective beta
+    (max over eta), |Hg|/|g|, g^T H g / |g|^2 and the smallest Ritz value; the final test accuracy."""
     a = result.arrays
     lam = a[f"{net}/sharp_max"]
     half = lam[len(lam) // 2:]
     beta = _nan(np.nanmax, a[f"{net}/land_beta"], axis=1)
     acc = a[f"{net}/test_acc"]
-    return {"first": float(lam[0]), "median": float(np.median(lam)), "late": float(np.median(half)),
+    return {"first": float(lam[0]), "min_first": float(a[f"{net}/sharp_min"][0]),
+            "curv_first": float(a[f"{net}/sharp_grad_curvature"][0]),
+            "median": float(np.median(lam)), "late": float(np.median(half)),
             "largest": float(lam.max()), "above": float(np.mean(lam > 2 / float(a["lr"]))),
             "beta": float(_nan(np.nanmedian, beta)), "hg": float(np.median(a[f"{net}/sharp_hg_ratio"])),
             "curv": float(np.median(a[f"{net}/sharp_grad_curvature"])),
@@ -300,13 +303,13 @@ def sharpness_table(result) -> str:
     rows = []
     for net in BEYOND_NETS:
         s = sharpness_stats(result, net)
-        rows.append([NORM_LABELS[net], f"{s['first']:.3g}", f"{s['median']:.3g}", f"{s['late']:.3g}",
-                     f"{s['largest']:.3g}", f"{s['above']:.2f}", f"{s['beta']:.3g}", f"{s['hg']:.3g}",
-                     f"{s['curv']:.3g}", f"{s['min']:.3g}", f"{s['test_acc']:.3f}"])
+        rows.append([NORM_LABELS[net], f"{s['first']:.3g}", f"{s['min_first']:.3g}", f"{s['curv_first']:.3g}",
+                     f"{s['median']:.3g}", f"{s['late']:.3g}", f"{s['largest']:.3g}", f"{s['above']:.2f}",
+                     f"{s['beta']:.3g}", f"{s['hg']:.3g}", f"{s['test_acc']:.3f}"])
     lr = float(result.arrays["lr"])
-    return table(rows, ["network", "lmax step 0", "median lmax", "median lmax 2nd half", "largest lmax",
-                        f"frac. lmax > 2/lr = {2 / lr:g}", "median eff. beta", "median |Hg|/|g|",
-                        "median gHg/|g|^2", "median lmin", "final test acc"])
+    return table(rows, ["network", "lmax step 0", "lmin step 0", "gHg/|g|^2 step 0", "median lmax",
+                        "median lmax 2nd half", "largest lmax", f"frac. lmax > 2/lr = {2 / lr:g}",
+                        "median eff. beta", "median |Hg|/|g|", "final test acc"])
 
 
 def claim_sharpness(result) -> list:
@@ -371,3 +374,13 @@ def claim_more_than_rescaling(result, lr=None) -> Claim:
                  f"median max beta {bn['beta']:.4g} (BN) vs {rs['beta']:.4g} (fixed rescaling); median max gradient "
                  f"change {bn['grad_change']:.4g} vs {rs['grad_change']:.4g}",
                  bool(rs["beta"] > bn["beta"] and rs["grad_change"] > bn["grad_change"]))
+
+
+def initial_signal_table(result, norms=BEYOND_NETS, lr=0.1, seed=0) -> str:
+    """Variance of the layer inputs at step 0 (mean over the recorded units), per recorded layer and network:
+    how much signal reaches each depth at initialisation."""
+    runs = {n: result.select(norm=n, lr=lr, seed=seed)[0] for n in norms}
+    layers = list(runs[norms[0]].arrays["act_layers"])
+    rows = [[f"#{k}"] + [f"{float(runs[n].arrays['act_var'][0, i].mean()):.3g}" for n in norms]
+            for i, k in enumerate(layers)]
+    return table(rows, ["layer"] + [f"variance at step 0, {NORM_LABELS[n]}" for n in norms])

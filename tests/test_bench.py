@@ -47,9 +47,13 @@ def test_probe_section_keys(results):
     assert all(_positive_finite(v) for v in list(p["ms"].values()) + list(p["ratio_to_plain"].values()))
     assert p["ratio_to_plain"]["plain"] == 1.0
     assert _positive_finite(p["ics_naive_over_fast"]) and _positive_finite(p["eval_ms_per_image"])
+    assert all(v >= 1 for v in p["block_spread"].values())
+    assert set(p["plain_ms_by_norm"]) == set(bench.registry_norms("vgg")) and "batch" in p["plain_ms_by_norm"]
+    assert all(_positive_finite(v) for v in p["plain_ms_by_norm"].values())
     d = results["dln_probes"]
     assert set(d["ms"]) == {"plain", "ics", "activations", "landscape_k3"}
     assert all(_positive_finite(v) for v in d["ms"].values())
+    assert set(d["plain_ms_by_norm"]) == set(bench.registry_norms("dln"))
 
 
 def test_ics_fast_equals_naive(results, data):
@@ -66,7 +70,8 @@ def test_ics_fast_equals_naive(results, data):
 def test_loop_vmap_agree(results):
     lv = results["loop_vs_vmap"]
     assert lv["k"] == 3 and set(lv) == {"k", "vgg16_batch", "dln_none", "dln_batch"}
-    for name, tol in (("vgg16_batch", 1e-4), ("dln_none", 1e-9), ("dln_batch", 1e-9)):
+    # fp32 VGG: a ReLU or max-pool switch flipped by rounding can move one gradient change by ~1e-4
+    for name, tol in (("vgg16_batch", 1e-3), ("dln_none", 1e-9), ("dln_batch", 1e-9)):
         v = lv[name]
         assert v["max_rel_diff_loss"] <= tol and v["max_rel_diff_grad_change"] <= tol, (name, v)
         assert _positive_finite(v["loop_ms"]) and _positive_finite(v["vmap_ms"]) and _positive_finite(v["vmap_speedup"])
@@ -77,7 +82,8 @@ def test_projection_counts_unique_runs(results):
         pr = results["projection"][scale]
         unique = {config_hash(r) for e in EXPERIMENTS.values() for r in e.runs(scale)}
         assert pr["unique_runs"] == len(unique) == pr["vgg_runs"] + pr["dln_runs"]
-        assert all(_positive_finite(v) for v in pr["minutes"].values())
+        assert _positive_finite(pr["minutes"]["total"])
+        assert all(math.isfinite(v) and v >= 0 for v in pr["minutes"].values())
         assert "PROJECTION" in pr["note"]
     assert results["projection"]["cpu"]["flop_scale_from_measured"] == pytest.approx(1.0)
     assert results["projection"]["paper"]["flop_scale_from_measured"] > 100

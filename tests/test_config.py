@@ -13,7 +13,7 @@ def test_bad_learning_rate_says_what_the_paper_uses():
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda: ModelConfig(norm="group"), "unknown norm"),
+    (lambda: ModelConfig(norm="weird"), "unknown norm"),
     (lambda: ModelConfig(arch="resnet999"), "unknown arch"),
     (lambda: DataConfig("mnist"), "unknown dataset"),
     (lambda: TrainConfig(batch_size=1), "BatchNorm needs a batch"),

@@ -115,21 +115,22 @@ def surface_contour_figure(res):
     return fig
 
 
-def surface_3d_figure(res, zmax: float = 10.0):
-    """The same grids as 3-D surfaces, loss clipped at ``zmax`` (chance level is ln 10 = 2.3)."""
+def surface_3d_figure(res):
+    """The same grids as 3-D surfaces of log10(loss), on one vertical scale for both networks."""
     a = res.arrays
     c = a["coords"]
     A, B = np.meshgrid(c, c, indexing="ij")
+    zs = {net: np.log10(a[f"{net}/loss"]) for net in NETS}
+    lo, hi = min(float(z.min()) for z in zs.values()), max(float(z.max()) for z in zs.values())
     fig = plt.figure(figsize=(11, 4.6))
     for k, net in enumerate(NETS):
         ax = fig.add_subplot(1, 2, k + 1, projection="3d")
-        z = np.minimum(a[f"{net}/loss"], zmax)
-        ax.plot_surface(A, B, z, cmap="viridis", vmin=0, vmax=zmax, linewidth=0, antialiased=True)
-        ax.set_zlim(0, zmax)
-        ax.set_title(f"{label(net)} (loss clipped at {zmax:g})")
+        ax.plot_surface(A, B, zs[net], cmap="viridis", vmin=lo, vmax=hi, linewidth=0, antialiased=True)
+        ax.set_zlim(lo, hi)
+        ax.set_title(label(net))
         ax.set_xlabel(r"$a$")
         ax.set_ylabel(r"$b$")
-        ax.set_zlabel("training loss")
+        ax.set_zlabel(r"$\log_{10}$ training loss")
         ax.view_init(elev=30, azim=-60)
     fig.tight_layout()
     return fig
