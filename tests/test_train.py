@@ -84,3 +84,14 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     assert set(resumed.arrays) == set(reference.arrays)
     for k, v in reference.arrays.items():
         np.testing.assert_allclose(resumed.arrays[k], v, rtol=1e-6, atol=1e-7, err_msg=k)
+
+
+@needs_fashion
+def test_activation_probe_handles_batches_smaller_than_its_sample():
+    from bnlab.measure.activations import SAMPLES
+    cfg = RunConfig("s", ModelConfig(arch="vgg16", norm="batch", width=0.0625, in_channels=1),
+                    DataConfig("fashion_mnist", train_subset=256, test_subset=64),
+                    TrainConfig(lr=0.1, steps=3, batch_size=16, eval_every=3),
+                    ProbeConfig(every=1, activation_layers=(2, 13)))
+    res = train(cfg, progress=False)        # layer 13 holds 16 x 2 x 2 = 64 values per channel
+    assert res.arrays["act_samples"].shape[-1] == SAMPLES

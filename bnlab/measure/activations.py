@@ -54,7 +54,9 @@ class ActivationProbe(Probe):
             means.append(vals.mean(1)), vars_.append(vals.var(1, unbiased=False))
             if step in self.snapshot_steps:      # which values are kept depends on (seed, step) only
                 gen = torch.Generator().manual_seed(2_000_003 * (self.seed + 1) + step)
-                idx = torch.randperm(vals.shape[1], generator=gen)[:SAMPLES].to(vals.device)
+                n = vals.shape[1]        # fewer values than SAMPLES (small batch, deep layer): draw with replacement
+                idx = (torch.randperm(n, generator=gen)[:SAMPLES] if n >= SAMPLES else
+                       torch.randint(n, (SAMPLES,), generator=gen)).to(vals.device)
                 samples.append(vals[0, idx].float())
         r = self.records
         r["step"].append(step), r["q"].append(torch.stack(qs)), r["mean"].append(torch.stack(means))
