@@ -137,6 +137,13 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def _atomic_npz(path: Path, arrays: dict) -> None:
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+    _atomic_write(path, write)
+
+
 def save(result: Result, folder: Path) -> tuple[Path, Path]:
     """Write ``<folder>/<experiment>/<scale>.json`` and ``.npz`` atomically."""
     base = Path(folder) / result.experiment
@@ -148,11 +155,7 @@ def save(result: Result, folder: Path) -> tuple[Path, Path]:
     arrays.update({f"exp/{k}": v for k, v in result.arrays.items()})
     npz, js = base / f"{result.scale}.npz", base / f"{result.scale}.json"
 
-    def write_npz(tmp):
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-
-    _atomic_write(npz, write_npz)
+    _atomic_npz(npz, arrays)
     _atomic_write(js, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1, sort_keys=True)))
     return js, npz
 
@@ -266,11 +269,7 @@ def _run_one(cfg_dict: dict, device=None, progress=None) -> Run:
     meta = {"config": cfg.to_dict(), "status": res.status, "diverged_step": res.diverged_step,
             "meta": {"wall_s": round(res.wall_s, 2), "steps_per_s": round(res.meta["steps_per_s"], 2)}}
 
-    def write_npz(tmp):
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **res.arrays)
-
-    _atomic_write(store, write_npz)
+    _atomic_npz(store, res.arrays)
     _atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta)))
     return Run(meta["config"], res.status, res.diverged_step, res.arrays, meta["meta"])
 

@@ -17,14 +17,18 @@ def _identity_line(ax):
     ax.set_xlim(lo, hi)
 
 
+def _by_batch_size(arrays):
+    """(index, batch size m, colour) for each checked batch size, one viridis colour per m."""
+    ms = arrays["batch_sizes"]
+    cmap = plt.get_cmap("viridis")
+    return [(i, m, cmap(i / max(len(ms) - 1, 1))) for i, m in enumerate(ms)]
+
+
 def theorem41_figure(res):
     """LHS against the corrected and the printed RHS of Thm 4.1; BN's gradient shrink by batch size."""
     a = res.arrays
-    ms = a["batch_sizes"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    cmap = plt.get_cmap("viridis")
-    for i, m in enumerate(ms):
-        c = cmap(i / max(len(ms) - 1, 1))
+    for i, m, c in _by_batch_size(a):
         _diag(axes[0], a["thm41_rhs"][1, i], a["thm41_lhs"][1, i], c, f"m = {m}")
         rhs_p = a["thm41_rhs_printed"][1, i]
         axes[1].semilogx(a["thm41_lhs"][1, i].ravel(), (rhs_p / a["thm41_lhs"][1, i]).ravel(), "o", ms=3,
@@ -52,11 +56,8 @@ def theorem41_figure(res):
 def theorem42_figure(res):
     """Thm 4.2: the quadratic form against its closed form, and how often it comes out negative."""
     a = res.arrays
-    ms = a["batch_sizes"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    cmap = plt.get_cmap("viridis")
-    for i, m in enumerate(ms):
-        c = cmap(i / max(len(ms) - 1, 1))
+    for i, m, c in _by_batch_size(a):
         axes[0].plot(a["thm42_rhs"][:, i].ravel(), a["thm42_lhs"][:, i].ravel(), "o", ms=3, alpha=0.6, color=c,
                      label=f"m = {m}")
     axes[0].set_xscale("symlog", linthresh=1e-8)
@@ -67,6 +68,7 @@ def theorem42_figure(res):
     axes[0].set_title("Thm 4.2 (eq. 50): equality, both signs")
     frac = (a["thm42_lhs"] < 0).mean(axis=2)                   # [P, M]
     pos = (a["g_yhat"] > 0).mean(axis=2)
+    ms = a["batch_sizes"]
     x = np.arange(len(ms))
     for p, phase in enumerate(PHASES):
         axes[1].bar(x + 0.2 * (2 * p - 1) - 0.1, frac[p], width=0.2, label=f"quadratic form < 0, {phase}")
