@@ -15,8 +15,12 @@ def main(argv=None) -> int:
     rep.add_argument("--scale", default="cpu", choices=SCALES)
     rep.add_argument("--out", default=None, help="folder for the result (bnlab/cached to refresh the shipped "
                                                  "cache); default: the reader's run store under $BNLAB_HOME")
-    rep.add_argument("--jobs", type=int, default=1, help="independent runs in parallel processes (CPU)")
+    rep.add_argument("--jobs", type=int, default=1, help="independent runs in parallel processes (they split a "
+                                                         "CPU's cores, or share one GPU)")
     rep.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    rep.add_argument("--channels-last", action="store_true", help="NHWC convolutions (sets BNLAB_CHANNELS_LAST)")
+    rep.add_argument("--compile", action="store_true", help="torch.compile(mode='reduce-overhead') for steps "
+                                                            "without probes (sets BNLAB_COMPILE)")
     sub.add_parser("verify", help="check the shipped cache against MANIFEST.json")
     args = parser.parse_args(argv)
 
@@ -30,6 +34,11 @@ def main(argv=None) -> int:
         problems = results.verify_manifest()
         print("\n".join(problems) if problems else "all shipped files match MANIFEST.json")
         return 1 if problems else 0
+    import os
+    if args.channels_last:
+        os.environ["BNLAB_CHANNELS_LAST"] = "1"      # the environment reaches --jobs worker processes too
+    if args.compile:
+        os.environ["BNLAB_COMPILE"] = "1"
     names = list(EXPERIMENTS) if args.all else args.experiment
     if not names:
         parser.error("name an experiment or pass --all")

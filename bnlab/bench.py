@@ -1,13 +1,14 @@
 """Benchmark of the experiment engine: ratios against baselines measured in the same run, on one device.
 
-``python -m bnlab.bench [--device cpu|cuda] [--arch vgg16] [--width W] [--steps N] [--out FILE]``
+``python -m bnlab.bench [--device cpu|cuda] [--arch vgg16] [--width W] [--steps N] [--compile] [--out FILE]``
 
 Four sections (performance-notes.md, section 7; every ratio is taken within this one run):
 
 1. engine vs a plain baseline on the same VGG steps: torchvision-style ``Dataset`` of PIL images +
    ``ToTensor`` + ``Normalize`` + ``DataLoader`` (num_workers=0, shuffle) + ``loss.item()`` every step, against
    the engine's path (uint8 data on the device, normalised per batch, no per-step host sync); steps/s, ratio,
-   and model FLOP utilisation (analytic FLOPs; peak from a table on CUDA, a measured fp32 matmul on CPU);
+   and model FLOP utilisation (analytic FLOPs; peak from a table on CUDA, a measured fp32 matmul on CPU); the
+   engine's options (``bnlab.engine``: channels_last, and torch.compile with ``--compile``) as further rows;
 2. cost of a training step with the measurements, as a ratio to a plain step: gradient ICS (shared prefix +
    restricted backward, ``bnlab.measure.gradient_ics``) against the naive one-full-pass-per-layer ICS (and a check
    that both give the same G'), the activation probe, and landscape probes with K = 4, 8, 16 (loop back-end);
@@ -38,6 +39,7 @@ from torch import nn
 from .config import DataConfig, ModelConfig, config_hash, get_scale
 from .data import DatasetNotFound, ImageData, load_images, load_regression
 from .device import describe, pick, strict_fp32
+from .engine import EngineOptions, Stepper
 from .measure import ActivationProbe, ICSProbe, LandscapeProbe, gradient_ics, probe_along_gradient
 from .measure.landscape import etas_for
 from .models import build, loss_fn
@@ -77,6 +79,7 @@ class BenchConfig:
     data: str = "auto"               # auto | real | synthetic
     synthetic_n: int = 60_000        # images in the synthetic training set (Fashion-MNIST's size)
     matmul_n: int = 2048             # size of the fp32 matmul that measures the CPU's peak
+    variants: tuple = ("channels_last",)  # engine options timed in section 1 (add "compile" with --compile)
 
 
 def defaults_for(device: str) -> dict:
@@ -122,33 +125,48 @@ def _blocks(cfg: BenchConfig) -> int:
 
 # ---- FLOPs and peaks ----------------------------------------------------------------------------
 def forward_flops(model, input_hw=(32, 32)) -> int:
-    """FLOPs (2 x multiply-adds) of one sample's forward through the conv and linear layers, from their shapes.
+    """FLOPs (2 x multiply-adds) of one sample's forward through the conv and linear layers, from the shapes their
+    outputs take in one forward pass on the meta device (any architecture, no compute). ``model`` must live on
+    the meta device (see :func:`model_flops`).
 
-    Normalisation, ReLU and pooling are not counted (the usual MFU convention).
+    Normalisation, ReLU, pooling and residual additions are not counted (the usual MFU convention).
     """
-    h, w = input_hw
-    total = 0
-    for block in model.blocks:
-        layer = block.layer
+    first = next(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+    total, hooks = [0], []
+
+    def count(layer, _inputs, out):
         if isinstance(layer, nn.Conv2d):
             kh, kw = layer.kernel_size
-            (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
-            h = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-            w = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-            total += 2 * (layer.in_channels // layer.groups) * layer.out_channels * kh * kw * h * w
-        elif isinstance(layer, nn.Linear):
-            total += 2 * layer.in_features * layer.out_features
-        if isinstance(block.pool, nn.MaxPool2d):
-            h, w = h // 2, w // 2
-    return total
+            total[0] += 2 * (layer.in_channels // layer.groups) * kh * kw * out[0].numel()
+        else:
+            total[0] += 2 * layer.in_features * out[0].numel()
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            hooks.append(m.register_forward_hook(count))
+    was_training = model.training
+    try:
+        shape = (1, first.in_channels, *input_hw) if isinstance(first, nn.Conv2d) else (1, first.in_features)
+        with torch.no_grad():
+            model.eval()(torch.empty(shape, device="meta"))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return total[0]
+
+
+def model_flops(model_cfg: ModelConfig) -> int:
+    """Forward FLOPs per image of the network ``model_cfg`` describes (built on the meta device: no memory)."""
+    from .models import deep_linear, resnet, vgg
+    make = {"dln": deep_linear, "resnet": resnet}.get(model_cfg.arch, vgg)
+    with torch.device("meta"):
+        model = make(model_cfg)
+    return forward_flops(model)
 
 
 def vgg_flops(arch: str, width: float, in_channels: int) -> int:
-    """Forward FLOPs per image of a VGG (built on the meta device: no memory, no init cost)."""
-    from .models import vgg
-    with torch.device("meta"):
-        model = vgg(ModelConfig(arch=arch, width=width, in_channels=in_channels))
-    return forward_flops(model)
+    """Forward FLOPs per image of a VGG."""
+    return model_flops(ModelConfig(arch=arch, width=width, in_channels=in_channels))
 
 
 def cuda_peaks(name: str):
@@ -260,8 +278,10 @@ def _model_and_opt(model_cfg: ModelConfig, cfg: BenchConfig, lr: float, dtype=to
     return model, torch.optim.SGD(model.parameters(), lr=lr)
 
 
-def engine_stepper(model, opt, batches, probes=(), ring: int = 64):
-    """One training step as ``bnlab.train.train`` takes it (probes due every step): no host sync."""
+def engine_stepper(model, opt, batches, probes=(), ring: int = 64, options: EngineOptions | None = None):
+    """One training step as ``bnlab.train.train`` takes it (the same :class:`bnlab.engine.Stepper`; probes due
+    every step), without the loop's bookkeeping: no host sync."""
+    stepper = Stepper(model, opt, options)
     dev = next(model.parameters()).device
     losses = torch.zeros(ring, device=dev, dtype=torch.float64)
     accs = torch.zeros(ring, device=dev, dtype=torch.float64)
@@ -271,15 +291,7 @@ def engine_stepper(model, opt, batches, probes=(), ring: int = 64):
     def step():
         i = count[0]
         x, y = next(batches)
-        for p in probes:
-            p.before_forward(i, model)
-        out = model(x)
-        loss = loss_fn(model, out, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        for p in probes:
-            p.after_backward(i, model, x, y, loss)
-        opt.step()
+        out, loss = stepper.step(i, x, y, probes)
         for p in probes:
             p.after_step(i, model, x, y)
         losses[i % ring] = loss.detach()
@@ -393,11 +405,20 @@ def bench_engine_vs_baseline(cfg: BenchConfig, data: ImageData, peaks: dict) -> 
     step = engine_stepper(model, opt, data.batches(cfg.batch_size, cfg.seed))
     t_eng = time_calls(step, n, cfg.warmup, cfg.device, cfg.repeats)
 
-    fwd = forward_flops(model)
+    variants = {}
+    for name in cfg.variants:         # the engine's options (bnlab.engine.EngineOptions), one at a time
+        model, opt = _model_and_opt(model_cfg, cfg, cfg.lr)
+        step = engine_stepper(model, opt, data.batches(cfg.batch_size, cfg.seed),
+                              options=EngineOptions(**{name: True}))
+        t = time_calls(step, n, cfg.warmup + (3 if name == "compile" else 0), cfg.device, cfg.repeats)
+        variants[name] = {"steps_per_s": 1 / t["s"], "ms_per_step": 1e3 * t["s"], "over_engine": t_eng["s"] / t["s"],
+                          "over_baseline": t_base["s"] / t["s"]}
+
+    fwd = model_flops(model_cfg)
     step_flops = 3 * fwd * cfg.batch_size
     achieved = step_flops / t_eng["s"]
     mfu = {name: achieved / (tflops * 1e12) for name, tflops in peaks["tflops"].items()}
-    return {"baseline": {"steps_per_s": 1 / t_base["s"], "ms_per_step": 1e3 * t_base["s"],
+    return {"variants": variants, "baseline": {"steps_per_s": 1 / t_base["s"], "ms_per_step": 1e3 * t_base["s"],
                          "pipeline": f"PIL + {kind} + DataLoader(workers=0, shuffle) + .item()"},
             "engine": {"steps_per_s": 1 / t_eng["s"], "ms_per_step": 1e3 * t_eng["s"],
                        "pipeline": "uint8 on device, normalised per batch, no per-step sync"},
@@ -580,7 +601,7 @@ def project_suite(scale_name: str, vgg: dict, dln: dict, measured: dict) -> dict
     factors = {}
     n_test = {"cifar10": 10_000, "fashion_mnist": 10_000}[scale.dataset]
     minutes = {"vgg_train": 0.0, "vgg_probes": 0.0, "vgg_eval": 0.0, "dln_train": 0.0, "dln_probes": 0.0}
-    counts = {"vgg": 0, "dln": 0}
+    counts = {"vgg": 0, "dln": 0, "resnet": 0}
     for run in unique.values():
         p, t = run.probe, run.train
         n_probe = _times_due(p.every, t.steps)
@@ -595,25 +616,27 @@ def project_suite(scale_name: str, vgg: dict, dln: dict, measured: dict) -> dict
             ms = vgg["ms"]
             plain = vgg.get("plain_ms_by_norm", {}).get(run.model.norm, ms["plain"])
             m = run.model
-            key = (m.arch, m.width, m.in_channels)
-            if key not in factors:
-                factors[key] = vgg_flops(*key) / measured["fwd_flops_per_image"]
-            factor = factors[key]
+            if m not in factors:
+                factors[m] = model_flops(m) / measured["fwd_flops_per_image"]
+            factor = factors[m]
             extra = _extra_ms(ms, p)
             n_eval = t.steps // t.eval_every + (1 if t.steps % t.eval_every else 0)
             test = run.data.test_subset or n_test
             minutes["vgg_train"] += factor * t.steps * plain / 6e4
             minutes["vgg_probes"] += factor * n_probe * extra * plain / ms["plain"] / 6e4
             minutes["vgg_eval"] += factor * n_eval * test * vgg["eval_ms_per_image"] / 6e4
-            counts["vgg"] += 1
+            counts["resnet" if m.arch == "resnet" else "vgg"] += 1
     minutes["total"] = sum(minutes.values())
     return {"scale": scale_name, "unique_runs": len(unique), "vgg_runs": counts["vgg"], "dln_runs": counts["dln"],
-            "vgg_width": scale.vgg_width, "flop_scale_from_measured": max(factors.values(), default=1.0),
+            "resnet_runs": counts["resnet"],
+            "vgg_width": scale.vgg_width,
+            "flop_scale_from_measured": max((f for m, f in factors.items() if m.arch != "resnet"), default=1.0),
             "measured": measured, "minutes": minutes,
             "note": "PROJECTION from measured per-step costs, one run after another on this device; VGG costs "
                     "scaled by forward FLOPs from the measured width; plain steps timed per normalisation, probe "
                     "costs measured with one and scaled by the plain-step ratio; landscape costs are the loop "
-                    "back-end's"}
+                    "back-end's; ResNet runs (Bjorck's sweep) are costed as VGG steps scaled by forward FLOPs, "
+                    "which undercounts their many small kernels"}
 
 
 # ---- everything ---------------------------------------------------------------------------------
@@ -643,7 +666,8 @@ def run_all(cfg: BenchConfig, sections=(1, 2, 3, 4), data=None, log=print) -> di
         data, data_line = bench_data(cfg)
     out = {"meta": {**info, "date": _dt.datetime.now().isoformat(timespec="seconds"),
                     "threads": torch.get_num_threads(), "config": {**asdict(cfg), "ks": list(cfg.ks),
-                                                                   "ics_layers": list(cfg.ics_layers)},
+                                                                   "ics_layers": list(cfg.ics_layers),
+                                                                   "variants": list(cfg.variants)},
                     "data": data_line, "precision": "fp32 strict (TF32 off); DLN float64",
                     "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
                     "timing": f"median of {cfg.repeats} blocks of {_blocks(cfg)} calls after {cfg.warmup} warm-up "
@@ -693,6 +717,9 @@ def format_report(r: dict) -> str:
                   f"{e['baseline']['ms_per_step']:9.2f} {1.0:7.2f}",
                   f"  {'engine: ' + e['engine']['pipeline']:76s} {e['engine']['steps_per_s']:9.2f} "
                   f"{e['engine']['ms_per_step']:9.2f} {e['engine_over_baseline']:7.2f}",
+                  *[f"  {'engine + ' + name:76s} {v['steps_per_s']:9.2f} {v['ms_per_step']:9.2f} "
+                    f"{v['over_baseline']:7.2f}   ({v['over_engine']:.2f}x the engine)"
+                    for name, v in e.get("variants", {}).items()],
                   f"  model FLOPs: {e['fwd_flops_per_image'] / 1e6:.2f} MFLOP fwd/image, "
                   f"{e['flops_per_step'] / 1e9:.2f} GFLOP/step (3x fwd, batch {c['batch_size']}); engine achieves "
                   f"{e['engine_tflops'] * 1e3:.1f} GFLOP/s",
@@ -740,7 +767,8 @@ def format_report(r: dict) -> str:
         for s, pr in r["projection"].items():
             mm = pr["minutes"]
             lines.append(f"  scale {s:5s}: {pr['unique_runs']} unique runs ({pr['vgg_runs']} VGG at width "
-                         f"{pr['vgg_width']:g}, {pr['dln_runs']} DLN); VGG costs x{pr['flop_scale_from_measured']:.3g}"
+                         f"{pr['vgg_width']:g}, {pr['dln_runs']} DLN, {pr.get('resnet_runs', 0)} ResNet); "
+                         f"VGG costs x{pr['flop_scale_from_measured']:.3g}"
                          f" by FLOPs -> total {mm['total']:.1f} min ({mm['total'] / 60:.2f} h)")
             lines.append("    " + ", ".join(f"{k} {v:.1f}" for k, v in mm.items() if k != "total") + " min")
         lines.append("  " + r["projection"]["paper"]["note"])
@@ -781,6 +809,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default="auto", choices=("auto", "real", "synthetic"),
                     help="real Fashion-MNIST, synthetic uint8 images of its shape, or real if found (default)")
     ap.add_argument("--sections", default="1,2,3,4", help="which sections to run, e.g. 1,3 (4 needs 2)")
+    ap.add_argument("--compile", action="store_true", help="also time the engine with torch.compile "
+                                                            "(mode reduce-overhead; compiling takes minutes on a CPU)")
     ap.add_argument("--out", default=None, help="write FILE.json and FILE.txt; 'auto' = "
                                                 "benchmarks/results/<device>-<date>.json")
     args = ap.parse_args(argv)
@@ -790,7 +820,8 @@ def main(argv=None) -> int:
                       width=args.width if args.width is not None else d["width"],
                       steps=args.steps if args.steps is not None else d["steps"],
                       warmup=args.warmup if args.warmup is not None else d["warmup"], repeats=args.repeats,
-                      data=args.data, matmul_n=d["matmul_n"])
+                      data=args.data, matmul_n=d["matmul_n"],
+                      variants=("channels_last", "compile") if args.compile else ("channels_last",))
     sections = tuple(int(s) for s in args.sections.split(","))
     results = run_all(cfg, sections, log=lambda s: print(s, file=sys.stderr, flush=True))
     print(format_report(results))

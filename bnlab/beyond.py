@@ -15,7 +15,7 @@ import torch
 from . import data as data_mod
 from .config import PAPER_SETTINGS, ProbeConfig, get_scale
 from .device import pick, strict_fp32
-from .experiments import vgg_run
+from .experiments import resnet_run, vgg_run
 from .measure.sharpness import SharpnessProbe
 from .measure.step_size import DIVERGENCE, relative_loss
 from .measure.surface import ModelHandle, filter_normalised_direction, loss_surface
@@ -55,13 +55,23 @@ def _check_scale(scale: str, table: dict) -> dict:
 
 # ---- Bjorck et al.: relative loss vs step size in the first mini-batches ---------------------------
 def step_size(scale: str, device=None) -> dict:
-    """For each network at its normal lr: train on the first mini-batches; before each step, record
+    """Bjorck et al.'s step-size test on the VGG of ``scale``: see :func:`step_size_for`."""
+    return step_size_for(scale, vgg_run, device)
+
+
+def step_size_resnet(scale: str, device=None) -> dict:
+    """Bjorck et al.'s step-size test on the ResNet of ``scale`` (the network of their learning-rate sweep)."""
+    return step_size_for(scale, resnet_run, device)
+
+
+def step_size_for(scale: str, make_run, device=None) -> dict:
+    """For each network (``make_run(scale, norm, lr, seed)``) at its normal lr: train on the first mini-batches; before each step, record
     L(w - eta g) / L(w) on that batch for eta on a log grid (BN in training mode, parameters restored).
 
     Keys: ``eta`` [K], ``threshold`` (10^3), and per network n: ``n/rel_loss`` [T, K] (overflow stored as
     REL_CAP, flagged in ``n/nonfinite``), ``n/loss`` [T] the batch loss before the step, ``n/gnorm`` and
     ``n/wnorm`` [T] the norms of g and w over all parameters (so eta |g| / |w| is the relative distance moved),
-    ``n/lr``.
+    ``n/lr``, and ``n/block_rms`` [blocks] the scale of each block's output at initialisation (:func:`block_rms`).
     """
     cfg_s = _check_scale(scale, STEP_SIZE_SCALES)
     sc, dev = get_scale(scale), pick(device)
@@ -70,15 +80,17 @@ def step_size(scale: str, device=None) -> dict:
     out = {"eta": etas.numpy(), "threshold": np.asarray(DIVERGENCE), "precision": PRECISION}
     data = None
     for norm, lr in NORMAL_LR.items():
-        cfg = vgg_run(sc, norm, lr, seed=0)
+        cfg = make_run(sc, norm, lr, seed=0)
         data = data if data is not None else data_mod.load(cfg.data, 0, dev)
         model = build(cfg.model, 0, dev)
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=lr)
         batches = data.batches(cfg.train.batch_size, 0)
         rel, losses, gnorm, wnorm = [], [], [], []
-        for _ in range(cfg_s["batches"]):
+        for t in range(cfg_s["batches"]):
             x, y = next(batches)
+            if t == 0:
+                out[f"{norm}/block_rms"] = block_rms(model, x).cpu().numpy()
             loss = loss_fn(model, model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -95,6 +107,19 @@ def step_size(scale: str, device=None) -> dict:
         out[f"{norm}/gnorm"], out[f"{norm}/wnorm"] = np.asarray(gnorm), np.asarray(wnorm)
         out[f"{norm}/lr"] = np.asarray(lr)
     return out
+
+
+@torch.no_grad()
+def block_rms(model, x) -> torch.Tensor:
+    """Root mean square of each block's output on the batch ``x`` (training mode, running statistics restored):
+    how the signal's scale grows or stays put with depth (Bjorck et al.'s activation growth without BN)."""
+    from .norms import frozen_state
+    rms, h = [], x
+    with frozen_state(model):
+        for block in model.blocks:
+            h = block(h)
+            rms.append(h.double().pow(2).mean().sqrt())
+    return torch.stack(rms)
 
 
 def divergence_onset(eta: np.ndarray, rel: np.ndarray, threshold: float = DIVERGENCE) -> np.ndarray:
@@ -187,5 +212,6 @@ def surface(scale: str, device=None) -> dict:
     return out
 
 
-__all__ = ["NORMAL_LR", "STEP_SIZE_SCALES", "SHARPNESS_SCALES", "SURFACE_SCALES", "step_size", "sharpness",
+__all__ = ["NORMAL_LR", "STEP_SIZE_SCALES", "SHARPNESS_SCALES", "SURFACE_SCALES", "step_size", "step_size_resnet",
+           "step_size_for", "block_rms", "sharpness",
            "surface", "divergence_onset", "largest_decreasing"]

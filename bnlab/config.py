@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields, replace, is_dataclass
 
-ARCHS = ("vgg16", "vgg11", "dln")
+ARCHS = ("vgg16", "vgg11", "dln", "resnet")
 NORMS = ("none", "batch", "torch_batch", "noisy_batch", "noise", "l1", "l2", "linf", "layer", "group",
          "rescaled")
 DATASETS = ("fashion_mnist", "cifar10", "dln_synthetic")
@@ -55,10 +55,10 @@ def _check(ok: bool, message: str) -> None:
 class ModelConfig:
     """Which network: a VGG for 32x32 images or the deep linear network (DLN)."""
 
-    arch: str = "vgg16"          # vgg16 | vgg11 | dln
+    arch: str = "vgg16"          # vgg16 | vgg11 | dln | resnet
     norm: str = "none"           # see NORMS; "noise" = standard net + noisy-BN's noise
     width: float = 1.0           # multiplier on VGG channel counts (1.0 = 64..512)
-    depth: int = 0               # for architectures with a depth knob; 0 = the architecture's default
+    depth: int = 0               # ResNet depth 6n + 2; 0 = the architecture's default (ResNet-110)
     in_channels: int = 3
     num_classes: int = 10
     dln_depth: int = 25
@@ -69,6 +69,28 @@ class ModelConfig:
         _check(self.norm in NORMS, f"unknown norm {self.norm!r}; choose one of {NORMS}")
         _check(self.width > 0, "width must be > 0 (1.0 is the paper's VGG, 0.125 our cpu scale)")
         _check(self.dln_depth >= 1 and self.dln_dim >= 1, "dln_depth and dln_dim must be >= 1")
+        if self.arch == "resnet":
+            d = resnet_depth(self)
+            _check(d >= 8 and (d - 2) % 6 == 0,
+                   f"ResNet depth must be 6n + 2 with n >= 1 (8, 14, 20, 32, 56, 110), got {d}")
+        else:
+            _check(self.depth == 0, f"depth is a ResNet setting; leave it 0 for {self.arch}")
+
+
+RESNET_DEFAULT_DEPTH = 110       # Bjorck et al. 2018's ResNet-110
+
+
+def resnet_depth(cfg: ModelConfig) -> int:
+    return cfg.depth or RESNET_DEFAULT_DEPTH
+
+
+def n_layers(cfg: ModelConfig) -> int:
+    """How many blocks ("layers" to the probes) the network has: for a ResNet, stem + 3n residual blocks + head."""
+    if cfg.arch == "dln":
+        return cfg.dln_depth
+    if cfg.arch == "resnet":
+        return (resnet_depth(cfg) - 2) // 2 + 2
+    return {"vgg16": 14, "vgg11": 9}[cfg.arch]
 
 
 @dataclass(frozen=True)
@@ -145,8 +167,8 @@ class RunConfig:
 
     def __post_init__(self):
         _check((self.model.arch == "dln") == (self.data.dataset == "dln_synthetic"),
-               "the DLN trains on dataset 'dln_synthetic' and the VGGs on image datasets")
-        depth = self.model.dln_depth if self.model.arch == "dln" else {"vgg16": 14, "vgg11": 9}[self.model.arch]
+               "the DLN trains on dataset 'dln_synthetic' and the VGGs and ResNets on image datasets")
+        depth = n_layers(self.model)
         too_deep = [i for i in self.probe.activation_layers + self.probe.ics_layers if i > depth]
         _check(not too_deep, f"layers {too_deep} do not exist: {self.model.arch} has {depth} layers")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import (DataConfig, ModelConfig, ProbeConfig, RunConfig, Scale, TrainConfig, get_scale,
-                     PAPER_SETTINGS)
+                     n_layers, PAPER_SETTINGS)
 
 NORM_LABELS = {"none": "Standard", "batch": "Standard + BatchNorm", "torch_batch": "Standard + torch BatchNorm",
                "noisy_batch": "Standard + noisy BatchNorm", "noise": "Standard + noise",
@@ -46,19 +46,45 @@ def dln_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
                           landscape=True, landscape_range=s["probe_range_x_lr"], landscape_points=8))
 
 
+# [ours] Bjorck et al. (2018) train a ResNet-110 on CIFAR-10; at cpu scale a ResNet-56 at a quarter of the width
+# (channels 4, 8, 16) is the deepest that fits. Depth matters: without BN the initial output grows with depth
+# (chapter 08 shows it), which is the effect Bjorck et al. build on.
+RESNET_SIZES = {"paper": dict(depth=110, width=1.0), "cpu": dict(depth=56, width=0.25),
+                "smoke": dict(depth=8, width=0.25)}
+
+
+def resnet_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
+    """A CIFAR ResNet run for Bjorck et al.'s learning-rate sweep (paper-spec section 11.3), the VGG's data and
+    length at ``scale``; layer-input statistics of the stem, a middle and the last residual block."""
+    in_ch = 1 if scale.dataset == "fashion_mnist" else 3
+    model = ModelConfig(arch="resnet", norm=norm, in_channels=in_ch, **RESNET_SIZES[scale.name])
+    last = n_layers(model) - 1
+    return RunConfig(
+        name=f"resnet{model.depth}_{norm}_lr{lr:g}",
+        model=model,
+        data=DataConfig(scale.dataset, train_subset=scale.train_subset, test_subset=scale.test_subset),
+        train=TrainConfig(lr=lr, steps=scale.vgg_steps, batch_size=128, seed=seed, eval_every=scale.eval_every),
+        probe=ProbeConfig(every=scale.probe_every, activation_layers=(1, (last + 1) // 2, last)))
+
+
+RUN_BUILDERS = {"vgg": vgg_run, "dln": dln_run, "resnet": resnet_run}
+
+
 @dataclass(frozen=True)
 class Experiment:
     name: str
     figures: str
     description: str
-    network: str                  # "vgg" | "dln" | "none" (an analysis that is not a set of training runs)
+    network: str                  # "vgg" | "dln" | "resnet" | "none" (an analysis, not a set of training runs)
     grid: tuple = ()              # (norm, lr, all_seeds): all_seeds False = first seed only [ours, for cost]
     compute: str = ""             # for network "none": "module:function" taking (scale, device) -> arrays
     dataset: str = "fashion_mnist"  # for network "none": the data the analysis reads
 
     def runs(self, scale) -> list:
         scale = get_scale(scale) if isinstance(scale, str) else scale
-        make = vgg_run if self.network == "vgg" else dln_run
+        if self.network == "none":
+            return []
+        make = RUN_BUILDERS[self.network]
         return [make(scale, norm, lr, seed) for norm, lr, all_seeds in self.grid
                 for seed in (scale.seeds if all_seeds else scale.seeds[:1])]
 
@@ -91,7 +117,13 @@ EXPERIMENTS = {e.name: e for e in (
     # ---- beyond the paper (book/08_beyond); every setting here is [ours] unless a source is named ----
     # Bjorck et al. 2018, paper-spec.md 11.3: each network at its "normal" lr (BN 0.1, standard 1e-4)
     Experiment("bjorck_step_size", "Bjorck, rel. loss", "relative loss after one step vs step size, first "
-               "mini-batches (Bjorck et al.)", "none", compute="bnlab.beyond:step_size", dataset="fashion_mnist"),
+               "mini-batches (Bjorck et al.), VGG", "none", compute="bnlab.beyond:step_size", dataset="fashion_mnist"),
+    # Bjorck et al. 2018, Fig. 1: a ResNet at lrs 0.0001, 0.003, 0.1 with and without BN
+    Experiment("bjorck_lr_sweep", "Bjorck, Fig. 1", "ResNet with and without BatchNorm at three learning rates "
+               "(Bjorck et al.)", "resnet", tuple((n, lr, False) for n in ("none", "batch") for lr in (1e-4, 3e-3, 0.1))),
+    Experiment("bjorck_step_size_resnet", "Bjorck, rel. loss", "relative loss after one step vs step size, first "
+               "mini-batches (Bjorck et al.), ResNet", "none", compute="bnlab.beyond:step_size_resnet",
+               dataset="fashion_mnist"),
     Experiment("sharpness", "beyond", "top Hessian eigenvalue during training, next to effective beta and 2/lr",
                "none", compute="bnlab.beyond:sharpness", dataset="fashion_mnist"),
     Experiment("loss_surface", "Li et al. 2-D", "2-D loss surface around a trained VGG, filter-normalised "

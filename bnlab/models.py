@@ -1,4 +1,5 @@
-"""The paper's networks as lists of blocks: a VGG for 32x32 images and the 25-layer deep linear network.
+"""The networks as lists of blocks: a VGG for 32x32 images, the 25-layer deep linear network, and (for Bjorck et
+al.'s learning-rate sweep, chapter ``08_beyond``) a CIFAR ResNet of depth 6n + 2.
 
 "Layer #k" in the paper is block k here (1-based): one conv or linear weight, its normalisation, its
 nonlinearity. Keeping the blocks separate lets the ICS measurement reuse a shared prefix
@@ -9,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from .config import ModelConfig, resnet_depth
 from .norms import has_shift, make_norm
 
 VGG_LAYOUTS = {
@@ -21,9 +22,11 @@ VGG_LAYOUTS = {
 class Block(nn.Module):
     """weight layer -> normalisation -> nonlinearity (-> 2x2 max-pool)."""
 
-    def __init__(self, layer: nn.Module, norm: nn.Module, act: bool, pool: bool = False, flatten: bool = False):
+    def __init__(self, layer: nn.Module, norm: nn.Module, act: bool, pool: bool = False, flatten: bool = False,
+                 global_pool: bool = False):
         super().__init__()
-        self.flatten = nn.Flatten() if flatten else None
+        self.flatten = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()) if global_pool else \
+            nn.Flatten() if flatten else None
         self.layer, self.norm = layer, norm
         self.act = nn.ReLU() if act else nn.Identity()
         self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
@@ -36,9 +39,49 @@ class Block(nn.Module):
     def forward(self, x):
         if self.flatten is not None:
             x = self.flatten(x)
-        if self.training and getattr(self.norm, "pending_init", False):
-            self.norm.initialise(self.layer, x)      # norm "rescaled": data-dependent init [ours], chapter 08
-        return self.pool(self.act(self.norm(self.layer(x))))
+        # norm "rescaled" has a data-dependent initialisation [ours], chapter 08
+        return self.pool(self.act(_normalise(self.norm, self.layer, x, self.training)))
+
+
+def _normalise(norm: nn.Module, layer: nn.Module, x: torch.Tensor, training: bool) -> torch.Tensor:
+    """``norm(layer(x))``; a norm with a data-dependent initialisation ("rescaled") sets itself up first."""
+    if training and getattr(norm, "pending_init", False):
+        norm.initialise(layer, x)
+    return norm(layer(x))
+
+
+class ResidualBlock(nn.Module):
+    """He et al.'s (2016) basic block for CIFAR: conv-norm-ReLU-conv-norm, plus the shortcut, then ReLU.
+
+    A block that halves the resolution uses the parameter-free shortcut ("option A": subsample, pad channels with
+    zeros), so the only normalisations are those of the two convolutions. ``layer``/``norm`` name the first
+    convolution and its normalisation, which the probes read as the block's "layer" and "layer input".
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int, norm: str):
+        super().__init__()
+        bias = not has_shift(norm)
+        self.layer = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=bias)
+        self.norm = make_norm(norm, c_out, spatial=True)
+        self.layer2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=bias)
+        self.norm2 = make_norm(norm, c_out, spatial=True)
+        self.stride, self.pad = stride, c_out - c_in
+
+    @property
+    def weight(self) -> nn.Parameter:
+        return self.layer.weight
+
+    def shortcut(self, x):
+        if self.stride > 1:
+            x = x[:, :, ::self.stride, ::self.stride]
+        if self.pad:
+            x = nn.functional.pad(x, (0, 0, 0, 0, 0, self.pad))
+        return x
+
+    def forward(self, x):
+        h = torch.relu(_normalise(self.norm, self.layer, x, self.training))
+        h = _normalise(self.norm2, self.layer2, h, self.training)
+        return torch.relu(h + self.shortcut(x))
 
 
 class Blockwise(nn.Module):
@@ -92,12 +135,35 @@ def deep_linear(cfg: ModelConfig) -> Blockwise:
     return _glorot(Blockwise(blocks, "regression"))
 
 
+def resnet(cfg: ModelConfig) -> Blockwise:
+    """CIFAR ResNet of depth 6n + 2 [He et al. 2016, Sec. 4.2]: a 3x3 conv, three stages of n basic blocks
+    (16, 32, 64 channels times ``width``; stages 2 and 3 halve the resolution), global average pool, linear.
+    He (Kaiming) normal initialisation as in that paper; BN, where present, after every convolution."""
+    n = (resnet_depth(cfg) - 2) // 6
+    c = [max(1, round(k * cfg.width)) for k in (16, 32, 64)]
+    blocks = [Block(nn.Conv2d(cfg.in_channels, c[0], 3, padding=1, bias=not has_shift(cfg.norm)),
+                    make_norm(cfg.norm, c[0], spatial=True), act=True)]
+    c_in = c[0]
+    for stage, c_out in enumerate(c):
+        for i in range(n):
+            blocks.append(ResidualBlock(c_in, c_out, 2 if stage > 0 and i == 0 else 1, cfg.norm))
+            c_in = c_out
+    blocks.append(Block(nn.Linear(c_in, cfg.num_classes), nn.Identity(), act=False, global_pool=True))
+    model = Blockwise(blocks, "classifier")
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+    return model
+
+
 def build(cfg: ModelConfig, seed: int = 0, device=None, dtype=torch.float32) -> Blockwise:
     """The network ``cfg`` describes, initialised from ``seed``, on ``device``."""
     from .device import pick
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = deep_linear(cfg) if cfg.arch == "dln" else vgg(cfg)
+        model = {"dln": deep_linear, "resnet": resnet}.get(cfg.arch, vgg)(cfg)
     return model.to(device=pick(device), dtype=dtype)
 
 

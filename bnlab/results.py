@@ -267,7 +267,8 @@ def _run_one(cfg_dict: dict, device=None, progress=None) -> Run:
                        meta["meta"])
     res = train(cfg, device=device, progress=progress, checkpoint=runs_dir() / f"{h}.ckpt")
     meta = {"config": cfg.to_dict(), "status": res.status, "diverged_step": res.diverged_step,
-            "meta": {"wall_s": round(res.wall_s, 2), "steps_per_s": round(res.meta["steps_per_s"], 2)}}
+            "meta": {"wall_s": round(res.wall_s, 2), "steps_per_s": round(res.meta["steps_per_s"], 2),
+                     "engine": res.meta["engine"]}}
 
     _atomic_npz(store, res.arrays)
     _atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta)))
@@ -275,16 +276,17 @@ def _run_one(cfg_dict: dict, device=None, progress=None) -> Run:
 
 
 def _worker(args):
-    cfg_dict, threads = args
+    cfg_dict, threads, device = args
     import torch
     torch.set_num_threads(threads)
     os.environ["BNLAB_PROGRESS"] = "0"
-    return _run_one(cfg_dict, device="cpu", progress=False)
+    return _run_one(cfg_dict, device=device, progress=False)
 
 
 def compute(experiment: str, scale: str, device=None, jobs: int = 1, progress=None) -> Result:
     """Run every run of ``experiment`` at ``scale`` (in ``jobs`` CPU processes if > 1) and collect them."""
     from .device import describe, pick, strict_fp32
+    from .engine import EngineOptions
     exp, sc = get_experiment(experiment), get_scale(scale)
     dev = pick(device)
     strict_fp32()       # what every run sets; done here too so the provenance reports it
@@ -297,18 +299,23 @@ def compute(experiment: str, scale: str, device=None, jobs: int = 1, progress=No
         prov = provenance(experiment, scale, exp.dataset, describe(dev), time.perf_counter() - t0, precision)
         return Result(experiment, scale, prov, [], arrays, "live")
     configs = [c.to_dict() for c in exp.runs(sc)]
-    if jobs > 1 and dev.type == "cpu":
+    if jobs > 1 and len(configs) > 1:
+        # independent runs in separate processes: on a CPU they split the cores; on a GPU they share it, and
+        # their kernels interleave (a small network leaves most of the GPU idle between its own launches)
         import multiprocessing as mp
         import torch
         threads = max(1, torch.get_num_threads() // jobs)
-        with mp.get_context("spawn").Pool(jobs) as pool:
-            runs = pool.map(_worker, [(c, threads) for c in configs], chunksize=1)
+        with mp.get_context("spawn").Pool(min(jobs, len(configs))) as pool:
+            runs = pool.map(_worker, [(c, threads, str(dev)) for c in configs], chunksize=1)
         info = describe(dev)
-        info["device_name"] = f"CPU ({jobs} processes x {threads} threads)"
+        info["device_name"] += f" ({jobs} processes x {threads} CPU threads)" if dev.type == "cuda" else ""
+        if dev.type == "cpu":
+            info["device_name"] = f"CPU ({jobs} processes x {threads} threads)"
     else:
         runs = [_run_one(c, dev, progress) for c in configs]
         info = describe(dev)
     dataset = configs[0]["data"]["dataset"]
+    info["engine"] = EngineOptions.from_env().describe()
     wall = sum(r.meta.get("wall_s", 0.0) for r in runs)
     return Result(experiment, scale, provenance(experiment, scale, dataset, info, wall), runs, {}, "live")
 

@@ -384,3 +384,51 @@ def initial_signal_table(result, norms=BEYOND_NETS, lr=0.1, seed=0) -> str:
     rows = [[f"#{k}"] + [f"{float(runs[n].arrays['act_var'][0, i].mean()):.3g}" for n in norms]
             for i, k in enumerate(layers)]
     return table(rows, ["layer"] + [f"variance at step 0, {NORM_LABELS[n]}" for n in norms])
+
+
+# ---- Bjorck et al.'s learning-rate sweep (ResNet) -------------------------------------------------------------
+SWEEP_FAILED_ACC = 0.2      # [ours] a run "fails" when it diverges or its final training accuracy stays below this
+
+
+def _sweep(result, norm):
+    """{lr: (final train acc, final test acc, diverged)} for one network, seed 0 (the sweep runs one seed)."""
+    out = {}
+    for run in sorted(result.select(norm=norm, seed=result.runs[0].seed), key=lambda r: r.lr):
+        out[run.lr] = (final(run, "train_acc"), final(run, "test_acc") if run.status == "ok" else float("nan"),
+                       run.status == "diverged")
+    return out
+
+
+def claim_bjorck_lr_sweep(result) -> list:
+    """Bjorck et al.'s Fig. 1 (paper-spec.md 11.2). Criteria (ours): (1) without BN the largest rate fails
+    (diverges, or final training accuracy < 0.2); (2) at the smallest rate the two networks' test accuracies lie
+    within 0.05; (3) BN's best test accuracy comes at a rate above the smallest and beats the best of the network
+    without BN."""
+    std, bn = _sweep(result, "none"), _sweep(result, "batch")
+    lrs = sorted(std)
+    lo, hi = lrs[0], lrs[-1]
+    txt = lambda t: "diverged" if t[2] else f"train {t[0]:.3f}, test {t[1]:.3f}"  # noqa: E731
+    fails = std[hi][2] or not std[hi][0] >= SWEEP_FAILED_ACC
+    c1 = Claim(f"without BatchNorm the largest learning rate ({hi:g}) fails", f"standard at lr {hi:g}: "
+               f"{txt(std[hi])}; with BN: {txt(bn[hi])}", bool(fails))
+    gap = abs(bn[lo][1] - std[lo][1])
+    c2 = Claim(f"at the smallest rate ({lo:g}) both networks reach about the same test accuracy",
+               f"test accuracy {bn[lo][1]:.3f} with BN vs {std[lo][1]:.3f} without (gap {gap:.3f}; criterion 0.05)",
+               bool(np.isfinite(gap) and gap <= 0.05))
+    best = lambda d: max(d, key=lambda lr: -1.0 if not np.isfinite(d[lr][1]) else d[lr][1])  # noqa: E731
+    b_bn, b_std = best(bn), best(std)
+    c3 = Claim("with BatchNorm a larger learning rate gives the best test accuracy, better than any rate without BN",
+               f"best with BN: {bn[b_bn][1]:.3f} at lr {b_bn:g}; best without: {std[b_std][1]:.3f} at lr {b_std:g}",
+               bool(b_bn > lo and bn[b_bn][1] > std[b_std][1]))
+    return [c1, c2, c3]
+
+
+def depth_profile_table(result, every: int = 4) -> str:
+    """The scale (root mean square) of every ``every``-th block's output at initialisation, per network, and the
+    ratio of the last block's to the first's: Bjorck et al.'s growth of activations with depth without BN."""
+    rms = {n: result.arrays[f"{n}/block_rms"] for n in BEYOND_NETS}
+    n_blocks = len(rms["none"])
+    idx = sorted(set(range(0, n_blocks, every)) | {n_blocks - 1})
+    rows = [[f"#{i + 1}"] + [f"{float(rms[n][i]):.3g}" for n in BEYOND_NETS] for i in idx]
+    rows.append(["last / first"] + [f"{float(rms[n][-1] / rms[n][0]):.3g}" for n in BEYOND_NETS])
+    return table(rows, ["block"] + [f"output rms at init, {NORM_LABELS[n]}" for n in BEYOND_NETS])

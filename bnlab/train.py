@@ -19,7 +19,8 @@ from . import data as data_mod
 from .config import RunConfig
 from .device import dtype_of, pick, strict_fp32
 from .measure import make_probes
-from .models import build, loss_fn
+from .engine import EngineOptions, Stepper
+from .models import build
 
 
 @dataclass
@@ -67,12 +68,13 @@ def evaluate(model, data, dtype, train: bool = False) -> tuple[float, float]:
 
 
 def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Path | None = None,
-          checkpoint_every: int = 250, sync_every: int = 50, extra_probes=()) -> RunResult:
+          checkpoint_every: int = 250, sync_every: int = 50, extra_probes=(), engine=None) -> RunResult:
     """Train one run as ``cfg`` says and return its curves and probe measurements.
 
     ``checkpoint``: a file that holds the latest state; if it exists the run resumes from it,
     and it is rewritten every ``checkpoint_every`` steps and on interruption. ``extra_probes``: measurement
     objects beyond those ``cfg.probe`` asks for (see ``bnlab.measure.Probe``), given the built model.
+    ``engine``: :class:`bnlab.engine.EngineOptions` (default: from the environment; all off).
     """
     dev = pick(device)
     strict_fp32()
@@ -83,6 +85,7 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum,
                           weight_decay=tc.weight_decay)
+    stepper = Stepper(model, opt, engine if engine is not None else EngineOptions.from_env())
     probes = make_probes(cfg, model) + [make(model) if callable(make) else make for make in extra_probes]
     classifier = model.kind == "classifier"
 
@@ -126,15 +129,7 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
         for step in range(start, tc.steps):
             x, y = next(batches)
             active = [p for p in probes if p.due(step, tc.steps)]
-            for p in active:
-                p.before_forward(step, model)
-            out = model(x)
-            loss = loss_fn(model, out, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for p in active:
-                p.after_backward(step, model, x, y, loss)
-            opt.step()
+            out, loss = stepper.step(step, x, y, active)
             losses[step] = loss.detach()
             if classifier:
                 accs[step] = (out.argmax(1) == y).double().mean()
@@ -184,5 +179,6 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
         Path(checkpoint).unlink()
     steps_done = (diverged_step if diverged_step is not None else tc.steps) - start
     return RunResult(cfg, arrays, status, diverged_step, wall,
-                     {"steps_per_s": steps_done / max(wall - wall_before, 1e-9)})
+                     {"steps_per_s": steps_done / max(wall - wall_before, 1e-9),
+                      "engine": stepper.options.describe()})
 

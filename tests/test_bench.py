@@ -10,7 +10,7 @@ import torch
 
 from bnlab import bench
 from bnlab.config import DataConfig, ModelConfig, config_hash
-from bnlab.experiments import EXPERIMENTS
+from bnlab.experiments import EXPERIMENTS, get
 
 TINY = bench.BenchConfig(device="cpu", width=0.0625, steps=2, warmup=1, repeats=1, batch_size=128, ks=(2, 4),
                          vmap_k=3, matmul_n=256)
@@ -81,7 +81,8 @@ def test_projection_counts_unique_runs(results):
     for scale in ("paper", "cpu"):
         pr = results["projection"][scale]
         unique = {config_hash(r) for e in EXPERIMENTS.values() for r in e.runs(scale)}
-        assert pr["unique_runs"] == len(unique) == pr["vgg_runs"] + pr["dln_runs"]
+        assert pr["unique_runs"] == len(unique) == pr["vgg_runs"] + pr["dln_runs"] + pr["resnet_runs"]
+        assert pr["resnet_runs"] == len(get("bjorck_lr_sweep").runs(scale))
         assert _positive_finite(pr["minutes"]["total"])
         assert all(math.isfinite(v) and v >= 0 for v in pr["minutes"].values())
         assert "PROJECTION" in pr["note"]
@@ -101,6 +102,14 @@ def test_report_and_files(results, tmp_path):
 def test_vgg16_flops_match_published_count():
     # performance-notes.md section 4.1: VGG-16 on 32x32, Linear 512->10 head: 313.2 M multiply-adds per image
     assert bench.vgg_flops("vgg16", 1.0, 3) / 2 == pytest.approx(313.2e6, rel=2e-3)
+
+
+def test_flops_count_any_architecture_from_its_shapes():
+    # CIFAR ResNet-20 (He et al. 2016; 0.27 M parameters): 40.55 M multiply-adds per 32x32 image, the count
+    # FLOP counters publish for it (option-A shortcuts have no weights)
+    assert bench.model_flops(ModelConfig(arch="resnet", depth=20)) / 2 == pytest.approx(40.55e6, rel=1e-3)
+    # the deep linear network: 25 layers of 10x10
+    assert bench.model_flops(ModelConfig(arch="dln")) == 2 * 25 * 100
 
 
 def test_cli_section_1(tmp_path, capsys):

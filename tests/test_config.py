@@ -21,6 +21,10 @@ def test_bad_learning_rate_says_what_the_paper_uses():
     (lambda: RunConfig("x", ModelConfig(arch="dln"), DataConfig("cifar10")), "dln_synthetic"),
     (lambda: RunConfig("x", probe=ProbeConfig(every=1, ics_layers=(15,))), "do not exist"),
     (lambda: get_scale("huge"), "unknown scale"),
+    (lambda: ModelConfig(arch="resnet", depth=21), "6n"),
+    (lambda: ModelConfig(arch="vgg16", depth=20), "ResNet setting"),
+    (lambda: RunConfig("x", ModelConfig(arch="resnet", depth=8), probe=ProbeConfig(every=1, activation_layers=(6,))),
+     "resnet has 5 layers"),
 ])
 def test_invalid_configs_raise_clear_errors(make, match):
     with pytest.raises(ValueError, match=match):
@@ -55,6 +59,9 @@ def test_registry_runs_match_scale_settings():
                 else:
                     assert cfg.train.steps == s.vgg_steps and cfg.train.batch_size == 128
                     assert cfg.data.dataset == s.dataset
+    sweep = {s: get("bjorck_lr_sweep").runs(s) for s in ("paper", "cpu")}
+    assert {c.model.depth for c in sweep["paper"]} == {110} and {c.model.depth for c in sweep["cpu"]} == {56}
+    assert sorted({c.train.lr for c in sweep["paper"]}) == [1e-4, 3e-3, 0.1]      # Bjorck et al.'s rates
     paper = get("bn_vs_standard").runs("paper")
     assert {c.train.lr for c in paper} == {0.01, 0.1, 0.5}
     assert all(c.model.width == 1.0 and c.data.dataset == "cifar10" for c in paper)

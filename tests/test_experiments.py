@@ -22,7 +22,10 @@ def test_experiment_runs_at_smoke_scale(name, tmp_path):
     assert len(back.runs) == len(EXPERIMENTS[name].runs("smoke"))
     for run in back.runs:
         assert run.status in ("ok", "diverged")
-        assert {"train_loss", "ics_l2", "land_beta", "act_quantiles"} <= set(run.arrays)
+        probe = run.config["probe"]
+        wanted = {"train_loss"} | ({"ics_l2"} if probe["ics_layers"] else set()) | \
+            ({"land_beta"} if probe["landscape"] else set()) | ({"act_quantiles"} if probe["activation_layers"] else set())
+        assert wanted <= set(run.arrays) and len(wanted) >= 2     # every run records at least one probe
     results.check_config(back)
     assert "Live result" in res.banner()
 

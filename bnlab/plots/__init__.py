@@ -1,5 +1,5 @@
 """Figures for the book, one module per kind of figure; every chapter uses the same palette (``style``)."""
-from .beyond import (sharpness_figure, step_size_figure, surface_3d_figure, surface_contour_figure,
+from .beyond import (depth_profile_figure, sharpness_figure, step_size_figure, surface_3d_figure, surface_contour_figure,
                      surface_slice_figure)
 from .distributions import distribution_figure, histogram_figure, moments_figure
 from .ics import ics_figure
@@ -11,4 +11,4 @@ from .training import curves, training_figure
 __all__ = ["setup", "NORM_COLOURS", "training_figure", "curves", "distribution_figure", "histogram_figure",
            "moments_figure", "ics_figure", "landscape_figure", "predictiveness_vs_distance",
            "theorem41_figure", "theorem42_figure", "lemma45_figure", "step_size_figure", "sharpness_figure",
-           "surface_contour_figure", "surface_3d_figure", "surface_slice_figure"]
+           "surface_contour_figure", "surface_3d_figure", "surface_slice_figure", "depth_profile_figure"]

@@ -52,6 +52,20 @@ def step_size_figure(res):
     return fig
 
 
+def depth_profile_figure(res):
+    """Scale (rms) of each block's output at initialisation against depth, both networks, log scale."""
+    fig, ax = plt.subplots(figsize=(6.2, 3.6))
+    for net in NETS:
+        rms = res.arrays[f"{net}/block_rms"]
+        ax.plot(np.arange(1, len(rms) + 1), rms, "o-", ms=3, color=colour(net), label=label(net))
+    ax.set_yscale("log")
+    ax.set_xlabel("block (1 = first convolution, last = classifier output)")
+    ax.set_ylabel("rms of the block's output at init")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
 def sharpness_figure(res, window: int = 20):
     """Training loss; lambda_max of the Hessian with 2/lr; effective beta (landscape probe) and |Hg|/|g|."""
     a = res.arrays

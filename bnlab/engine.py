@@ -1,0 +1,74 @@
+"""How a training step is executed, kept apart from what it computes.
+
+:func:`train_step` is the one hot path: ``bnlab.train.train`` runs it, and ``bnlab.bench`` times it. The
+:class:`EngineOptions` change only memory layout and kernel scheduling, never the run's settings, so they are not
+part of a config's hash; each run records the options it used (``RunResult.meta["engine"]``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .models import loss_fn
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "0").lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """``channels_last``: NHWC convolutions (faster cuDNN kernels on recent GPUs; no gain expected on a CPU).
+    ``compile``: ``torch.compile(mode="reduce-overhead")`` for steps without probes (CUDA graphs on a GPU, fused
+    kernels from inductor on a CPU); probed steps run eagerly, so hooks and in-place probes see the plain module.
+    """
+
+    channels_last: bool = False
+    compile: bool = False
+
+    @classmethod
+    def from_env(cls) -> "EngineOptions":
+        """``$BNLAB_CHANNELS_LAST`` and ``$BNLAB_COMPILE`` (``1`` turns them on); off by default."""
+        return cls(channels_last=_env_flag("BNLAB_CHANNELS_LAST"), compile=_env_flag("BNLAB_COMPILE"))
+
+    def describe(self) -> dict:
+        return asdict(self)
+
+
+class Stepper:
+    """A model prepared for the options (memory format, compiled forward) and the one training step."""
+
+    def __init__(self, model, opt, options: EngineOptions | None = None):
+        self.model, self.opt = model, opt
+        self.options = options or EngineOptions()
+        if self.options.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.forward = model
+        if self.options.compile:
+            self.forward = torch.compile(model, mode="reduce-overhead")
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        if self.options.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def step(self, step: int, x: torch.Tensor, y: torch.Tensor, probes=()) -> tuple:
+        """Forward, backward and SGD update on (x, y), with ``probes`` (those due at ``step``) at their hooks.
+        Returns (output, loss) as device tensors: nothing here waits for the device."""
+        model, opt = self.model, self.opt
+        x = self.inputs(x)
+        for p in probes:
+            p.before_forward(step, model)
+        out = (model if probes else self.forward)(x)
+        loss = loss_fn(model, out, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for p in probes:
+            p.after_backward(step, model, x, y, loss)
+        opt.step()
+        return out, loss
+
+
+__all__ = ["EngineOptions", "Stepper"]

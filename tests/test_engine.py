@@ -1,0 +1,76 @@
+"""The engine's options change how a step runs, never what it computes; independent runs can run in parallel."""
+import numpy as np
+import pytest
+import torch
+
+from bnlab import results
+from bnlab.config import DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig
+from bnlab.engine import EngineOptions, Stepper
+from bnlab.models import build, loss_fn
+from bnlab.train import train
+from conftest import needs_fashion
+
+
+def tiny(norm="batch", steps=6, probes=True):
+    return RunConfig("e", ModelConfig(arch="vgg16", norm=norm, width=0.0625, in_channels=1),
+                     DataConfig("fashion_mnist", train_subset=512, test_subset=128),
+                     TrainConfig(lr=0.1, steps=steps, eval_every=steps),
+                     ProbeConfig(every=3 if probes else 0, activation_layers=(2,) if probes else (),
+                                 ics_layers=(5,) if probes else (), landscape=probes, landscape_points=2))
+
+
+def test_options_come_from_the_environment(monkeypatch):
+    assert EngineOptions.from_env() == EngineOptions()
+    monkeypatch.setenv("BNLAB_CHANNELS_LAST", "1")
+    monkeypatch.setenv("BNLAB_COMPILE", "0")
+    assert EngineOptions.from_env() == EngineOptions(channels_last=True, compile=False)
+
+
+def test_stepper_is_one_sgd_step():
+    torch.manual_seed(0)
+    model = build(ModelConfig(arch="vgg11", norm="none", width=0.125, in_channels=1))
+    ref = build(ModelConfig(arch="vgg11", norm="none", width=0.125, in_channels=1))
+    x, y = torch.randn(8, 1, 32, 32), torch.randint(0, 10, (8,))
+    stepper = Stepper(model, torch.optim.SGD(model.parameters(), lr=0.5))
+    out, loss = stepper.step(0, x, y)
+    loss_fn(ref, ref(x), y).backward()
+    for p, q in zip(model.parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q - 0.5 * q.grad)
+    assert loss.requires_grad and out.shape == (8, 10)
+
+
+def test_channels_last_takes_the_same_step():
+    """Same parameters after one step, up to float rounding. (Whole runs are not compared: at this size a rounding
+    difference grows ~100x per step, as it does between 1 and 2 CPU threads.)"""
+    cfg = ModelConfig(arch="vgg16", norm="batch", width=0.0625, in_channels=1)
+    x, y = torch.randn(16, 1, 32, 32), torch.randint(0, 10, (16,))
+    after = {}
+    for cl in (False, True):
+        model = build(cfg, seed=0)
+        out, loss = Stepper(model, torch.optim.SGD(model.parameters(), lr=0.1), EngineOptions(channels_last=cl)).step(
+            0, x, y)
+        after[cl] = (loss.item(), [p.detach().contiguous() for p in model.parameters()])
+        if cl:
+            assert model.blocks[0].layer.weight.is_contiguous(memory_format=torch.channels_last)
+    assert after[True][0] == pytest.approx(after[False][0], rel=1e-6)
+    for p, q in zip(after[True][1], after[False][1]):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
+
+
+@needs_fashion
+def test_run_records_its_engine_options():
+    res = train(tiny(steps=3), progress=False, engine=EngineOptions(channels_last=True))
+    assert res.status == "ok" and res.meta["engine"] == {"channels_last": True, "compile": False}
+    assert {"ics_l2", "land_loss", "act_var"} <= set(res.arrays)       # probes work on an NHWC model
+
+
+@needs_fashion
+def test_independent_runs_in_parallel_processes_match_one_process(tmp_path, monkeypatch):
+    serial = results.compute("bjorck_lr_sweep", "smoke", device="cpu", jobs=1)
+    monkeypatch.setenv("BNLAB_HOME", str(tmp_path / "fresh"))       # a fresh run store: nothing reused
+    parallel = results.compute("bjorck_lr_sweep", "smoke", device="cpu", jobs=2)
+    assert parallel.provenance["device_name"].startswith("CPU (2 processes")
+    assert parallel.provenance["engine"] == {"channels_last": False, "compile": False}
+    for a, b in zip(serial.runs, parallel.runs):
+        assert a.config == b.config and a.status == b.status
+        np.testing.assert_allclose(a["train_loss"], b["train_loss"], rtol=1e-4, err_msg=a.name)
