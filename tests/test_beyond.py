@@ -158,9 +158,16 @@ def test_step_size_summary_on_a_known_result():
     s = summary.step_size_stats(res, "none")
     assert s["onset"] == 1e-2 and s["decreasing"] == 1e-3 and s["at_lr"] == 0.99
     assert s["onset_dist"] == pytest.approx(1e-2 * 2.0 / 10.0) and s["gnorm"] == 2.0
-    c1, c2 = summary.claim_bjorck_step_size(res)
-    assert c1.holds and c2.holds
+    claims = summary.claim_bjorck_step_size(res)
+    assert len(claims) == 4 and all(c.holds for c in claims)
     assert "batches > 1000" in summary.step_size_table(res)
+    # a network that diverges early only at initialisation (as the ResNet without BN): the first-batch view
+    # reproduces the claim, the median view does not
+    late = np.where(eta[None] > 10, 1e5, 0.99).repeat(2, 0)
+    arrays["none/rel_loss"] = np.concatenate([std[:1], late])
+    first_std, _, median_std, _ = summary.claim_bjorck_step_size(Result("bjorck_step_size", "smoke", {}, [], arrays))
+    assert first_std.holds and not median_std.holds
+    assert summary.step_size_stats(res, "none", first=1)["batches"] == 1
 
 
 # ---- Li et al.'s surface ------------------------------------------------------------------------
@@ -304,3 +311,21 @@ def test_sharpness_probe_state_round_trip():
     assert all(torch.equal(a, b) for a, b in zip(fresh._v, probe._v))
     probe.truncate(0)
     assert not probe.records["step"] and not probe.records["max"]
+
+
+def test_lr_sweep_claims_on_a_known_result():
+    from bnlab.experiments import get
+    from bnlab.results import Run
+
+    def run(cfg, acc, diverged=False):
+        arrays = {"train_acc": np.full(50, acc), "test_acc": np.array([acc]), "train_loss": np.ones(50)}
+        return Run(cfg.to_dict(), "diverged" if diverged else "ok", 3 if diverged else None, arrays)
+    outcome = {("none", 1e-4): (0.6, False), ("none", 3e-3): (0.0, True), ("none", 0.1): (0.0, True),
+               ("batch", 1e-4): (0.62, False), ("batch", 3e-3): (0.8, False), ("batch", 0.1): (0.9, False)}
+    runs = [run(c, *outcome[c.model.norm, c.train.lr]) for c in get("bjorck_lr_sweep").runs("smoke")]
+    claims = summary.claim_bjorck_lr_sweep(Result("bjorck_lr_sweep", "smoke", {}, runs, {}))
+    assert [c.holds for c in claims] == [True, True, True]
+    outcome[("batch", 1e-4)] = (0.1, False)        # BN has not learned at the smallest rate: no agreement to claim
+    runs = [run(c, *outcome[c.model.norm, c.train.lr]) for c in get("bjorck_lr_sweep").runs("smoke")]
+    claims = summary.claim_bjorck_lr_sweep(Result("bjorck_lr_sweep", "smoke", {}, runs, {}))
+    assert [c.holds for c in claims] == [True, False, True] and "not learned" in claims[1].evidence

@@ -74,3 +74,19 @@ def test_independent_runs_in_parallel_processes_match_one_process(tmp_path, monk
     for a, b in zip(serial.runs, parallel.runs):
         assert a.config == b.config and a.status == b.status
         np.testing.assert_allclose(a["train_loss"], b["train_loss"], rtol=1e-4, err_msg=a.name)
+
+
+def test_compiled_step_matches_the_eager_step():
+    """torch.compile (inductor on a CPU, CUDA graphs on a GPU) must take the same SGD step as eager mode."""
+    cfg = ModelConfig(arch="vgg11", norm="batch", width=0.0625, in_channels=1)
+    x, y = torch.randn(16, 1, 32, 32), torch.randint(0, 10, (16,))
+    losses, params = {}, {}
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = build(cfg, seed=0)
+        stepper = Stepper(model, torch.optim.SGD(model.parameters(), lr=0.1), EngineOptions(compile=compiled))
+        losses[compiled] = [stepper.step(i, x, y)[1].item() for i in range(3)]
+        params[compiled] = [p.detach().clone() for p in model.parameters()]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+    for p, q in zip(params[True], params[False]):
+        torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-5)
