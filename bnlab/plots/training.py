@@ -43,13 +43,23 @@ def curves(ax, result, metric="train_acc", norms=None, lrs=None, window=None):
     return ax
 
 
-def training_figure(result, metrics=("train_acc", "test_acc"), norms=None, lrs=None, title=None):
-    """Side-by-side panels of the given metrics; returns the figure."""
+def training_figure(result, metrics=("train_acc", "test_acc"), norms=None, lrs=None, title=None, ylims=None,
+                    legend_below=False):
+    """Side-by-side panels of the given metrics; returns the figure. ``ylims``: {metric: (bottom, top)}, e.g. to
+    keep a diverged run's last finite loss (10^30 and more) from flattening the others; ``legend_below``: one
+    legend under the panels instead of inside the last one."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.6), squeeze=False)
     for ax, m in zip(axes[0], metrics):
         curves(ax, result, m, norms, lrs)
-    axes[0][-1].legend(loc="best", frameon=True)
+        if ylims and m in ylims:
+            ax.set_ylim(*ylims[m])
     if title:
         fig.suptitle(title)
+    if legend_below:
+        handles, labels = axes[0][-1].get_legend_handles_labels()
+        fig.tight_layout(rect=(0, 0.12, 1, 1))
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), frameon=True)
+        return fig
+    axes[0][-1].legend(loc="best", frameon=True)
     fig.tight_layout()
     return fig
