@@ -21,6 +21,8 @@ def main(argv=None) -> int:
     rep.add_argument("--channels-last", action="store_true", help="NHWC convolutions (sets BNLAB_CHANNELS_LAST)")
     rep.add_argument("--compile", action="store_true", help="torch.compile(mode='reduce-overhead') for steps "
                                                             "without probes (sets BNLAB_COMPILE)")
+    rep.add_argument("--landscape", choices=("loop", "vmap"), default=None,
+                     help="landscape probe back-end (sets BNLAB_LANDSCAPE; default loop)")
     sub.add_parser("verify", help="check the shipped cache against MANIFEST.json")
     args = parser.parse_args(argv)
 
@@ -39,6 +41,8 @@ def main(argv=None) -> int:
         os.environ["BNLAB_CHANNELS_LAST"] = "1"      # the environment reaches --jobs worker processes too
     if args.compile:
         os.environ["BNLAB_COMPILE"] = "1"
+    if args.landscape:
+        os.environ["BNLAB_LANDSCAPE"] = args.landscape
     names = list(EXPERIMENTS) if args.all else args.experiment
     if not names:
         parser.error("name an experiment or pass --all")

@@ -53,7 +53,7 @@ def _check(ok: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which network: a VGG for 32x32 images or the deep linear network (DLN)."""
+    """Which network: a VGG or a ResNet for 32x32 images, or the deep linear network (DLN)."""
 
     arch: str = "vgg16"          # vgg16 | vgg11 | dln | resnet
     norm: str = "none"           # see NORMS; "noise" = standard net + noisy-BN's noise

@@ -13,6 +13,8 @@ import torch
 
 from .models import loss_fn
 
+LANDSCAPE_BACKENDS = ("loop", "vmap")
+
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "0").lower() in ("1", "true", "yes", "on")
@@ -23,15 +25,24 @@ class EngineOptions:
     """``channels_last``: NHWC convolutions (faster cuDNN kernels on recent GPUs; no gain expected on a CPU).
     ``compile``: ``torch.compile(mode="reduce-overhead")`` for steps without probes (CUDA graphs on a GPU, fused
     kernels from inductor on a CPU); probed steps run eagerly, so hooks and in-place probes see the plain module.
+    ``landscape``: the landscape probe's back-end, ``"loop"`` (parameters perturbed in place) or ``"vmap"``
+    (``torch.func`` over a BN-safe twin); they agree to ~1e-7 and ``python -m bnlab.bench`` says which is faster.
     """
 
     channels_last: bool = False
     compile: bool = False
+    landscape: str = "loop"
+
+    def __post_init__(self):
+        if self.landscape not in LANDSCAPE_BACKENDS:
+            raise ValueError(f"landscape back-end must be one of {LANDSCAPE_BACKENDS}, got {self.landscape!r}")
 
     @classmethod
     def from_env(cls) -> "EngineOptions":
-        """``$BNLAB_CHANNELS_LAST`` and ``$BNLAB_COMPILE`` (``1`` turns them on); off by default."""
-        return cls(channels_last=_env_flag("BNLAB_CHANNELS_LAST"), compile=_env_flag("BNLAB_COMPILE"))
+        """``$BNLAB_CHANNELS_LAST``, ``$BNLAB_COMPILE`` (``1`` turns them on) and ``$BNLAB_LANDSCAPE`` (loop or
+        vmap); all off / loop by default."""
+        return cls(channels_last=_env_flag("BNLAB_CHANNELS_LAST"), compile=_env_flag("BNLAB_COMPILE"),
+                   landscape=os.environ.get("BNLAB_LANDSCAPE", "loop"))
 
     def describe(self) -> dict:
         return asdict(self)

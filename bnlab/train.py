@@ -86,7 +86,7 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
     opt = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum,
                           weight_decay=tc.weight_decay)
     stepper = Stepper(model, opt, engine if engine is not None else EngineOptions.from_env())
-    probes = make_probes(cfg, model) + [make(model) if callable(make) else make for make in extra_probes]
+    probes = make_probes(cfg, model, stepper.options.landscape) + [make(model) if callable(make) else make for make in extra_probes]
     classifier = model.kind == "classifier"
 
     losses = torch.full((tc.steps,), float("nan"), device=dev, dtype=torch.float64)

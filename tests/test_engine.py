@@ -23,7 +23,10 @@ def test_options_come_from_the_environment(monkeypatch):
     assert EngineOptions.from_env() == EngineOptions()
     monkeypatch.setenv("BNLAB_CHANNELS_LAST", "1")
     monkeypatch.setenv("BNLAB_COMPILE", "0")
-    assert EngineOptions.from_env() == EngineOptions(channels_last=True, compile=False)
+    monkeypatch.setenv("BNLAB_LANDSCAPE", "vmap")
+    assert EngineOptions.from_env() == EngineOptions(channels_last=True, compile=False, landscape="vmap")
+    with pytest.raises(ValueError, match="loop"):
+        EngineOptions(landscape="fast")
 
 
 def test_stepper_is_one_sgd_step():
@@ -60,8 +63,17 @@ def test_channels_last_takes_the_same_step():
 @needs_fashion
 def test_run_records_its_engine_options():
     res = train(tiny(steps=3), progress=False, engine=EngineOptions(channels_last=True))
-    assert res.status == "ok" and res.meta["engine"] == {"channels_last": True, "compile": False}
+    assert res.status == "ok" and res.meta["engine"] == {"channels_last": True, "compile": False, "landscape": "loop"}
     assert {"ics_l2", "land_loss", "act_var"} <= set(res.arrays)       # probes work on an NHWC model
+
+
+@needs_fashion
+def test_landscape_back_ends_give_the_same_measurements():
+    loop = train(tiny(steps=1), progress=False, engine=EngineOptions(landscape="loop"))
+    vmap = train(tiny(steps=1), progress=False, engine=EngineOptions(landscape="vmap"))
+    assert vmap.meta["engine"]["landscape"] == "vmap"
+    for key in ("land_loss", "land_grad_change"):
+        np.testing.assert_allclose(vmap[key], loop[key], rtol=1e-4, err_msg=key)
 
 
 @needs_fashion
@@ -70,7 +82,7 @@ def test_independent_runs_in_parallel_processes_match_one_process(tmp_path, monk
     monkeypatch.setenv("BNLAB_HOME", str(tmp_path / "fresh"))       # a fresh run store: nothing reused
     parallel = results.compute("bjorck_lr_sweep", "smoke", device="cpu", jobs=2)
     assert parallel.provenance["device_name"].startswith("CPU (2 processes")
-    assert parallel.provenance["engine"] == {"channels_last": False, "compile": False}
+    assert parallel.provenance["engine"] == {"channels_last": False, "compile": False, "landscape": "loop"}
     for a, b in zip(serial.runs, parallel.runs):
         assert a.config == b.config and a.status == b.status
         np.testing.assert_allclose(a["train_loss"], b["train_loss"], rtol=1e-4, err_msg=a.name)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-import bnlab.train as train_mod
+import bnlab.engine as engine_mod
 from bnlab.config import DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig
 from bnlab.train import train
 from conftest import needs_fashion
@@ -65,7 +65,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     cfg = small_vgg("noisy_batch", steps=24, every=4)
     reference = train(cfg, progress=False)
     calls = {"n": 0}
-    real_loss = train_mod.loss_fn
+    real_loss = engine_mod.loss_fn         # the training step's loss (probes compute theirs separately)
 
     def interrupting(model, out, y):
         calls["n"] += 1
@@ -74,11 +74,11 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
         return real_loss(model, out, y)
 
     ckpt = tmp_path / "run.ckpt"
-    monkeypatch.setattr(train_mod, "loss_fn", interrupting)
+    monkeypatch.setattr(engine_mod, "loss_fn", interrupting)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, progress=False, checkpoint=ckpt)
     assert ckpt.exists()
-    monkeypatch.setattr(train_mod, "loss_fn", real_loss)
+    monkeypatch.setattr(engine_mod, "loss_fn", real_loss)
     resumed = train(cfg, progress=False, checkpoint=ckpt)
     assert not ckpt.exists()
     assert set(resumed.arrays) == set(reference.arrays)

@@ -11,8 +11,8 @@ from .landscape import LandscapeProbe, probe_along_gradient
 from .sharpness import SharpnessProbe, hessian_top
 
 
-def make_probes(cfg, model) -> list:
-    """The probes a run's ProbeConfig asks for."""
+def make_probes(cfg, model, landscape_backend: str = "loop") -> list:
+    """The probes a run's ProbeConfig asks for (the landscape probe with the given back-end)."""
     p = cfg.probe
     if p.every == 0:
         return []
@@ -23,7 +23,8 @@ def make_probes(cfg, model) -> list:
     if p.ics_layers:
         probes.append(ICSProbe(p.ics_layers, p.every))
     if p.landscape:
-        probes.append(LandscapeProbe(cfg.train.lr, p.landscape_range, p.landscape_points, p.landscape_log, p.every))
+        probes.append(LandscapeProbe(cfg.train.lr, p.landscape_range, p.landscape_points, p.landscape_log, p.every,
+                                     backend=landscape_backend))
     return probes
 
 
