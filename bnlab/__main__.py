@@ -28,9 +28,10 @@ def main(argv=None) -> int:
 
     from . import results
     if args.command == "list":
+        w_name, w_fig = max(map(len, EXPERIMENTS)), max(len(e.figures) for e in EXPERIMENTS.values())
         for name, exp in EXPERIMENTS.items():
             shipped = ", ".join(results.shipped_scales(name)) or "none"
-            print(f"{name:16s} {exp.figures:16s} shipped: {shipped:12s} {exp.description}")
+            print(f"{name:{w_name}s}  {exp.figures:{w_fig}s}  shipped: {shipped:12s} {exp.description}")
         return 0
     if args.command == "verify":
         problems = results.verify_manifest()

@@ -15,7 +15,7 @@ NORMS = ("none", "batch", "torch_batch", "noisy_batch", "noise", "l1", "l2", "li
          "rescaled")
 DATASETS = ("fashion_mnist", "cifar10", "dln_synthetic")
 PRECISIONS = ("fp32", "fp64")
-SCALES = ("paper", "cpu", "smoke")
+SCALES = ("paper", "paper_fmnist", "cpu", "smoke")   # largest first: a chapter shows the largest one shipped
 
 # One table of the paper's settings (paper-spec.md sections 2 and 3). [ours] marks our defaults
 # for what the paper leaves open (paper-spec.md section 12).
@@ -227,12 +227,21 @@ class Scale:
     probe_every: int             # steps between ICS / landscape / activation probes
     dln_probe_every: int
     seeds: tuple
+    sizes: str = ""              # whose sizes the analyses of chapters 7-8 take ("" = this scale's own)
+
+    @property
+    def size_key(self) -> str:
+        """The row of the per-scale size tables (``bnlab.beyond``, ``bnlab.theory``, ResNet depths) to use."""
+        return self.sizes or self.name
 
 
 PAPER = Scale("paper", "cifar10", 1.0, 15_000, 100, 0, 0, 10_000, 100, 100, (0, 1, 2))
+# The paper's sizes on Fashion-MNIST: for a GPU without internet, where CIFAR-10 cannot be downloaded [ours]
+PAPER_FMNIST = Scale("paper_fmnist", "fashion_mnist", 1.0, 15_000, 100, 0, 0, 10_000, 100, 100, (0, 1, 2),
+                     sizes="paper")
 CPU = Scale("cpu", "fashion_mnist", 0.0625, 1_000, 100, 0, 2_000, 2_000, 25, 50, (0, 1, 2))
 SMOKE = Scale("smoke", "fashion_mnist", 0.0625, 12, 6, 512, 256, 30, 4, 10, (0,))
-SCALE_BY_NAME = {s.name: s for s in (PAPER, CPU, SMOKE)}
+SCALE_BY_NAME = {s.name: s for s in (PAPER, PAPER_FMNIST, CPU, SMOKE)}
 
 
 def get_scale(name: str) -> Scale:
@@ -241,5 +250,5 @@ def get_scale(name: str) -> Scale:
     return SCALE_BY_NAME[name]
 
 
-__all__ = ["ModelConfig", "DataConfig", "TrainConfig", "ProbeConfig", "RunConfig", "Scale", "PAPER", "CPU",
+__all__ = ["ModelConfig", "DataConfig", "TrainConfig", "ProbeConfig", "RunConfig", "Scale", "PAPER", "PAPER_FMNIST", "CPU",
            "SMOKE", "PAPER_SETTINGS", "get_scale", "config_hash", "from_dict", "diff_configs", "replace"]

@@ -146,11 +146,13 @@ def _cifar_arrays(root: Path, download: bool):
     except RuntimeError as err:
         raise DatasetNotFound(
             f"CIFAR-10 not found in {root} ({err}). It needs one download (170 MB): call with download=True "
-            "on a machine with internet (Colab works), or use dataset='fashion_mnist', which works offline."
+            "on a machine with internet (Colab works), or use dataset='fashion_mnist', which works offline "
+            "(`--scale paper_fmnist` runs the paper's sizes on it)."
         ) from None
     except Exception as err:  # network errors
         raise DatasetNotFound(f"CIFAR-10 could not be downloaded into {root}: {type(err).__name__}: {err}. "
-                              "Use dataset='fashion_mnist' offline.") from None
+                              "Use dataset='fashion_mnist' offline (`--scale paper_fmnist` runs the paper's "
+                              "sizes on it).") from None
     to_nchw = lambda a: np.ascontiguousarray(a.transpose(0, 3, 1, 2))  # noqa: E731
     return {"train": (to_nchw(tr.data), np.array(tr.targets)), "test": (to_nchw(te.data), np.array(te.targets))}
 

@@ -57,7 +57,7 @@ def resnet_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
     """A CIFAR ResNet run for Bjorck et al.'s learning-rate sweep (paper-spec section 11.3), the VGG's data and
     length at ``scale``; layer-input statistics of the stem, a middle and the last residual block."""
     in_ch = 1 if scale.dataset == "fashion_mnist" else 3
-    model = ModelConfig(arch="resnet", norm=norm, in_channels=in_ch, **RESNET_SIZES[scale.name])
+    model = ModelConfig(arch="resnet", norm=norm, in_channels=in_ch, **RESNET_SIZES[scale.size_key])
     last = n_layers(model) - 1
     return RunConfig(
         name=f"resnet{model.depth}_{norm}_lr{lr:g}",

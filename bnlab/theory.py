@@ -317,16 +317,15 @@ def _np(t) -> np.ndarray:
 
 
 def run_checks(scale: str, device=None) -> dict:
-    """All checks at ``scale`` ("paper" | "cpu" | "smoke"): a flat dict of numpy arrays, keys and shapes in
+    """All checks at ``scale`` (see ``bnlab.config.SCALES``): a flat dict of numpy arrays, keys and shapes in
     :data:`KEYS`. Trains the BN network briefly (SGD) and checks it at initialisation and after training.
     """
     from .config import DataConfig
     from .data import load_images
     from .device import pick
 
-    if scale not in THEORY_SCALES:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {tuple(THEORY_SCALES)}")
-    cfg = THEORY_SCALES[scale]
+    from .config import get_scale
+    cfg = THEORY_SCALES[get_scale(scale).size_key]        # raises a clear error for an unknown scale
     dev = pick(device)
     data = load_images(DataConfig("fashion_mnist", train_subset=cfg["train_subset"], test_subset=16), device=dev)
     p0 = init_params(cfg["hidden"], seed=0, device=dev)

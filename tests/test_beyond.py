@@ -329,3 +329,12 @@ def test_lr_sweep_claims_on_a_known_result():
     runs = [run(c, *outcome[c.model.norm, c.train.lr]) for c in get("bjorck_lr_sweep").runs("smoke")]
     claims = summary.claim_bjorck_lr_sweep(Result("bjorck_lr_sweep", "smoke", {}, runs, {}))
     assert [c.holds for c in claims] == [True, False, True] and "not learned" in claims[1].evidence
+
+
+def test_paper_fmnist_takes_the_papers_sizes_and_unknown_scales_fail_clearly():
+    from bnlab import beyond, theory
+    assert beyond._check_scale("paper_fmnist", beyond.STEP_SIZE_SCALES) == beyond.STEP_SIZE_SCALES["paper"]
+    with pytest.raises(ValueError, match="unknown scale"):
+        beyond._check_scale("huge", beyond.SURFACE_SCALES)
+    with pytest.raises(ValueError, match="unknown scale"):
+        theory.run_checks("huge", device="cpu")

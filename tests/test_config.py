@@ -49,7 +49,7 @@ def test_round_trip_and_diff():
 
 
 def test_registry_runs_match_scale_settings():
-    for scale in ("paper", "cpu", "smoke"):
+    for scale in ("paper", "paper_fmnist", "cpu", "smoke"):
         s = get_scale(scale)
         for exp in EXPERIMENTS.values():
             for cfg in exp.runs(scale):
@@ -59,7 +59,12 @@ def test_registry_runs_match_scale_settings():
                 else:
                     assert cfg.train.steps == s.vgg_steps and cfg.train.batch_size == 128
                     assert cfg.data.dataset == s.dataset
-    sweep = {s: get("bjorck_lr_sweep").runs(s) for s in ("paper", "cpu")}
+    full = {c.hash for c in get("bn_vs_standard").runs("paper_fmnist")}
+    assert all(c.model.width == 1.0 and c.train.steps == 15_000 and c.data.dataset == "fashion_mnist"
+               for c in get("bn_vs_standard").runs("paper_fmnist"))
+    assert not full & {c.hash for c in get("bn_vs_standard").runs("paper")}     # its own cache entries
+    sweep = {s: get("bjorck_lr_sweep").runs(s) for s in ("paper", "paper_fmnist", "cpu")}
+    assert {c.model.depth for c in sweep["paper_fmnist"]} == {110}
     assert {c.model.depth for c in sweep["paper"]} == {110} and {c.model.depth for c in sweep["cpu"]} == {56}
     assert sorted({c.train.lr for c in sweep["paper"]}) == [1e-4, 3e-3, 0.1]      # Bjorck et al.'s rates
     paper = get("bn_vs_standard").runs("paper")
