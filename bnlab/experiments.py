@@ -53,11 +53,15 @@ RESNET_SIZES = {"paper": dict(depth=110, width=1.0), "cpu": dict(depth=56, width
                 "smoke": dict(depth=8, width=0.25)}
 
 
-def resnet_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
+def resnet_run(scale: Scale, norm: str, lr: float, seed: int, depth: int | None = None) -> RunConfig:
     """A CIFAR ResNet run for Bjorck et al.'s learning-rate sweep (paper-spec section 11.3), the VGG's data and
-    length at ``scale``; layer-input statistics of the stem, a middle and the last residual block."""
+    length at ``scale``; layer-input statistics of the stem, a middle and the last residual block. ``depth``
+    overrides the scale's depth (its width is kept)."""
     in_ch = 1 if scale.dataset == "fashion_mnist" else 3
-    model = ModelConfig(arch="resnet", norm=norm, in_channels=in_ch, **RESNET_SIZES[scale.size_key])
+    sizes = dict(RESNET_SIZES[scale.size_key])
+    if depth is not None:
+        sizes["depth"] = depth
+    model = ModelConfig(arch="resnet", norm=norm, in_channels=in_ch, **sizes)
     last = n_layers(model) - 1
     return RunConfig(
         name=f"resnet{model.depth}_{norm}_lr{lr:g}",
@@ -67,7 +71,12 @@ def resnet_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
         probe=ProbeConfig(every=scale.probe_every, activation_layers=(1, (last + 1) // 2, last)))
 
 
-RUN_BUILDERS = {"vgg": vgg_run, "dln": dln_run, "resnet": resnet_run}
+def resnet20_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
+    """The same ResNet at depth 20, shallow enough that its output does not explode at initialisation without BN."""
+    return resnet_run(scale, norm, lr, seed, depth=20)
+
+
+RUN_BUILDERS = {"vgg": vgg_run, "dln": dln_run, "resnet": resnet_run, "resnet20": resnet20_run}
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,7 @@ class Experiment:
     name: str
     figures: str
     description: str
-    network: str                  # "vgg" | "dln" | "resnet" | "none" (an analysis, not a set of training runs)
+    network: str                  # a key of RUN_BUILDERS, or "none" (an analysis, not a set of training runs)
     grid: tuple = ()              # (norm, lr, all_seeds): all_seeds False = first seed only [ours, for cost]
     compute: str = ""             # for network "none": "module:function" taking (scale, device) -> arrays
     dataset: str = "fashion_mnist"  # for network "none": the data the analysis reads
@@ -121,6 +130,10 @@ EXPERIMENTS = {e.name: e for e in (
     # Bjorck et al. 2018, Fig. 1: a ResNet at lrs 0.0001, 0.003, 0.1 with and without BN
     Experiment("bjorck_lr_sweep", "Bjorck, Fig. 1", "ResNet with and without BatchNorm at three learning rates "
                "(Bjorck et al.)", "resnet", tuple((n, lr, False) for n in ("none", "batch") for lr in (1e-4, 3e-3, 0.1))),
+    # [ours] the same sweep on a ResNet-20: is the failure without BN one of depth (exploding output) or of lr?
+    Experiment("bjorck_lr_sweep_resnet20", "Bjorck, Fig. 1 (depth 20)", "the learning-rate sweep on a ResNet-20, "
+               "whose output does not explode at initialisation", "resnet20",
+               tuple((n, lr, False) for n in ("none", "batch") for lr in (1e-4, 3e-3, 0.1))),
     Experiment("bjorck_step_size_resnet", "Bjorck, rel. loss", "relative loss after one step vs step size, first "
                "mini-batches (Bjorck et al.), ResNet", "none", compute="bnlab.beyond:step_size_resnet",
                dataset="fashion_mnist"),

@@ -397,6 +397,7 @@ def initial_signal_table(result, norms=BEYOND_NETS, lr=0.1, seed=0) -> str:
 
 # ---- Bjorck et al.'s learning-rate sweep (ResNet) -------------------------------------------------------------
 SWEEP_FAILED_ACC = 0.2      # [ours] a run "fails" when it diverges or its final training accuracy stays below this
+SWEEP_MARGIN = 0.01         # [ours] "better" test accuracy: by more than this (one seed: differences below are noise)
 
 
 def _sweep(result, norm):
@@ -411,8 +412,8 @@ def _sweep(result, norm):
 def claim_bjorck_lr_sweep(result) -> list:
     """Bjorck et al.'s Fig. 1 (paper-spec.md 11.2). Criteria (ours): (1) without BN the largest rate fails
     (diverges, or final training accuracy < 0.2); (2) at the smallest rate both networks learn (training accuracy
-    >= 0.2) and their test accuracies lie within 0.05; (3) BN's best test accuracy comes at a rate above the smallest and beats the best of the network
-    without BN."""
+    >= 0.2) and their test accuracies lie within 0.05; (3) BN's best test accuracy comes at a rate above the
+    smallest and beats the best of the network without BN by more than 0.01."""
     std, bn = _sweep(result, "none"), _sweep(result, "batch")
     lrs = sorted(std)
     lo, hi = lrs[0], lrs[-1]
@@ -430,8 +431,9 @@ def claim_bjorck_lr_sweep(result) -> list:
     best = lambda d: max(d, key=lambda lr: -1.0 if not np.isfinite(d[lr][1]) else d[lr][1])  # noqa: E731
     b_bn, b_std = best(bn), best(std)
     c3 = Claim("with BatchNorm a larger learning rate gives the best test accuracy, better than any rate without BN",
-               f"best with BN: {bn[b_bn][1]:.3f} at lr {b_bn:g}; best without: {std[b_std][1]:.3f} at lr {b_std:g}",
-               bool(b_bn > lo and bn[b_bn][1] > std[b_std][1]))
+               f"best with BN: {bn[b_bn][1]:.3f} at lr {b_bn:g}; best without: {std[b_std][1]:.3f} at lr {b_std:g} "
+               f"(criterion: a margin of {SWEEP_MARGIN:g})",
+               bool(b_bn > lo and bn[b_bn][1] > std[b_std][1] + SWEEP_MARGIN))
     return [c1, c2, c3]
 
 

@@ -65,6 +65,9 @@ def test_registry_runs_match_scale_settings():
     assert not full & {c.hash for c in get("bn_vs_standard").runs("paper")}     # its own cache entries
     sweep = {s: get("bjorck_lr_sweep").runs(s) for s in ("paper", "paper_fmnist", "cpu")}
     assert {c.model.depth for c in sweep["paper_fmnist"]} == {110}
+    shallow = get("bjorck_lr_sweep_resnet20")
+    assert {c.model.depth for s in ("paper", "cpu", "smoke") for c in shallow.runs(s)} == {20}
+    assert {c.model.width for c in shallow.runs("cpu")} == {c.model.width for c in sweep["cpu"]}
     assert {c.model.depth for c in sweep["paper"]} == {110} and {c.model.depth for c in sweep["cpu"]} == {56}
     assert sorted({c.train.lr for c in sweep["paper"]}) == [1e-4, 3e-3, 0.1]      # Bjorck et al.'s rates
     paper = get("bn_vs_standard").runs("paper")
