@@ -82,7 +82,8 @@ def test_projection_counts_unique_runs(results):
         pr = results["projection"][scale]
         unique = {config_hash(r) for e in EXPERIMENTS.values() for r in e.runs(scale)}
         assert pr["unique_runs"] == len(unique) == pr["vgg_runs"] + pr["dln_runs"] + pr["resnet_runs"]
-        assert pr["resnet_runs"] == len(get("bjorck_lr_sweep").runs(scale))
+        resnet = {config_hash(r) for e in EXPERIMENTS.values() for r in e.runs(scale) if r.model.arch == "resnet"}
+        assert pr["resnet_runs"] == len(resnet) >= len(get("bjorck_lr_sweep").runs(scale))
         assert _positive_finite(pr["minutes"]["total"])
         assert all(math.isfinite(v) and v >= 0 for v in pr["minutes"].values())
         assert "PROJECTION" in pr["note"]
