@@ -133,7 +133,7 @@ EXPERIMENTS = {e.name: e for e in (
     # [ours] the same sweep on a ResNet-20: is the failure without BN one of depth (exploding output) or of lr?
     Experiment("bjorck_lr_sweep_resnet20", "Bjorck, Fig. 1 (depth 20)", "the learning-rate sweep on a ResNet-20, "
                "whose output does not explode at initialisation", "resnet20",
-               tuple((n, lr, False) for n in ("none", "batch") for lr in (1e-4, 3e-3, 0.1))),
+               tuple((n, lr, lr == 0.1) for n in ("none", "batch") for lr in (1e-4, 3e-3, 0.1))),
     Experiment("bjorck_step_size_resnet", "Bjorck, rel. loss", "relative loss after one step vs step size, first "
                "mini-batches (Bjorck et al.), ResNet", "none", compute="bnlab.beyond:step_size_resnet",
                dataset="fashion_mnist"),
