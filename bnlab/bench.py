@@ -157,10 +157,9 @@ def forward_flops(model, input_hw=(32, 32)) -> int:
 
 def model_flops(model_cfg: ModelConfig) -> int:
     """Forward FLOPs per image of the network ``model_cfg`` describes (built on the meta device: no memory)."""
-    from .models import deep_linear, resnet, vgg
-    make = {"dln": deep_linear, "resnet": resnet}.get(model_cfg.arch, vgg)
+    from .models import construct
     with torch.device("meta"):
-        model = make(model_cfg)
+        model = construct(model_cfg)
     return forward_flops(model)
 
 

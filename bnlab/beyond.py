@@ -64,8 +64,8 @@ def step_size_resnet(scale: str, device=None) -> dict:
 
 
 def step_size_for(scale: str, make_run, device=None) -> dict:
-    """For each network (``make_run(scale, norm, lr, seed)``) at its normal lr: train on the first mini-batches; before each step, record
-    L(w - eta g) / L(w) on that batch for eta on a log grid (BN in training mode, parameters restored).
+    """For each network (``make_run(scale, norm, lr, seed)``) at its normal lr: train on the first mini-batches;
+    before each step, record L(w - eta g) / L(w) on that batch for eta on a log grid (BN in training mode, parameters restored).
 
     Keys: ``eta`` [K], ``threshold`` (10^3), and per network n: ``n/rel_loss`` [T, K] (overflow stored as
     REL_CAP, flagged in ``n/nonfinite``), ``n/loss`` [T] the batch loss before the step, ``n/gnorm`` and

@@ -1,6 +1,6 @@
 """How a training step is executed, kept apart from what it computes.
 
-:func:`train_step` is the one hot path: ``bnlab.train.train`` runs it, and ``bnlab.bench`` times it. The
+:meth:`Stepper.step` is the one hot path: ``bnlab.train.train`` runs it, and ``bnlab.bench`` times it. The
 :class:`EngineOptions` change only memory layout and kernel scheduling, never the run's settings, so they are not
 part of a config's hash; each run records the options it used (``RunResult.meta["engine"]``).
 """

@@ -158,12 +158,17 @@ def resnet(cfg: ModelConfig) -> Blockwise:
     return model
 
 
+def construct(cfg: ModelConfig) -> Blockwise:
+    """The network ``cfg`` describes, initialised from the current RNG state on the current default device."""
+    return {"dln": deep_linear, "resnet": resnet}.get(cfg.arch, vgg)(cfg)
+
+
 def build(cfg: ModelConfig, seed: int = 0, device=None, dtype=torch.float32) -> Blockwise:
     """The network ``cfg`` describes, initialised from ``seed``, on ``device``."""
     from .device import pick
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = {"dln": deep_linear, "resnet": resnet}.get(cfg.arch, vgg)(cfg)
+        model = construct(cfg)
     return model.to(device=pick(device), dtype=dtype)
 
 

@@ -308,9 +308,8 @@ def compute(experiment: str, scale: str, device=None, jobs: int = 1, progress=No
         with mp.get_context("spawn").Pool(min(jobs, len(configs))) as pool:
             runs = pool.map(_worker, [(c, threads, str(dev)) for c in configs], chunksize=1)
         info = describe(dev)
-        info["device_name"] += f" ({jobs} processes x {threads} CPU threads)" if dev.type == "cuda" else ""
-        if dev.type == "cpu":
-            info["device_name"] = f"CPU ({jobs} processes x {threads} threads)"
+        info["device_name"] = (f"CPU ({jobs} processes x {threads} threads)" if dev.type == "cpu" else
+                               f"{info['device_name']} ({jobs} processes x {threads} CPU threads)")
     else:
         runs = [_run_one(c, dev, progress) for c in configs]
         info = describe(dev)

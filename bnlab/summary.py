@@ -308,17 +308,21 @@ def sharpness_stats(result, net: str) -> dict:
             "min": float(np.median(a[f"{net}/sharp_min"])), "test_acc": float(acc[-1]) if len(acc) else float("nan")}
 
 
+def _per_network_table(result, stats, columns) -> str:
+    """One row per network of chapter 8 (``BEYOND_NETS``): ``stats(result, net)`` formatted by ``columns``, a list of
+    (header, key, format spec)."""
+    rows = [[NORM_LABELS[net]] + [format(s[key], spec) for _, key, spec in columns]
+            for net, s in ((net, stats(result, net)) for net in BEYOND_NETS)]
+    return table(rows, ["network"] + [header for header, _, _ in columns])
+
+
 def sharpness_table(result) -> str:
-    rows = []
-    for net in BEYOND_NETS:
-        s = sharpness_stats(result, net)
-        rows.append([NORM_LABELS[net], f"{s['first']:.3g}", f"{s['min_first']:.3g}", f"{s['curv_first']:.3g}",
-                     f"{s['median']:.3g}", f"{s['late']:.3g}", f"{s['largest']:.3g}", f"{s['above']:.2f}",
-                     f"{s['beta']:.3g}", f"{s['hg']:.3g}", f"{s['test_acc']:.3f}"])
     lr = float(result.arrays["lr"])
-    return table(rows, ["network", "lmax step 0", "lmin step 0", "gHg/|g|^2 step 0", "median lmax",
-                        "median lmax 2nd half", "largest lmax", f"frac. lmax > 2/lr = {2 / lr:g}",
-                        "median eff. beta", "median |Hg|/|g|", "final test acc"])
+    return _per_network_table(result, sharpness_stats, [
+        ("lmax step 0", "first", ".3g"), ("lmin step 0", "min_first", ".3g"), ("gHg/|g|^2 step 0", "curv_first", ".3g"),
+        ("median lmax", "median", ".3g"), ("median lmax 2nd half", "late", ".3g"), ("largest lmax", "largest", ".3g"),
+        (f"frac. lmax > 2/lr = {2 / lr:g}", "above", ".2f"), ("median eff. beta", "beta", ".3g"),
+        ("median |Hg|/|g|", "hg", ".3g"), ("final test acc", "test_acc", ".3f")])
 
 
 def claim_sharpness(result) -> list:
@@ -355,15 +359,11 @@ def surface_stats(result, net: str) -> dict:
 
 
 def surface_table(result) -> str:
-    rows = []
-    for net in BEYOND_NETS:
-        s = surface_stats(result, net)
-        rows.append([NORM_LABELS[net], f"{s['test_acc']:.3f}", f"{s['centre']:.3f}", f"{s['within2x']:.2f}",
-                     f"{s['below_chance']:.2f}", f"{s['edge']:.3g}", f"{s['curv']:.3g}", f"{s['slice_eval_max']:.3g}",
-                     f"{s['slice_train_max']:.3g}"])
-    return table(rows, ["network", "test acc", "centre loss", "frac. < 2x centre", "frac. < ln 10",
-                        "median edge loss", "curvature at centre", "max a-axis (inference)",
-                        "max a-axis (training mode)"])
+    return _per_network_table(result, surface_stats, [
+        ("test acc", "test_acc", ".3f"), ("centre loss", "centre", ".3f"), ("frac. < 2x centre", "within2x", ".2f"),
+        ("frac. < ln 10", "below_chance", ".2f"), ("median edge loss", "edge", ".3g"),
+        ("curvature at centre", "curv", ".3g"), ("max a-axis (inference)", "slice_eval_max", ".3g"),
+        ("max a-axis (training mode)", "slice_train_max", ".3g")])
 
 
 def claim_surface(result) -> Claim:
