@@ -5,6 +5,7 @@ import sys
 
 def main(argv=None) -> int:
     from .config import SCALES
+    from .engine import LANDSCAPE_BACKENDS
     from .experiments import EXPERIMENTS
     parser = argparse.ArgumentParser(prog="python -m bnlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -21,8 +22,9 @@ def main(argv=None) -> int:
     rep.add_argument("--channels-last", action="store_true", help="NHWC convolutions (sets BNLAB_CHANNELS_LAST)")
     rep.add_argument("--compile", action="store_true", help="torch.compile(mode='reduce-overhead') for steps "
                                                             "without probes (sets BNLAB_COMPILE)")
-    rep.add_argument("--landscape", choices=("loop", "vmap"), default=None,
-                     help="landscape probe back-end (sets BNLAB_LANDSCAPE; default loop)")
+    rep.add_argument("--landscape", choices=LANDSCAPE_BACKENDS, default=None,
+                     help="landscape probe back-end (sets BNLAB_LANDSCAPE; default auto: vmap for the DLN, "
+                          "the loop otherwise)")
     sub.add_parser("verify", help="check the shipped cache against MANIFEST.json")
     args = parser.parse_args(argv)
 

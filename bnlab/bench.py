@@ -124,22 +124,22 @@ def _blocks(cfg: BenchConfig) -> int:
 
 
 # ---- FLOPs and peaks ----------------------------------------------------------------------------
-def forward_flops(model, input_hw=(32, 32)) -> int:
-    """FLOPs (2 x multiply-adds) of one sample's forward through the conv and linear layers, from the shapes their
-    outputs take in one forward pass on the meta device (any architecture, no compute). ``model`` must live on
-    the meta device (see :func:`model_flops`).
+def layer_flops(model, input_hw=(32, 32)) -> dict:
+    """FLOPs (2 x multiply-adds) of one sample's forward through each conv and linear layer, {module: FLOPs}, from
+    the shapes their outputs take in one forward pass on the meta device (any architecture, no compute). ``model``
+    must live on the meta device (see :func:`model_flops`).
 
     Normalisation, ReLU, pooling and residual additions are not counted (the usual MFU convention).
     """
     first = next(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
-    total, hooks = [0], []
+    flops, hooks = {}, []
 
     def count(layer, _inputs, out):
         if isinstance(layer, nn.Conv2d):
             kh, kw = layer.kernel_size
-            total[0] += 2 * (layer.in_channels // layer.groups) * kh * kw * out[0].numel()
+            flops[layer] = flops.get(layer, 0) + 2 * (layer.in_channels // layer.groups) * kh * kw * out[0].numel()
         else:
-            total[0] += 2 * layer.in_features * out[0].numel()
+            flops[layer] = flops.get(layer, 0) + 2 * layer.in_features * out[0].numel()
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             hooks.append(m.register_forward_hook(count))
@@ -152,7 +152,36 @@ def forward_flops(model, input_hw=(32, 32)) -> int:
         for h in hooks:
             h.remove()
         model.train(was_training)
-    return total[0]
+    return flops
+
+
+def forward_flops(model, input_hw=(32, 32)) -> int:
+    """Forward FLOPs of one sample through the conv and linear layers (see :func:`layer_flops`)."""
+    return sum(layer_flops(model, input_hw).values())
+
+
+def block_flops(model_cfg: ModelConfig) -> list:
+    """Forward FLOPs per image of each block of the network (every weight layer sits in a block)."""
+    from .models import construct
+    with torch.device("meta"):
+        model = construct(model_cfg)
+    flops = layer_flops(model)
+    return [sum(flops.get(m, 0) for m in block.modules()) for block in model.blocks]
+
+
+def flop_floors(blocks: list, ics_layers, ks) -> dict:
+    """The least a probed step can cost in plain steps if FLOPs were all that counted (a compute-bound device).
+
+    Convention: a step is forward + backward = 3x the forward (the backward computes input and weight gradients,
+    each as costly as the forward). The gradient ICS of layer i (1-based) needs the forward of blocks i..end at the
+    old weights and a backward restricted to W_i (input gradients above i, the weight gradient of i): twice the
+    FLOPs of blocks i..end; the updated prefix (blocks before the last measured one) is run once, forward only.
+    A landscape point needs the loss and the full gradient at w - eta g: one forward + backward, a step's FLOPs.
+    """
+    total = sum(blocks)
+    tail = lambda i: sum(blocks[i - 1:])  # noqa: E731
+    ics_extra = sum(blocks[:max(ics_layers) - 1]) + sum(2 * tail(i) for i in ics_layers)
+    return {"ics": 1 + ics_extra / (3 * total), **{f"landscape_k{k}": 1.0 + k for k in ks}}
 
 
 def model_flops(model_cfg: ModelConfig) -> int:
@@ -479,6 +508,11 @@ def bench_probe_costs(cfg: BenchConfig, data: ImageData) -> dict:
                 "ics_extra_naive_over_fast": (ms["ics_naive"] - ms["plain"]) / max(ms["ics"] - ms["plain"], 1e-12),
                 "ics_layers": list(cfg.ics_layers), "ks": list(cfg.ks),
                 "plain_ms_by_norm": _plain_by_norm(model_cfg, cfg, batches_of, cfg.lr, "vgg", ms["plain"])})
+    out["flop_floor"] = flop_floors(block_flops(model_cfg), cfg.ics_layers, cfg.ks)
+    out["amortised"] = {s.name: {"probe_every": s.probe_every, "steps": s.vgg_steps,
+                                 **{k: 1 + (r - 1) * _times_due(s.probe_every, s.vgg_steps) / s.vgg_steps
+                                    for k, r in out["ratio_to_plain"].items() if k != "plain"}}
+                        for s in (get_scale("paper"), get_scale("cpu"))}
     out["ics_agreement"] = ics_agreement(model_cfg, data, cfg, cfg.ics_layers, cfg.lr)
 
     # forward-only cost of evaluation (for the projection): one batch of up to 1000 test images
@@ -503,7 +537,8 @@ def bench_dln_costs(cfg: BenchConfig) -> dict:
     t = {"plain": cost(lambda m: []),
          "ics": cost(lambda m: [ICSProbe(DLN_ICS_LAYERS, 1)]),
          "activations": cost(lambda m: [ActivationProbe(m, DLN_ACT_LAYERS, 4, 1, cfg.seed, 10 ** 6)]),
-         f"landscape_k{cfg.vmap_k}": cost(lambda m: [LandscapeProbe(DLN_LR, (0.01, 30.0), cfg.vmap_k, True, 1)],
+         f"landscape_k{cfg.vmap_k}": cost(lambda m: [LandscapeProbe(DLN_LR, (0.01, 30.0), cfg.vmap_k, True, 1,
+                                                                    EngineOptions().landscape_for("dln"))],
                                           cfg.vmap_k + 1)}
     out = _summarise(t)
     out["plain_ms_by_norm"] = _plain_by_norm(model_cfg, cfg, batches_of, DLN_LR, "dln", out["ms"]["plain"],
@@ -633,8 +668,8 @@ def project_suite(scale_name: str, vgg: dict, dln: dict, measured: dict) -> dict
             "measured": measured, "minutes": minutes,
             "note": "PROJECTION from measured per-step costs, one run after another on this device; VGG costs "
                     "scaled by forward FLOPs from the measured width; plain steps timed per normalisation, probe "
-                    "costs measured with one and scaled by the plain-step ratio; landscape costs are the loop "
-                    "back-end's; ResNet runs (Bjorck's sweep) are costed as VGG steps scaled by forward FLOPs, "
+                    "costs measured with one and scaled by the plain-step ratio; landscape costs are those of the "
+                    "back-end `auto` picks (loop for the VGG, vmap for the DLN); ResNet runs (Bjorck's sweep) are costed as VGG steps scaled by forward FLOPs, "
                     "which undercounts their many small kernels"}
 
 
@@ -729,17 +764,27 @@ def format_report(r: dict) -> str:
                  "ics": f"+ gradient ICS {tuple(p['ics_layers'])}, shared prefix + restricted bwd",
                  "ics_naive": f"+ naive ICS {tuple(p['ics_layers'])}, full fwd+bwd per layer",
                  "activations": f"+ activation probe {VGG_ACT_LAYERS}"}
+        floor = p.get("flop_floor", {})
         lines += ["[2] cost of a VGG step with measurements every step, ratio to a plain step",
-                  f"  {'step':62s} {'ms':>9s} {'ratio':>7s}"]
+                  f"  {'step':62s} {'ms':>9s} {'ratio':>7s} {'FLOP floor':>11s}"]
         for k, v in p["ms"].items():
             label = names.get(k, f"+ landscape K={k[len('landscape_k'):]} (loop)")
-            lines.append(f"  {label:62s} {v:9.2f} {p['ratio_to_plain'][k]:7.2f}")
+            fl = f"{floor[k]:11.2f}" if k in floor else ""
+            lines.append(f"  {label:62s} {v:9.2f} {p['ratio_to_plain'][k]:7.2f} {fl}".rstrip())
+        if floor:
+            lines.append("  FLOP floor: the least ratio a compute-bound device can reach with these exact measurements "
+                         "(bench.flop_floors)")
+        for s_name, am in p.get("amortised", {}).items():
+            lines.append(f"  amortised over a {s_name}-scale run (probes every {am['probe_every']} of {am['steps']} "
+                         "steps): " + ", ".join(f"{k} {v:.3f}" for k, v in am.items()
+                                                if k not in ("probe_every", "steps", "ics_naive")))
         a = p["ics_agreement"]
         lines += [f"  naive / shared-prefix ICS: whole step {p['ics_naive_over_fast']:.2f}x, "
                   f"ICS part alone {p['ics_extra_naive_over_fast']:.2f}x",
                   f"  ICS agreement: max ||G'_fast - G'_naive|| / ||G'_naive|| = {a['max_rel_diff']:.2e} "
                   f"(bitwise equal: {a['bitwise_equal']}; {'OK' if a['max_rel_diff'] <= 1e-5 else 'MISMATCH'})",
-                  f"  DLN (float64, 25x10x10, 1000 samples): plain {d['ms']['plain']:.2f} ms; ratios "
+                  f"  DLN (float64, 25x10x10, 1000 samples; landscape by the auto back-end, vmap): plain "
+                  f"{d['ms']['plain']:.2f} ms; ratios "
                   + ", ".join(f"{k} {v:.2f}" for k, v in d["ratio_to_plain"].items() if k != "plain")]
         for label, src in (("VGG", p), ("DLN", d)):
             if "plain_ms_by_norm" in src:

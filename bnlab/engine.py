@@ -13,7 +13,10 @@ import torch
 
 from .models import loss_fn
 
-LANDSCAPE_BACKENDS = ("loop", "vmap")
+LANDSCAPE_BACKENDS = ("auto", "loop", "vmap")
+# where the benchmark measured vmap ahead (section 3 of ``python -m bnlab.bench``): the deep linear network, whose
+# probes are many tiny matmuls that batch well; for the convolutional networks the loop was as fast or faster
+VMAP_FIRST_ARCHS = ("dln",)
 
 
 def _env_flag(name: str) -> bool:
@@ -25,13 +28,14 @@ class EngineOptions:
     """``channels_last``: NHWC convolutions (faster cuDNN kernels on recent GPUs; no gain expected on a CPU).
     ``compile``: ``torch.compile(mode="reduce-overhead")`` for steps without probes (CUDA graphs on a GPU, fused
     kernels from inductor on a CPU); probed steps run eagerly, so hooks and in-place probes see the plain module.
-    ``landscape``: the landscape probe's back-end, ``"loop"`` (parameters perturbed in place) or ``"vmap"``
-    (``torch.func`` over a BN-safe twin); they agree to ~1e-7 and ``python -m bnlab.bench`` says which is faster.
+    ``landscape``: the landscape probe's back-end, ``"loop"`` (parameters perturbed in place), ``"vmap"``
+    (``torch.func`` over a BN-safe twin) or ``"auto"`` (vmap for the deep linear network, the loop otherwise: what
+    ``python -m bnlab.bench`` measured faster); the two agree to ~1e-7.
     """
 
     channels_last: bool = False
     compile: bool = False
-    landscape: str = "loop"
+    landscape: str = "auto"
 
     def __post_init__(self):
         if self.landscape not in LANDSCAPE_BACKENDS:
@@ -40,12 +44,22 @@ class EngineOptions:
     @classmethod
     def from_env(cls) -> "EngineOptions":
         """``$BNLAB_CHANNELS_LAST``, ``$BNLAB_COMPILE`` (``1`` turns them on) and ``$BNLAB_LANDSCAPE`` (loop or
-        vmap); all off / loop by default."""
+        vmap or auto); off / auto by default."""
         return cls(channels_last=_env_flag("BNLAB_CHANNELS_LAST"), compile=_env_flag("BNLAB_COMPILE"),
-                   landscape=os.environ.get("BNLAB_LANDSCAPE", "loop"))
+                   landscape=os.environ.get("BNLAB_LANDSCAPE", "auto"))
 
-    def describe(self) -> dict:
-        return asdict(self)
+    def landscape_for(self, arch: str) -> str:
+        """The back-end a run of network ``arch`` uses ("auto" resolved)."""
+        if self.landscape != "auto":
+            return self.landscape
+        return "vmap" if arch in VMAP_FIRST_ARCHS else "loop"
+
+    def describe(self, arch: str | None = None) -> dict:
+        """The options as recorded: for one run (``arch`` given) with the back-end it used."""
+        d = asdict(self)
+        if arch is not None:
+            d["landscape"] = self.landscape_for(arch)
+        return d
 
 
 class Stepper:

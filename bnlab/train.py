@@ -86,7 +86,8 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
     opt = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum,
                           weight_decay=tc.weight_decay)
     stepper = Stepper(model, opt, engine if engine is not None else EngineOptions.from_env())
-    probes = make_probes(cfg, model, stepper.options.landscape) + [make(model) if callable(make) else make for make in extra_probes]
+    probes = make_probes(cfg, model, stepper.options.landscape_for(cfg.model.arch))
+    probes += [make(model) if callable(make) else make for make in extra_probes]
     classifier = model.kind == "classifier"
 
     losses = torch.full((tc.steps,), float("nan"), device=dev, dtype=torch.float64)
@@ -180,5 +181,5 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
     steps_done = (diverged_step if diverged_step is not None else tc.steps) - start
     return RunResult(cfg, arrays, status, diverged_step, wall,
                      {"steps_per_s": steps_done / max(wall - wall_before, 1e-9),
-                      "engine": stepper.options.describe()})
+                      "engine": stepper.options.describe(cfg.model.arch)})
 

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from bnlab import results
-from bnlab.config import DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig
+from bnlab.config import SMOKE, DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig, replace
 from bnlab.engine import EngineOptions, Stepper
+from bnlab.experiments import dln_run
 from bnlab.models import build, loss_fn
 from bnlab.train import train
 from conftest import needs_fashion
@@ -27,6 +28,14 @@ def test_options_come_from_the_environment(monkeypatch):
     assert EngineOptions.from_env() == EngineOptions(channels_last=True, compile=False, landscape="vmap")
     with pytest.raises(ValueError, match="loop"):
         EngineOptions(landscape="fast")
+
+
+def test_auto_landscape_back_end_is_vmap_only_for_the_linear_network():
+    auto = EngineOptions()
+    assert auto.landscape == "auto" and auto.describe()["landscape"] == "auto"
+    assert [auto.landscape_for(a) for a in ("dln", "vgg16", "resnet")] == ["vmap", "loop", "loop"]
+    assert auto.describe("dln")["landscape"] == "vmap"
+    assert EngineOptions(landscape="loop").landscape_for("dln") == "loop"
 
 
 def test_stepper_is_one_sgd_step():
@@ -82,7 +91,7 @@ def test_independent_runs_in_parallel_processes_match_one_process(tmp_path, monk
     monkeypatch.setenv("BNLAB_HOME", str(tmp_path / "fresh"))       # a fresh run store: nothing reused
     parallel = results.compute("bjorck_lr_sweep", "smoke", device="cpu", jobs=2)
     assert parallel.provenance["device_name"].startswith("CPU (2 processes")
-    assert parallel.provenance["engine"] == {"channels_last": False, "compile": False, "landscape": "loop"}
+    assert parallel.provenance["engine"] == {"channels_last": False, "compile": False, "landscape": "auto"}
     for a, b in zip(serial.runs, parallel.runs):
         assert a.config == b.config and a.status == b.status
         np.testing.assert_allclose(a["train_loss"], b["train_loss"], rtol=1e-4, err_msg=a.name)
@@ -102,3 +111,15 @@ def test_compiled_step_matches_the_eager_step():
     assert losses[True] == pytest.approx(losses[False], rel=1e-4)
     for p, q in zip(params[True], params[False]):
         torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("norm", ["none", "batch", "l1"])
+def test_auto_back_end_measures_the_linear_network_as_the_loop_does(norm):
+    base = dln_run(SMOKE, norm, 1e-6, 0)
+    cfg = replace(base, train=replace(base.train, steps=3), probe=replace(base.probe, every=1))
+    auto = train(cfg, progress=False, engine=EngineOptions())
+    loop = train(cfg, progress=False, engine=EngineOptions(landscape="loop"))
+    assert auto.meta["engine"]["landscape"] == "vmap" and loop.meta["engine"]["landscape"] == "loop"
+    np.testing.assert_array_equal(auto["train_loss"], loop["train_loss"])     # the probe leaves training alone
+    for key in ("land_loss", "land_grad_change", "land_beta"):
+        np.testing.assert_allclose(auto[key], loop[key], rtol=1e-10, err_msg=key)
