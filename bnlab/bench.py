@@ -169,8 +169,9 @@ def block_flops(model_cfg: ModelConfig) -> list:
     return [sum(flops.get(m, 0) for m in block.modules()) for block in model.blocks]
 
 
-def flop_floors(blocks: list, ics_layers, ks) -> dict:
-    """The least a probed step can cost in plain steps if FLOPs were all that counted (a compute-bound device).
+def flop_ratios(blocks: list, ics_layers, ks) -> dict:
+    """What a probed step costs in plain steps if time followed FLOPs (a compute-bound device, where only
+    vmap-style batching or fusing the non-FLOP work of a step can beat it by much).
 
     Convention: a step is forward + backward = 3x the forward (the backward computes input and weight gradients,
     each as costly as the forward). The gradient ICS of layer i (1-based) needs the forward of blocks i..end at the
@@ -508,7 +509,7 @@ def bench_probe_costs(cfg: BenchConfig, data: ImageData) -> dict:
                 "ics_extra_naive_over_fast": (ms["ics_naive"] - ms["plain"]) / max(ms["ics"] - ms["plain"], 1e-12),
                 "ics_layers": list(cfg.ics_layers), "ks": list(cfg.ks),
                 "plain_ms_by_norm": _plain_by_norm(model_cfg, cfg, batches_of, cfg.lr, "vgg", ms["plain"])})
-    out["flop_floor"] = flop_floors(block_flops(model_cfg), cfg.ics_layers, cfg.ks)
+    out["flop_ratio"] = flop_ratios(block_flops(model_cfg), cfg.ics_layers, cfg.ks)
     out["amortised"] = {s.name: {"probe_every": s.probe_every, "steps": s.vgg_steps,
                                  **{k: 1 + (r - 1) * _times_due(s.probe_every, s.vgg_steps) / s.vgg_steps
                                     for k, r in out["ratio_to_plain"].items() if k != "plain"}}
@@ -764,16 +765,16 @@ def format_report(r: dict) -> str:
                  "ics": f"+ gradient ICS {tuple(p['ics_layers'])}, shared prefix + restricted bwd",
                  "ics_naive": f"+ naive ICS {tuple(p['ics_layers'])}, full fwd+bwd per layer",
                  "activations": f"+ activation probe {VGG_ACT_LAYERS}"}
-        floor = p.get("flop_floor", {})
+        flop = p.get("flop_ratio", {})
         lines += ["[2] cost of a VGG step with measurements every step, ratio to a plain step",
-                  f"  {'step':62s} {'ms':>9s} {'ratio':>7s} {'FLOP floor':>11s}"]
+                  f"  {'step':62s} {'ms':>9s} {'ratio':>7s} {'FLOP ratio':>11s}"]
         for k, v in p["ms"].items():
             label = names.get(k, f"+ landscape K={k[len('landscape_k'):]} (loop)")
-            fl = f"{floor[k]:11.2f}" if k in floor else ""
+            fl = f"{flop[k]:11.2f}" if k in flop else ""
             lines.append(f"  {label:62s} {v:9.2f} {p['ratio_to_plain'][k]:7.2f} {fl}".rstrip())
-        if floor:
-            lines.append("  FLOP floor: the least ratio a compute-bound device can reach with these exact measurements "
-                         "(bench.flop_floors)")
+        if flop:
+            lines.append("  FLOP ratio: the measurement's FLOPs over a plain step's (bench.flop_ratios); where time "
+                         "follows FLOPs, the ratio lands near it")
         for s_name, am in p.get("amortised", {}).items():
             lines.append(f"  amortised over a {s_name}-scale run (probes every {am['probe_every']} of {am['steps']} "
                          "steps): " + ", ".join(f"{k} {v:.3f}" for k, v in am.items()

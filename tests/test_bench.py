@@ -113,28 +113,28 @@ def test_flops_count_any_architecture_from_its_shapes():
     assert bench.model_flops(ModelConfig(arch="dln")) == 2 * 25 * 100
 
 
-def test_flop_floors_follow_the_block_costs():
+def test_flop_ratios_follow_the_block_costs():
     cfg = ModelConfig(arch="vgg16", norm="batch", width=1.0, in_channels=3)
     blocks = bench.block_flops(cfg)
     assert len(blocks) == 14 and sum(blocks) == bench.model_flops(cfg)      # every weight layer is in a block
     # four equal blocks, layer 3 measured: prefix of 2 blocks forward + 2 x (blocks 3, 4) = 6 blocks of 12 a step
-    assert bench.flop_floors([1, 1, 1, 1], (3,), (8,)) == {"ics": 1.5, "landscape_k8": 9.0}
+    assert bench.flop_ratios([1, 1, 1, 1], (3,), (8,)) == {"ics": 1.5, "landscape_k8": 9.0}
     # two layers share the prefix up to the later one: 3 + 2 x (4 + 1) = 13 of 12
-    assert bench.flop_floors([1, 1, 1, 1], (1, 4), ())["ics"] == pytest.approx(1 + 13 / 12)
-    # the paper's VGG-16 with layers 5 and 10: the exact ICS costs at least 1.85 plain steps on any device
-    assert bench.flop_floors(blocks, (5, 10), ())["ics"] == pytest.approx(1.866, abs=1e-3)
+    assert bench.flop_ratios([1, 1, 1, 1], (1, 4), ())["ics"] == pytest.approx(1 + 13 / 12)
+    # the paper's VGG-16 with layers 5 and 10: the exact ICS has 1.87 plain steps' FLOPs
+    assert bench.flop_ratios(blocks, (5, 10), ())["ics"] == pytest.approx(1.866, abs=1e-3)
 
 
-def test_probe_costs_report_floors_and_amortised_ratios(results):
+def test_probe_costs_report_flop_and_amortised_ratios(results):
     p = results["probes"]
-    assert set(p["flop_floor"]) == {"ics", "landscape_k2", "landscape_k4"}
-    assert p["flop_floor"]["landscape_k4"] == 5.0 and p["flop_floor"]["ics"] > 1
+    assert set(p["flop_ratio"]) == {"ics", "landscape_k2", "landscape_k4"}
+    assert p["flop_ratio"]["landscape_k4"] == 5.0 and p["flop_ratio"]["ics"] > 1
     for name, am in p["amortised"].items():
         # probes every n steps spread their cost: the ratio moves towards 1 by the fraction of steps probed
         frac = bench._times_due(am["probe_every"], am["steps"]) / am["steps"]
         assert am["ics"] == pytest.approx(1 + (p["ratio_to_plain"]["ics"] - 1) * frac)
     text = bench.format_report(results)
-    assert "FLOP floor" in text and "amortised over a paper-scale run (probes every 100 of 15000 steps)" in text
+    assert "FLOP ratio" in text and "amortised over a paper-scale run (probes every 100 of 15000 steps)" in text
 
 
 def test_cli_section_1(tmp_path, capsys):
