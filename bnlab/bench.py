@@ -38,7 +38,7 @@ from torch import nn
 
 from .config import DataConfig, ModelConfig, config_hash, get_scale
 from .data import DatasetNotFound, ImageData, load_images, load_regression
-from .device import describe, pick, strict_fp32
+from .device import describe, pick, set_tf32, strict_fp32
 from .engine import EngineOptions, Stepper
 from .measure import ActivationProbe, ICSProbe, LandscapeProbe, gradient_ics, probe_along_gradient
 from .measure.landscape import etas_for
@@ -79,7 +79,8 @@ class BenchConfig:
     data: str = "auto"               # auto | real | synthetic
     synthetic_n: int = 60_000        # images in the synthetic training set (Fashion-MNIST's size)
     matmul_n: int = 2048             # size of the fp32 matmul that measures the CPU's peak
-    variants: tuple = ("channels_last",)  # engine options timed in section 1 (add "compile" with --compile)
+    variants: tuple = ("channels_last",)  # engine options timed in section 1 ("tf32" on CUDA, "compile" with
+    #                                       --compile)
 
 
 def defaults_for(device: str) -> dict:
@@ -437,9 +438,14 @@ def bench_engine_vs_baseline(cfg: BenchConfig, data: ImageData, peaks: dict) -> 
     variants = {}
     for name in cfg.variants:         # the engine's options (bnlab.engine.EngineOptions), one at a time
         model, opt = _model_and_opt(model_cfg, cfg, cfg.lr)
-        step = engine_stepper(model, opt, data.batches(cfg.batch_size, cfg.seed),
-                              options=EngineOptions(**{name: True}))
-        t = time_calls(step, n, cfg.warmup + (3 if name == "compile" else 0), cfg.device, cfg.repeats)
+        # "tf32": the steps a run of precision "tf32" takes between measurements (tensor cores on a GPU)
+        options = EngineOptions() if name == "tf32" else EngineOptions(**{name: True})
+        step = engine_stepper(model, opt, data.batches(cfg.batch_size, cfg.seed), options=options)
+        set_tf32(name == "tf32")
+        try:
+            t = time_calls(step, n, cfg.warmup + (3 if name == "compile" else 0), cfg.device, cfg.repeats)
+        finally:
+            strict_fp32()
         variants[name] = {"steps_per_s": 1 / t["s"], "ms_per_step": 1e3 * t["s"], "over_engine": t_eng["s"] / t["s"],
                           "over_baseline": t_base["s"] / t["s"]}
 
@@ -619,13 +625,57 @@ def _extra_ms(ms: dict, p) -> float:
     return extra + max(_landscape_ms(ms, p.landscape_points), 0.0) * p.landscape
 
 
-def project_suite(scale_name: str, vgg: dict, dln: dict, measured: dict) -> dict:
+def suite_flops(scale_name: str) -> dict:
+    """FLOPs of every registered experiment's unique VGG and ResNet runs at ``scale_name`` (2 x multiply-adds of
+    the conv and linear layers; a step is 3 forwards, probes as :func:`flop_ratios` counts them, evaluation one
+    forward per test image), and how many of them a run of precision "tf32" may take in TF32 (training steps
+    without probes, evaluations). The deep linear network's are negligible."""
+    from .experiments import EXPERIMENTS
+    scale = get_scale(scale_name)
+    unique = {}
+    for exp in EXPERIMENTS.values():
+        for run in exp.runs(scale):
+            unique.setdefault(config_hash(run), run)
+    n_test = 10_000
+    out = {"train": 0.0, "eval": 0.0, "probes": 0.0, "tf32_eligible": 0.0}
+    for run in unique.values():
+        if run.model.arch == "dln":
+            continue
+        p, t = run.probe, run.train
+        blocks = block_flops(run.model)
+        step = 3 * sum(blocks) * t.batch_size
+        n_probe = _times_due(p.every, t.steps)
+        ratios = flop_ratios(blocks, p.ics_layers or (1,), (p.landscape_points,))
+        extra = (ratios["ics"] - 1) * bool(p.ics_layers) + \
+            (ratios[f"landscape_k{p.landscape_points}"] - 1) * bool(p.landscape)
+        out["train"] += step * t.steps
+        out["probes"] += step * n_probe * extra
+        evaluation = sum(blocks) * (run.data.test_subset or n_test) * (t.steps // t.eval_every +
+                                                                         bool(t.steps % t.eval_every))
+        out["eval"] += evaluation
+        if t.precision == "tf32":
+            out["tf32_eligible"] += step * (t.steps - n_probe) + evaluation
+    out["total"] = out["train"] + out["eval"] + out["probes"]
+    return out
+
+
+def minutes_at_peak(flops: dict, fp32_tflops: float, tf32_tflops: float) -> dict:
+    """Minutes the suite's FLOPs take at 100% of a device's peaks: all in strict fp32, and with the TF32-eligible
+    part at the TF32 peak (a bound no real run reaches: small CNNs at batch 128 use a fraction of it)."""
+    fp32 = flops["total"] / (fp32_tflops * 1e12) / 60
+    mixed = ((flops["total"] - flops["tf32_eligible"]) / (fp32_tflops * 1e12)
+             + flops["tf32_eligible"] / (tf32_tflops * 1e12)) / 60
+    return {"strict_fp32": fp32, "tf32_between_measurements": mixed}
+
+
+def project_suite(scale_name: str, vgg: dict, dln: dict, measured: dict, tf32_speedup: float = 1.0) -> dict:
     """Minutes for every registered experiment's unique runs at ``scale_name``, from measured per-step costs.
 
     VGG costs are scaled from the measured width to the scale's width by the ratio of forward FLOPs (a
     projection: small widths are overhead-bound, so this is crude when the two widths differ a lot).
     Plain steps are timed for every normalisation; probe costs, measured with ``--norm``, are scaled by the
-    ratio of plain steps; DLN costs are used as measured.
+    ratio of plain steps; DLN costs are used as measured. ``tf32_speedup``: plain-step speed-up of TF32 measured
+    in section 1 (1 where not measured), applied to the unprobed steps of runs of precision "tf32".
     """
     from .experiments import EXPERIMENTS
     scale = get_scale(scale_name)
@@ -657,7 +707,8 @@ def project_suite(scale_name: str, vgg: dict, dln: dict, measured: dict) -> dict
             extra = _extra_ms(ms, p)
             n_eval = t.steps // t.eval_every + (1 if t.steps % t.eval_every else 0)
             test = run.data.test_subset or n_test
-            minutes["vgg_train"] += factor * t.steps * plain / 6e4
+            fast = t.steps - n_probe if t.precision == "tf32" else 0
+            minutes["vgg_train"] += factor * (t.steps - fast + fast / tf32_speedup) * plain / 6e4
             minutes["vgg_probes"] += factor * n_probe * extra * plain / ms["plain"] / 6e4
             minutes["vgg_eval"] += factor * n_eval * test * vgg["eval_ms_per_image"] / 6e4
             counts["resnet" if m.arch == "resnet" else "vgg"] += 1
@@ -666,11 +717,12 @@ def project_suite(scale_name: str, vgg: dict, dln: dict, measured: dict) -> dict
             "resnet_runs": counts["resnet"],
             "vgg_width": scale.vgg_width,
             "flop_scale_from_measured": max((f for m, f in factors.items() if m.arch != "resnet"), default=1.0),
-            "measured": measured, "minutes": minutes,
+            "measured": measured, "minutes": minutes, "tf32_speedup": tf32_speedup,
             "note": "PROJECTION from measured per-step costs, one run after another on this device; VGG costs "
                     "scaled by forward FLOPs from the measured width; plain steps timed per normalisation, probe "
                     "costs measured with one and scaled by the plain-step ratio; landscape costs are those of the "
-                    "back-end `auto` picks (loop for the VGG, vmap for the DLN); ResNet runs (Bjorck's sweep) are costed as VGG steps scaled by forward FLOPs, "
+                    "back-end `auto` picks (loop for the VGG, vmap for the DLN); unprobed steps of TF32 runs at the TF32 "
+                    "speed-up of section 1 (1 where it was not measured); ResNet runs (Bjorck's sweep) are costed as VGG steps scaled by forward FLOPs, "
                     "which undercounts their many small kernels"}
 
 
@@ -729,7 +781,14 @@ def run_all(cfg: BenchConfig, sections=(1, 2, 3, 4), data=None, log=print) -> di
         timed("loop_vs_vmap", bench_loop_vs_vmap, cfg, data)
     if 4 in sections:
         measured = {"arch": cfg.arch, "fwd_flops_per_image": vgg_flops(cfg.arch, cfg.width, data.x_train.shape[1])}
-        out["projection"] = {s: project_suite(s, out["probes"], out["dln_probes"], measured) for s in ("paper", "cpu")}
+        tf32 = out.get("engine", {}).get("variants", {}).get("tf32", {}).get("over_engine", 1.0)
+        out["projection"] = {s: project_suite(s, out["probes"], out["dln_probes"], measured, tf32)
+                             for s in ("paper", "cpu")}
+        flops = suite_flops("paper")
+        peaks = dict(CUDA_PEAKS_TFLOPS)["H100"]
+        out["paper_flops"] = {"pflop": {k: v / 1e15 for k, v in flops.items()}, "peaks_device": "H100 SXM",
+                              "peaks_tflops": peaks,
+                              "minutes_at_peak": minutes_at_peak(flops, peaks["fp32"], peaks["tf32"])}
     out["meta"]["bench_wall_s"] = time.perf_counter() - t0
     return out
 
@@ -817,6 +876,15 @@ def format_report(r: dict) -> str:
                          f" by FLOPs -> total {mm['total']:.1f} min ({mm['total'] / 60:.2f} h)")
             lines.append("    " + ", ".join(f"{k} {v:.1f}" for k, v in mm.items() if k != "total") + " min")
         lines.append("  " + r["projection"]["paper"]["note"])
+        if "paper_flops" in r:
+            f = r["paper_flops"]
+            pf, mins, pk = f["pflop"], f["minutes_at_peak"], f["peaks_tflops"]
+            lines += [f"  paper-scale work by FLOPs (arithmetic, VGG and ResNet runs): {pf['total']:.1f} PFLOP "
+                      f"(train {pf['train']:.1f}, evaluation {pf['eval']:.1f}, probes {pf['probes']:.1f}); "
+                      f"{pf['tf32_eligible']:.1f} PFLOP may run in TF32",
+                      f"  at 100% of an {f['peaks_device']}'s dense peaks: all strict fp32 ({pk['fp32']:g} TFLOP/s) "
+                      f"{mins['strict_fp32']:.1f} min; TF32 ({pk['tf32']:g}) between measurements "
+                      f"{mins['tf32_between_measurements']:.1f} min"]
         lines.append("")
     lines.append(f"benchmark wall time {m['bench_wall_s']:.0f} s ("
                  + ", ".join(f"{k} {v:.0f} s" for k, v in m.get("section_wall_s", {}).items()) + ")")
@@ -866,7 +934,8 @@ def main(argv=None) -> int:
                       steps=args.steps if args.steps is not None else d["steps"],
                       warmup=args.warmup if args.warmup is not None else d["warmup"], repeats=args.repeats,
                       data=args.data, matmul_n=d["matmul_n"],
-                      variants=("channels_last", "compile") if args.compile else ("channels_last",))
+                      variants=("channels_last",) + (("tf32",) if dev.startswith("cuda") else ())
+                      + (("compile",) if args.compile else ()))
     sections = tuple(int(s) for s in args.sections.split(","))
     results = run_all(cfg, sections, log=lambda s: print(s, file=sys.stderr, flush=True))
     print(format_report(results))

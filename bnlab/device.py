@@ -1,7 +1,8 @@
 """Device and precision in one place: every function takes ``device=`` and calls :func:`pick`.
 
 Strict fp32 is the default because the ICS and landscape signals are differences of gradients:
-TF32 or bf16 rounding is as large as what we measure (performance-notes.md, section 1.4).
+TF32 or bf16 rounding is as large as what we measure (performance-notes.md, section 1.4). Precision "tf32" trains
+and evaluates in TF32 on a GPU between measurements and measures in strict fp32 (``bnlab.train``).
 """
 from __future__ import annotations
 
@@ -29,22 +30,29 @@ def has_gpu() -> bool:
     return torch.cuda.is_available()
 
 
-def strict_fp32() -> None:
-    """Turn TF32 off for matmuls and convolutions (new API where present, old flags otherwise)."""
+def set_tf32(on: bool) -> None:
+    """TF32 tensor cores for fp32 matmuls and convolutions on (``on``) or off (new API where present, old flags
+    otherwise). No effect on a CPU's arithmetic."""
+    mode = "tf32" if on else "ieee"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for backend in (getattr(torch.backends.cuda, "matmul", None), getattr(torch.backends.cudnn, "conv", None)):
             if backend is not None and hasattr(backend, "fp32_precision"):
                 try:
-                    backend.fp32_precision = "ieee"
+                    backend.fp32_precision = mode
                 except Exception:  # older torch: attribute exists but is read-only
                     pass
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = on
+        torch.backends.cudnn.allow_tf32 = on
+
+
+def strict_fp32() -> None:
+    """Turn TF32 off for matmuls and convolutions: what every measurement runs in."""
+    set_tf32(False)
 
 
 def dtype_of(precision: str) -> torch.dtype:
-    return {"fp32": torch.float32, "fp64": torch.float64}[precision]
+    return {"fp32": torch.float32, "tf32": torch.float32, "fp64": torch.float64}[precision]
 
 
 def describe(device=None) -> dict:

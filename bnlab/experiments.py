@@ -25,7 +25,8 @@ def vgg_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
         name=f"{norm}_lr{lr:g}",
         model=ModelConfig(arch=PAPER_SETTINGS["vgg"]["arch"], norm=norm, width=scale.vgg_width, in_channels=in_ch),
         data=DataConfig(scale.dataset, train_subset=scale.train_subset, test_subset=scale.test_subset),
-        train=TrainConfig(lr=lr, steps=scale.vgg_steps, batch_size=128, seed=seed, eval_every=scale.eval_every),
+        train=TrainConfig(lr=lr, steps=scale.vgg_steps, batch_size=128, seed=seed, eval_every=scale.eval_every,
+                          precision=scale.train_precision),
         probe=ProbeConfig(every=scale.probe_every,
                           activation_layers=(2, 3, 9, 11, 13),   # layers the paper plots (Figs 1, 2, 6, 8)
                           ics_layers=(5, 10),                    # Fig. 3a
@@ -67,7 +68,8 @@ def resnet_run(scale: Scale, norm: str, lr: float, seed: int, depth: int | None 
         name=f"resnet{model.depth}_{norm}_lr{lr:g}",
         model=model,
         data=DataConfig(scale.dataset, train_subset=scale.train_subset, test_subset=scale.test_subset),
-        train=TrainConfig(lr=lr, steps=scale.vgg_steps, batch_size=128, seed=seed, eval_every=scale.eval_every),
+        train=TrainConfig(lr=lr, steps=scale.vgg_steps, batch_size=128, seed=seed, eval_every=scale.eval_every,
+                          precision=scale.train_precision),
         probe=ProbeConfig(every=scale.probe_every, activation_layers=(1, (last + 1) // 2, last)))
 
 

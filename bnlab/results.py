@@ -115,6 +115,10 @@ def git_commit() -> str | None:
         return None
 
 
+PRECISION_NAMES = {"fp32": "strict fp32 (TF32 off)", "fp64": "fp64",
+                   "tf32": "TF32 training steps and evaluation, strict fp32 probed steps and probes"}
+
+
 def provenance(experiment: str, scale: str, dataset: str, device_info: dict, wall_s: float,
                precision: str = "strict fp32 (TF32 off); DLN in fp64") -> dict:
     return {"experiment": experiment, "scale": scale, "dataset": dataset,
@@ -316,7 +320,9 @@ def compute(experiment: str, scale: str, device=None, jobs: int = 1, progress=No
     dataset = configs[0]["data"]["dataset"]
     info["engine"] = EngineOptions.from_env().describe()
     wall = sum(r.meta.get("wall_s", 0.0) for r in runs)
-    return Result(experiment, scale, provenance(experiment, scale, dataset, info, wall), runs, {}, "live")
+    precision = "; ".join(PRECISION_NAMES[p] for p in sorted({c["train"]["precision"] for c in configs}))
+    return Result(experiment, scale, provenance(experiment, scale, dataset, info, wall, precision), runs, {},
+                  "live")
 
 
 def reproduce(experiment: str, scale: str = "cpu", out: Path | None = None, device=None, jobs: int = 1,

@@ -17,7 +17,7 @@ import torch
 
 from . import data as data_mod
 from .config import RunConfig
-from .device import dtype_of, pick, strict_fp32
+from .device import dtype_of, pick, set_tf32, strict_fp32
 from .measure import make_probes
 from .engine import EngineOptions, Stepper
 from .models import build
@@ -116,8 +116,11 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
                     "step": step, "wall_s": wall_before + time.perf_counter() - t0}, tmp)
         os.replace(tmp, checkpoint)
 
+    tf32_between = tc.precision == "tf32"
     if classifier and start and start % tc.eval_every == 0 and evals["eval_step"][-1:] != [start]:
+        set_tf32(tf32_between)                          # as the uninterrupted run evaluated
         tl, ta = evaluate(model, data, dtype)          # interrupted during that evaluation
+        strict_fp32()
         evals["eval_step"].append(start), evals["test_loss"].append(tl), evals["test_acc"].append(ta)
     batches = data.batches(tc.batch_size, tc.seed, dtype, start=start)
     bar = _progress(tc.steps, f"{cfg.name} (seed {tc.seed})", progress)
@@ -130,6 +133,8 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
         for step in range(start, tc.steps):
             x, y = next(batches)
             active = [p for p in probes if p.due(step, tc.steps)]
+            if tf32_between:
+                set_tf32(not active)        # measured steps (and what the probes compute) in strict fp32
             out, loss = stepper.step(step, x, y, active)
             losses[step] = loss.detach()
             if classifier:
@@ -149,6 +154,7 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
                     bar.update(step + 1 - synced)
                 synced = step + 1
             if classifier and ((step + 1) % tc.eval_every == 0 or last):
+                set_tf32(tf32_between)      # test loss and accuracy are not differences of gradients
                 tl, ta = evaluate(model, data, dtype)
                 evals["eval_step"].append(step + 1), evals["test_loss"].append(tl), evals["test_acc"].append(ta)
             if checkpoint is not None and (step + 1) % checkpoint_every == 0 and not last:
@@ -164,6 +170,8 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
         if bar is not None:
             bar.close()
         raise
+    finally:
+        strict_fp32()
     if bar is not None:
         bar.close()
     wall = wall_before + time.perf_counter() - t0

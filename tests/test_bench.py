@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bnlab import bench
-from bnlab.config import DataConfig, ModelConfig, config_hash
+from bnlab.config import DataConfig, ModelConfig, config_hash, get_scale
 from bnlab.experiments import EXPERIMENTS, get
 
 TINY = bench.BenchConfig(device="cpu", width=0.0625, steps=2, warmup=1, repeats=1, batch_size=128, ks=(2, 4),
@@ -135,6 +135,23 @@ def test_probe_costs_report_flop_and_amortised_ratios(results):
         assert am["ics"] == pytest.approx(1 + (p["ratio_to_plain"]["ics"] - 1) * frac)
     text = bench.format_report(results)
     assert "FLOP ratio" in text and "amortised over a paper-scale run (probes every 100 of 15000 steps)" in text
+
+
+def test_suite_flops_count_the_registry_and_what_may_run_in_tf32():
+    cpu, paper = bench.suite_flops("cpu"), bench.suite_flops("paper")
+    assert cpu["tf32_eligible"] == 0                      # cpu-scale runs are strict fp32 throughout
+    assert 0 < paper["tf32_eligible"] < paper["train"] + paper["eval"]
+    assert paper["total"] == pytest.approx(paper["train"] + paper["eval"] + paper["probes"])
+    # bn_vs_standard's VGG-16 runs alone: 3 x 626.8 MFLOP x 128 images x 15000 steps each
+    runs = {config_hash(r): r for r in EXPERIMENTS["bn_vs_standard"].runs(get_scale("paper"))}
+    assert paper["train"] > len(runs) * 3 * 626.8e6 * 128 * 15_000 * 0.999
+    m = bench.minutes_at_peak({"total": 120e15, "tf32_eligible": 60e15}, 50.0, 500.0)
+    assert m["strict_fp32"] == pytest.approx(40.0) and m["tf32_between_measurements"] == pytest.approx(22.0)
+
+
+def test_report_gives_the_paper_suite_flops(results):
+    assert results["paper_flops"]["pflop"]["total"] > 100
+    assert "PFLOP" in bench.format_report(results) and "at 100% of an H100 SXM" in bench.format_report(results)
 
 
 def test_cli_section_1(tmp_path, capsys):

@@ -123,3 +123,50 @@ def test_auto_back_end_measures_the_linear_network_as_the_loop_does(norm):
     np.testing.assert_array_equal(auto["train_loss"], loop["train_loss"])     # the probe leaves training alone
     for key in ("land_loss", "land_grad_change", "land_beta"):
         np.testing.assert_allclose(auto[key], loop[key], rtol=1e-10, err_msg=key)
+
+
+def _tf32_flags():
+    return torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+
+
+@needs_fashion
+def test_tf32_precision_trains_and_evaluates_in_tf32_between_measurements(monkeypatch):
+    import bnlab.train as train_mod
+    seen, at_eval = [], []
+    step, evaluate = Stepper.step, train_mod.evaluate
+
+    def spy_step(self, i, x, y, probes=()):
+        seen.append((bool(probes), *_tf32_flags()))
+        return step(self, i, x, y, probes)
+
+    def spy_eval(*args, **kwargs):
+        at_eval.append(_tf32_flags())
+        return evaluate(*args, **kwargs)
+    monkeypatch.setattr(Stepper, "step", spy_step)
+    monkeypatch.setattr(train_mod, "evaluate", spy_eval)
+    base = tiny(steps=6)
+    res = train(replace(base, train=replace(base.train, precision="tf32", eval_every=2)), progress=False)
+    # probes every 3 steps and at the last: steps 0, 3, 5 run strict, the others in TF32
+    assert seen == [(True, False, False), (False, True, True), (False, True, True), (True, False, False),
+                    (False, True, True), (True, False, False)]
+    assert at_eval == [(True, True)] * 3 and _tf32_flags() == (False, False)     # evaluations in TF32; reset after
+    assert res.status == "ok"
+
+
+@needs_fashion
+def test_tf32_precision_changes_nothing_on_a_cpu():
+    base = tiny(steps=4)
+    fp32 = train(base, progress=False)
+    tf32 = train(replace(base, train=replace(base.train, precision="tf32")), progress=False)
+    for key in ("train_loss", "ics_l2", "land_loss", "test_acc"):
+        np.testing.assert_array_equal(tf32[key], fp32[key], err_msg=key)
+
+
+def test_paper_scales_train_in_tf32_and_measure_strictly():
+    from bnlab.config import CPU, PAPER, PAPER_FMNIST
+    from bnlab.experiments import resnet_run, vgg_run
+    for scale in (PAPER, PAPER_FMNIST):
+        assert vgg_run(scale, "batch", 0.1, 0).train.precision == "tf32"
+        assert resnet_run(scale, "none", 0.1, 0).train.precision == "tf32"
+        assert dln_run(scale, "batch", 1e-6, 0).train.precision == "fp64"
+    assert vgg_run(CPU, "batch", 0.1, 0).train.precision == "fp32"      # the shipped cpu caches keep their hashes
