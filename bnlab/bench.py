@@ -161,11 +161,16 @@ def forward_flops(model, input_hw=(32, 32)) -> int:
     return sum(layer_flops(model, input_hw).values())
 
 
-def block_flops(model_cfg: ModelConfig) -> list:
-    """Forward FLOPs per image of each block of the network (every weight layer sits in a block)."""
+def _meta_model(model_cfg: ModelConfig):
+    """The network ``model_cfg`` describes, built on the meta device (shapes only: no memory, no init cost)."""
     from .models import construct
     with torch.device("meta"):
-        model = construct(model_cfg)
+        return construct(model_cfg)
+
+
+def block_flops(model_cfg: ModelConfig) -> list:
+    """Forward FLOPs per image of each block of the network (every weight layer sits in a block)."""
+    model = _meta_model(model_cfg)
     flops = layer_flops(model)
     return [sum(flops.get(m, 0) for m in block.modules()) for block in model.blocks]
 
@@ -187,11 +192,8 @@ def flop_ratios(blocks: list, ics_layers, ks) -> dict:
 
 
 def model_flops(model_cfg: ModelConfig) -> int:
-    """Forward FLOPs per image of the network ``model_cfg`` describes (built on the meta device: no memory)."""
-    from .models import construct
-    with torch.device("meta"):
-        model = construct(model_cfg)
-    return forward_flops(model)
+    """Forward FLOPs per image of the network ``model_cfg`` describes."""
+    return forward_flops(_meta_model(model_cfg))
 
 
 def vgg_flops(arch: str, width: float, in_channels: int) -> int:
@@ -625,20 +627,33 @@ def _extra_ms(ms: dict, p) -> float:
     return extra + max(_landscape_ms(ms, p.landscape_points), 0.0) * p.landscape
 
 
+TEST_SET_SIZE = {"cifar10": 10_000, "fashion_mnist": 10_000}
+
+
+def _unique_runs(scale_name: str) -> list:
+    """Every registered experiment's runs at ``scale_name``, each once (runs shared by figures have one hash)."""
+    from .experiments import EXPERIMENTS
+    unique = {}
+    for exp in EXPERIMENTS.values():
+        for run in exp.runs(get_scale(scale_name)):
+            unique.setdefault(config_hash(run), run)
+    return list(unique.values())
+
+
+def _evaluated_images(run) -> int:
+    """Test images a run's evaluations forward in all (every ``eval_every`` steps and at the last step)."""
+    t = run.train
+    n_evals = t.steps // t.eval_every + (1 if t.steps % t.eval_every else 0)
+    return n_evals * (run.data.test_subset or TEST_SET_SIZE[run.data.dataset])
+
+
 def suite_flops(scale_name: str) -> dict:
     """FLOPs of every registered experiment's unique VGG and ResNet runs at ``scale_name`` (2 x multiply-adds of
     the conv and linear layers; a step is 3 forwards, probes as :func:`flop_ratios` counts them, evaluation one
     forward per test image), and how many of them a run of precision "tf32" may take in TF32 (training steps
     without probes, evaluations). The deep linear network's are negligible."""
-    from .experiments import EXPERIMENTS
-    scale = get_scale(scale_name)
-    unique = {}
-    for exp in EXPERIMENTS.values():
-        for run in exp.runs(scale):
-            unique.setdefault(config_hash(run), run)
-    n_test = 10_000
     out = {"train": 0.0, "eval": 0.0, "probes": 0.0, "tf32_eligible": 0.0}
-    for run in unique.values():
+    for run in _unique_runs(scale_name):
         if run.model.arch == "dln":
             continue
         p, t = run.probe, run.train
@@ -650,8 +665,7 @@ def suite_flops(scale_name: str) -> dict:
             (ratios[f"landscape_k{p.landscape_points}"] - 1) * bool(p.landscape)
         out["train"] += step * t.steps
         out["probes"] += step * n_probe * extra
-        evaluation = sum(blocks) * (run.data.test_subset or n_test) * (t.steps // t.eval_every +
-                                                                         bool(t.steps % t.eval_every))
+        evaluation = sum(blocks) * _evaluated_images(run)
         out["eval"] += evaluation
         if t.precision == "tf32":
             out["tf32_eligible"] += step * (t.steps - n_probe) + evaluation
@@ -677,17 +691,11 @@ def project_suite(scale_name: str, vgg: dict, dln: dict, measured: dict, tf32_sp
     ratio of plain steps; DLN costs are used as measured. ``tf32_speedup``: plain-step speed-up of TF32 measured
     in section 1 (1 where not measured), applied to the unprobed steps of runs of precision "tf32".
     """
-    from .experiments import EXPERIMENTS
-    scale = get_scale(scale_name)
-    unique = {}
-    for exp in EXPERIMENTS.values():
-        for run in exp.runs(scale):
-            unique.setdefault(config_hash(run), run)
+    scale, unique = get_scale(scale_name), _unique_runs(scale_name)
     factors = {}
-    n_test = {"cifar10": 10_000, "fashion_mnist": 10_000}[scale.dataset]
     minutes = {"vgg_train": 0.0, "vgg_probes": 0.0, "vgg_eval": 0.0, "dln_train": 0.0, "dln_probes": 0.0}
     counts = {"vgg": 0, "dln": 0, "resnet": 0}
-    for run in unique.values():
+    for run in unique:
         p, t = run.probe, run.train
         n_probe = _times_due(p.every, t.steps)
         if run.model.arch == "dln":
@@ -705,12 +713,10 @@ def project_suite(scale_name: str, vgg: dict, dln: dict, measured: dict, tf32_sp
                 factors[m] = model_flops(m) / measured["fwd_flops_per_image"]
             factor = factors[m]
             extra = _extra_ms(ms, p)
-            n_eval = t.steps // t.eval_every + (1 if t.steps % t.eval_every else 0)
-            test = run.data.test_subset or n_test
             fast = t.steps - n_probe if t.precision == "tf32" else 0
             minutes["vgg_train"] += factor * (t.steps - fast + fast / tf32_speedup) * plain / 6e4
             minutes["vgg_probes"] += factor * n_probe * extra * plain / ms["plain"] / 6e4
-            minutes["vgg_eval"] += factor * n_eval * test * vgg["eval_ms_per_image"] / 6e4
+            minutes["vgg_eval"] += factor * _evaluated_images(run) * vgg["eval_ms_per_image"] / 6e4
             counts["resnet" if m.arch == "resnet" else "vgg"] += 1
     minutes["total"] = sum(minutes.values())
     return {"scale": scale_name, "unique_runs": len(unique), "vgg_runs": counts["vgg"], "dln_runs": counts["dln"],
@@ -721,9 +727,9 @@ def project_suite(scale_name: str, vgg: dict, dln: dict, measured: dict, tf32_sp
             "note": "PROJECTION from measured per-step costs, one run after another on this device; VGG costs "
                     "scaled by forward FLOPs from the measured width; plain steps timed per normalisation, probe "
                     "costs measured with one and scaled by the plain-step ratio; landscape costs are those of the "
-                    "back-end `auto` picks (loop for the VGG, vmap for the DLN); unprobed steps of TF32 runs at the TF32 "
-                    "speed-up of section 1 (1 where it was not measured); ResNet runs (Bjorck's sweep) are costed as VGG steps scaled by forward FLOPs, "
-                    "which undercounts their many small kernels"}
+                    "back-end `auto` picks (loop for the VGG, vmap for the DLN); unprobed steps of TF32 runs at "
+                    "the TF32 speed-up of section 1 (1 where it was not measured); ResNet runs (Bjorck's sweep) "
+                    "are costed as VGG steps scaled by forward FLOPs, which undercounts their many small kernels"}
 
 
 # ---- everything ---------------------------------------------------------------------------------

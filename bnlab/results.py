@@ -120,7 +120,7 @@ PRECISION_NAMES = {"fp32": "strict fp32 (TF32 off)", "fp64": "fp64",
 
 
 def provenance(experiment: str, scale: str, dataset: str, device_info: dict, wall_s: float,
-               precision: str = "strict fp32 (TF32 off); DLN in fp64") -> dict:
+               precision: str = PRECISION_NAMES["fp32"]) -> dict:
     return {"experiment": experiment, "scale": scale, "dataset": dataset,
             "dataset_name": DATASET_NAMES.get(dataset, dataset), **device_info, "precision": precision,
             "bnlab": __version__, "git_commit": git_commit(),

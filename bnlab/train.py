@@ -117,11 +117,15 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
         os.replace(tmp, checkpoint)
 
     tf32_between = tc.precision == "tf32"
-    if classifier and start and start % tc.eval_every == 0 and evals["eval_step"][-1:] != [start]:
-        set_tf32(tf32_between)                          # as the uninterrupted run evaluated
-        tl, ta = evaluate(model, data, dtype)          # interrupted during that evaluation
+
+    def record_evaluation(at_step):
+        set_tf32(tf32_between)      # test loss and accuracy are not differences of gradients
+        tl, ta = evaluate(model, data, dtype)
         strict_fp32()
-        evals["eval_step"].append(start), evals["test_loss"].append(tl), evals["test_acc"].append(ta)
+        evals["eval_step"].append(at_step), evals["test_loss"].append(tl), evals["test_acc"].append(ta)
+
+    if classifier and start and start % tc.eval_every == 0 and evals["eval_step"][-1:] != [start]:
+        record_evaluation(start)                        # interrupted during that evaluation
     batches = data.batches(tc.batch_size, tc.seed, dtype, start=start)
     bar = _progress(tc.steps, f"{cfg.name} (seed {tc.seed})", progress)
     if bar is not None:
@@ -154,9 +158,7 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
                     bar.update(step + 1 - synced)
                 synced = step + 1
             if classifier and ((step + 1) % tc.eval_every == 0 or last):
-                set_tf32(tf32_between)      # test loss and accuracy are not differences of gradients
-                tl, ta = evaluate(model, data, dtype)
-                evals["eval_step"].append(step + 1), evals["test_loss"].append(tl), evals["test_acc"].append(ta)
+                record_evaluation(step + 1)
             if checkpoint is not None and (step + 1) % checkpoint_every == 0 and not last:
                 save_checkpoint(step + 1)
     except KeyboardInterrupt:

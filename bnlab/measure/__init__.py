@@ -11,8 +11,9 @@ from .landscape import LandscapeProbe, probe_along_gradient
 from .sharpness import SharpnessProbe, hessian_top
 
 
-def make_probes(cfg, model, landscape_backend: str = "loop") -> list:
-    """The probes a run's ProbeConfig asks for (the landscape probe with the given back-end)."""
+def make_probes(cfg, model, landscape_backend: str) -> list:
+    """The probes a run's ProbeConfig asks for (the landscape probe with the back-end the run uses, "loop" or
+    "vmap": ``bnlab.engine.EngineOptions.landscape_for``)."""
     p = cfg.probe
     if p.every == 0:
         return []
