@@ -1,4 +1,4 @@
-"""Command line: ``python -m bnlab list | reproduce EXPERIMENT --scale cpu | verify``."""
+"""Command line: ``python -m bnlab list | reproduce EXPERIMENT --scale cpu | estimate --scale colab | verify``."""
 import argparse
 import sys
 
@@ -26,6 +26,13 @@ def main(argv=None) -> int:
                      help="landscape probe back-end (sets BNLAB_LANDSCAPE; default auto: vmap for the DLN, "
                           "the loop otherwise)")
     sub.add_parser("verify", help="check the shipped cache against MANIFEST.json")
+    sub.add_parser("estimate", add_help=False,
+                   help="runs, PFLOP and minutes per chapter at a scale, before running (estimate --help)")
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["estimate"]:
+        from .estimate import main as estimate_main
+        return estimate_main(argv[1:])
     args = parser.parse_args(argv)
 
     from . import results
@@ -52,7 +59,9 @@ def main(argv=None) -> int:
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
         parser.error(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")
+    from .estimate import plan
     for name in names:
+        print(plan(name, args.scale, device=args.device)[0], flush=True)
         res = results.reproduce(name, args.scale, args.out, args.device, args.jobs)
         bad = [f"{r.name} (seed {r.seed}) diverged at step {r.diverged_step}" for r in res.runs
                if r.status == "diverged"]

@@ -40,6 +40,8 @@ from .config import DataConfig, ModelConfig, config_hash, get_scale
 from .data import DatasetNotFound, ImageData, load_images, load_regression
 from .device import describe, pick, set_tf32, strict_fp32
 from .engine import EngineOptions, Stepper
+from .flops import (block_flops, evaluated_images, flop_ratios, forward_flops, layer_flops, model_flops,  # noqa: F401
+                    suite_flops, times_due, unique_runs, vgg_flops)
 from .measure import ActivationProbe, ICSProbe, LandscapeProbe, gradient_ics, probe_along_gradient
 from .measure.landscape import etas_for
 from .models import build, loss_fn
@@ -124,83 +126,7 @@ def _blocks(cfg: BenchConfig) -> int:
     return max(1, cfg.steps // cfg.repeats)
 
 
-# ---- FLOPs and peaks ----------------------------------------------------------------------------
-def layer_flops(model, input_hw=(32, 32)) -> dict:
-    """FLOPs (2 x multiply-adds) of one sample's forward through each conv and linear layer, {module: FLOPs}, from
-    the shapes their outputs take in one forward pass on the meta device (any architecture, no compute). ``model``
-    must live on the meta device (see :func:`model_flops`).
-
-    Normalisation, ReLU, pooling and residual additions are not counted (the usual MFU convention).
-    """
-    first = next(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
-    flops, hooks = {}, []
-
-    def count(layer, _inputs, out):
-        if isinstance(layer, nn.Conv2d):
-            kh, kw = layer.kernel_size
-            flops[layer] = flops.get(layer, 0) + 2 * (layer.in_channels // layer.groups) * kh * kw * out[0].numel()
-        else:
-            flops[layer] = flops.get(layer, 0) + 2 * layer.in_features * out[0].numel()
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            hooks.append(m.register_forward_hook(count))
-    was_training = model.training
-    try:
-        shape = (1, first.in_channels, *input_hw) if isinstance(first, nn.Conv2d) else (1, first.in_features)
-        with torch.no_grad():
-            model.eval()(torch.empty(shape, device="meta"))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    return flops
-
-
-def forward_flops(model, input_hw=(32, 32)) -> int:
-    """Forward FLOPs of one sample through the conv and linear layers (see :func:`layer_flops`)."""
-    return sum(layer_flops(model, input_hw).values())
-
-
-def _meta_model(model_cfg: ModelConfig):
-    """The network ``model_cfg`` describes, built on the meta device (shapes only: no memory, no init cost)."""
-    from .models import construct
-    with torch.device("meta"):
-        return construct(model_cfg)
-
-
-def block_flops(model_cfg: ModelConfig) -> list:
-    """Forward FLOPs per image of each block of the network (every weight layer sits in a block)."""
-    model = _meta_model(model_cfg)
-    flops = layer_flops(model)
-    return [sum(flops.get(m, 0) for m in block.modules()) for block in model.blocks]
-
-
-def flop_ratios(blocks: list, ics_layers, ks) -> dict:
-    """What a probed step costs in plain steps if time followed FLOPs (a compute-bound device, where only
-    vmap-style batching or fusing the non-FLOP work of a step can beat it by much).
-
-    Convention: a step is forward + backward = 3x the forward (the backward computes input and weight gradients,
-    each as costly as the forward). The gradient ICS of layer i (1-based) needs the forward of blocks i..end at the
-    old weights and a backward restricted to W_i (input gradients above i, the weight gradient of i): twice the
-    FLOPs of blocks i..end; the updated prefix (blocks before the last measured one) is run once, forward only.
-    A landscape point needs the loss and the full gradient at w - eta g: one forward + backward, a step's FLOPs.
-    """
-    total = sum(blocks)
-    tail = lambda i: sum(blocks[i - 1:])  # noqa: E731
-    ics_extra = sum(blocks[:max(ics_layers) - 1]) + sum(2 * tail(i) for i in ics_layers)
-    return {"ics": 1 + ics_extra / (3 * total), **{f"landscape_k{k}": 1.0 + k for k in ks}}
-
-
-def model_flops(model_cfg: ModelConfig) -> int:
-    """Forward FLOPs per image of the network ``model_cfg`` describes."""
-    return forward_flops(_meta_model(model_cfg))
-
-
-def vgg_flops(arch: str, width: float, in_channels: int) -> int:
-    """Forward FLOPs per image of a VGG."""
-    return model_flops(ModelConfig(arch=arch, width=width, in_channels=in_channels))
-
-
+# ---- peaks ---------------------------------------------------------------------------------------
 def cuda_peaks(name: str):
     for key, peaks in CUDA_PEAKS_TFLOPS:
         if key.lower() in name.lower():
@@ -519,7 +445,7 @@ def bench_probe_costs(cfg: BenchConfig, data: ImageData) -> dict:
                 "plain_ms_by_norm": _plain_by_norm(model_cfg, cfg, batches_of, cfg.lr, "vgg", ms["plain"])})
     out["flop_ratio"] = flop_ratios(block_flops(model_cfg), cfg.ics_layers, cfg.ks)
     out["amortised"] = {s.name: {"probe_every": s.probe_every, "steps": s.vgg_steps,
-                                 **{k: 1 + (r - 1) * _times_due(s.probe_every, s.vgg_steps) / s.vgg_steps
+                                 **{k: 1 + (r - 1) * times_due(s.probe_every, s.vgg_steps) / s.vgg_steps
                                     for k, r in out["ratio_to_plain"].items() if k != "plain"}}
                         for s in (get_scale("paper"), get_scale("cpu"))}
     out["ics_agreement"] = ics_agreement(model_cfg, data, cfg, cfg.ics_layers, cfg.lr)
@@ -600,13 +526,6 @@ def bench_loop_vs_vmap(cfg: BenchConfig, data: ImageData) -> dict:
 
 
 # ---- section 4 ----------------------------------------------------------------------------------
-def _times_due(every: int, steps: int) -> int:
-    """How often a probe with period ``every`` runs in ``steps`` steps (step 0, every n-th, and the last)."""
-    if every <= 0:
-        return 0
-    return len(range(0, steps, every)) + (1 if (steps - 1) % every else 0)
-
-
 def _landscape_ms(ms: dict, k: int) -> float:
     """Extra ms of K landscape points: measured, else linear in K through the nearest two measured points."""
     known = sorted((int(name[len("landscape_k"):]), v - ms["plain"]) for name, v in ms.items()
@@ -627,52 +546,6 @@ def _extra_ms(ms: dict, p) -> float:
     return extra + max(_landscape_ms(ms, p.landscape_points), 0.0) * p.landscape
 
 
-TEST_SET_SIZE = {"cifar10": 10_000, "fashion_mnist": 10_000}
-
-
-def _unique_runs(scale_name: str) -> list:
-    """Every registered experiment's runs at ``scale_name``, each once (runs shared by figures have one hash)."""
-    from .experiments import EXPERIMENTS
-    unique = {}
-    for exp in EXPERIMENTS.values():
-        for run in exp.runs(get_scale(scale_name)):
-            unique.setdefault(config_hash(run), run)
-    return list(unique.values())
-
-
-def _evaluated_images(run) -> int:
-    """Test images a run's evaluations forward in all (every ``eval_every`` steps and at the last step)."""
-    t = run.train
-    n_evals = t.steps // t.eval_every + (1 if t.steps % t.eval_every else 0)
-    return n_evals * (run.data.test_subset or TEST_SET_SIZE[run.data.dataset])
-
-
-def suite_flops(scale_name: str) -> dict:
-    """FLOPs of every registered experiment's unique VGG and ResNet runs at ``scale_name`` (2 x multiply-adds of
-    the conv and linear layers; a step is 3 forwards, probes as :func:`flop_ratios` counts them, evaluation one
-    forward per test image), and how many of them a run of precision "tf32" may take in TF32 (training steps
-    without probes, evaluations). The deep linear network's are negligible."""
-    out = {"train": 0.0, "eval": 0.0, "probes": 0.0, "tf32_eligible": 0.0}
-    for run in _unique_runs(scale_name):
-        if run.model.arch == "dln":
-            continue
-        p, t = run.probe, run.train
-        blocks = block_flops(run.model)
-        step = 3 * sum(blocks) * t.batch_size
-        n_probe = _times_due(p.every, t.steps)
-        ratios = flop_ratios(blocks, p.ics_layers or (1,), (p.landscape_points,))
-        extra = (ratios["ics"] - 1) * bool(p.ics_layers) + \
-            (ratios[f"landscape_k{p.landscape_points}"] - 1) * bool(p.landscape)
-        out["train"] += step * t.steps
-        out["probes"] += step * n_probe * extra
-        evaluation = sum(blocks) * _evaluated_images(run)
-        out["eval"] += evaluation
-        if t.precision == "tf32":
-            out["tf32_eligible"] += step * (t.steps - n_probe) + evaluation
-    out["total"] = out["train"] + out["eval"] + out["probes"]
-    return out
-
-
 def minutes_at_peak(flops: dict, fp32_tflops: float, tf32_tflops: float) -> dict:
     """Minutes the suite's FLOPs take at 100% of a device's peaks: all in strict fp32, and with the TF32-eligible
     part at the TF32 peak (a bound no real run reaches: small CNNs at batch 128 use a fraction of it)."""
@@ -691,13 +564,13 @@ def project_suite(scale_name: str, vgg: dict, dln: dict, measured: dict, tf32_sp
     ratio of plain steps; DLN costs are used as measured. ``tf32_speedup``: plain-step speed-up of TF32 measured
     in section 1 (1 where not measured), applied to the unprobed steps of runs of precision "tf32".
     """
-    scale, unique = get_scale(scale_name), _unique_runs(scale_name)
+    scale, unique = get_scale(scale_name), unique_runs(scale_name)
     factors = {}
     minutes = {"vgg_train": 0.0, "vgg_probes": 0.0, "vgg_eval": 0.0, "dln_train": 0.0, "dln_probes": 0.0}
     counts = {"vgg": 0, "dln": 0, "resnet": 0}
     for run in unique:
         p, t = run.probe, run.train
-        n_probe = _times_due(p.every, t.steps)
+        n_probe = times_due(p.every, t.steps)
         if run.model.arch == "dln":
             ms = dln["ms"]
             plain = dln.get("plain_ms_by_norm", {}).get(run.model.norm, ms["plain"])
@@ -716,7 +589,7 @@ def project_suite(scale_name: str, vgg: dict, dln: dict, measured: dict, tf32_sp
             fast = t.steps - n_probe if t.precision == "tf32" else 0
             minutes["vgg_train"] += factor * (t.steps - fast + fast / tf32_speedup) * plain / 6e4
             minutes["vgg_probes"] += factor * n_probe * extra * plain / ms["plain"] / 6e4
-            minutes["vgg_eval"] += factor * _evaluated_images(run) * vgg["eval_ms_per_image"] / 6e4
+            minutes["vgg_eval"] += factor * evaluated_images(run) * vgg["eval_ms_per_image"] / 6e4
             counts["resnet" if m.arch == "resnet" else "vgg"] += 1
     minutes["total"] = sum(minutes.values())
     return {"scale": scale_name, "unique_runs": len(unique), "vgg_runs": counts["vgg"], "dln_runs": counts["dln"],

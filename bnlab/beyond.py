@@ -1,4 +1,4 @@
-"""Analyses beyond Santurkar et al. (chapter ``08_beyond``): Bjorck et al.'s step-size test, Hessian sharpness
+"""Analyses beyond Santurkar et al. (chapters ``08_bjorck`` and ``09_smoothness``): Bjorck et al.'s step-size test, Hessian sharpness
 during training, and Li et al.'s 2-D loss surface, each for the VGG of a scale with and without BatchNorm.
 
 Each ``compute`` function takes ``(scale, device=None)`` and returns a flat dict of numpy arrays (keys prefixed
@@ -12,14 +12,16 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from . import data as data_mod
-from .config import PAPER_SETTINGS, ProbeConfig, get_scale
+from . import data as data_mod, store
+from .config import PAPER_SETTINGS, ProbeConfig, get_scale, n_layers
 from .device import pick, strict_fp32
 from .experiments import resnet_run, vgg_run
+from .flops import model_flops, run_flops, times_due
 from .measure.sharpness import SharpnessProbe
 from .measure.step_size import DIVERGENCE, relative_loss
 from .measure.surface import ModelHandle, filter_normalised_direction, loss_surface
 from .models import build, loss_fn
+from .train import progress_bar
 
 PRECISION = "strict fp32 (TF32 off)"
 REL_CAP = 1e30          # stored in place of a relative loss that overflowed (mask: <net>/nonfinite)
@@ -30,18 +32,21 @@ NORMAL_LR = {"none": 1e-4, "batch": 0.1}
 # [ours] sizes. batches: first mini-batches measured; etas: log10 range and number of step sizes.
 STEP_SIZE_SCALES = {
     "smoke": dict(batches=2, log_eta=(-5.0, 3.0), etas=9),
+    "colab": dict(batches=50, log_eta=(-5.0, 3.0), etas=33),
     "cpu": dict(batches=20, log_eta=(-5.0, 3.0), etas=33),
     "paper": dict(batches=50, log_eta=(-5.0, 3.0), etas=33),
 }
 # steps: training length (None = the scale's VGG length); every: probe interval; iters: power-iteration cap.
 SHARPNESS_SCALES = {
     "smoke": dict(steps=12, every=6, iters=4, lr=0.1),
+    "colab": dict(steps=None, every=250, iters=20, lr=0.1),
     "cpu": dict(steps=600, every=50, iters=20, lr=0.1),
     "paper": dict(steps=None, every=500, iters=30, lr=0.1),
 }
 # steps: training before the surface is drawn; points: grid points per axis over [-1, 1]; images: fixed set.
 SURFACE_SCALES = {
     "smoke": dict(steps=12, points=5, images=128, lr=0.1),
+    "colab": dict(steps=None, points=31, images=2048, lr=0.1),
     "cpu": dict(steps=500, points=21, images=512, lr=0.1),
     "paper": dict(steps=None, points=31, images=5000, lr=0.1),
 }
@@ -53,17 +58,17 @@ def _check_scale(scale: str, table: dict) -> dict:
 
 
 # ---- Bjorck et al.: relative loss vs step size in the first mini-batches ---------------------------
-def step_size(scale: str, device=None) -> dict:
+def step_size(scale: str, device=None, progress=None) -> dict:
     """Bjorck et al.'s step-size test on the VGG of ``scale``: see :func:`step_size_for`."""
-    return step_size_for(scale, vgg_run, device)
+    return step_size_for(scale, vgg_run, device, progress)
 
 
-def step_size_resnet(scale: str, device=None) -> dict:
+def step_size_resnet(scale: str, device=None, progress=None) -> dict:
     """Bjorck et al.'s step-size test on the ResNet of ``scale`` (the network of their learning-rate sweep)."""
-    return step_size_for(scale, resnet_run, device)
+    return step_size_for(scale, resnet_run, device, progress)
 
 
-def step_size_for(scale: str, make_run, device=None) -> dict:
+def step_size_for(scale: str, make_run, device=None, progress=None) -> dict:
     """For each network (``make_run(scale, norm, lr, seed)``) at its normal lr: train on the first mini-batches;
     before each step, record L(w - eta g) / L(w) on that batch for eta on a log grid (BN in training mode, parameters restored).
 
@@ -78,6 +83,7 @@ def step_size_for(scale: str, make_run, device=None) -> dict:
     etas = torch.logspace(*cfg_s["log_eta"], cfg_s["etas"], dtype=torch.float64)
     out = {"eta": etas.numpy(), "threshold": np.asarray(DIVERGENCE), "precision": PRECISION}
     data = None
+    bar = progress_bar(len(NORMAL_LR) * cfg_s["batches"], "step sizes: mini-batches", progress)
     for norm, lr in NORMAL_LR.items():
         cfg = make_run(sc, norm, lr, seed=0)
         data = data if data is not None else data_mod.load(cfg.data, 0, dev)
@@ -98,6 +104,8 @@ def step_size_for(scale: str, make_run, device=None) -> dict:
             gnorm.append(float(torch.sqrt(sum((p.grad.double() ** 2).sum() for p in model.parameters()))))
             wnorm.append(float(torch.sqrt(sum((p.detach().double() ** 2).sum() for p in model.parameters()))))
             opt.step()
+            if bar is not None:
+                bar.update(1)
         r = torch.stack(rel).numpy()
         bad = ~np.isfinite(r)
         out[f"{norm}/rel_loss"] = np.where(bad, REL_CAP, r)
@@ -105,6 +113,8 @@ def step_size_for(scale: str, make_run, device=None) -> dict:
         out[f"{norm}/loss"] = np.asarray(losses)
         out[f"{norm}/gnorm"], out[f"{norm}/wnorm"] = np.asarray(gnorm), np.asarray(wnorm)
         out[f"{norm}/lr"] = np.asarray(lr)
+    if bar is not None:
+        bar.close()
     return out
 
 
@@ -134,8 +144,74 @@ def largest_decreasing(eta: np.ndarray, rel: np.ndarray) -> np.ndarray:
     return np.where(n_ok > 0, eta[np.maximum(n_ok - 1, 0)], 0.0)
 
 
+# ---- the training runs the analyses make, and what they cost -------------------------------------------
+# [ours] a Hessian-vector product by double backward costs about 5 forwards (gradient with its graph, then the
+# backward of <grad, v>)
+HVP_FORWARDS = 5
+
+
+def sharpness_run(scale: str, norm: str):
+    """The VGG run that :func:`sharpness` trains for ``norm`` at ``scale``: the landscape probe every ``every`` steps."""
+    cfg_s, sc = _check_scale(scale, SHARPNESS_SCALES), get_scale(scale)
+    base = vgg_run(sc, norm, cfg_s["lr"], seed=0)
+    return replace(base, name=f"{base.name}_sharpness", train=replace(base.train, steps=cfg_s["steps"] or sc.vgg_steps),
+                   probe=ProbeConfig(every=cfg_s["every"], landscape=True, landscape_points=8,
+                                     landscape_range=PAPER_SETTINGS["vgg"]["probe_range_x_lr"]))
+
+
+def surface_run(scale: str, norm: str):
+    """The VGG run that :func:`surface` trains for ``norm`` at ``scale`` (no probes, one evaluation at the end)."""
+    cfg_s, sc = _check_scale(scale, SURFACE_SCALES), get_scale(scale)
+    base = vgg_run(sc, norm, cfg_s["lr"], seed=0)
+    steps = cfg_s["steps"] or sc.vgg_steps
+    return replace(base, name=f"{base.name}_surface", train=replace(base.train, steps=steps, eval_every=steps),
+                   probe=ProbeConfig())
+
+
+def step_size_flops(scale: str, make_run=vgg_run) -> float:
+    """FLOPs of :func:`step_size_for`: per network, one forward for the block scales, then per mini-batch a step
+    (3 forwards), the loss at w and one forward per step size."""
+    cfg_s, sc = _check_scale(scale, STEP_SIZE_SCALES), get_scale(scale)
+    total = 0.0
+    for norm, lr in NORMAL_LR.items():
+        run = make_run(sc, norm, lr, seed=0)
+        total += model_flops(run.model) * run.train.batch_size * (1 + cfg_s["batches"] * (4 + cfg_s["etas"]))
+    return total
+
+
+def step_size_block_steps(scale: str, make_run=vgg_run) -> int:
+    """The launch floor of :func:`step_size_for` in block-steps: per network, a step and 2 + K forwards a batch."""
+    cfg_s, sc = _check_scale(scale, STEP_SIZE_SCALES), get_scale(scale)
+    return sum(n_layers(make_run(sc, norm, lr, seed=0).model) * cfg_s["batches"] * (2 + cfg_s["etas"])
+               for norm, lr in NORMAL_LR.items())
+
+
+def sharpness_flops(scale: str) -> float:
+    """FLOPs of :func:`sharpness`: both training runs with their landscape probes and evaluations, and at each
+    probe up to ``iters`` + 1 Hessian-vector products on the step's batch."""
+    cfg_s = _check_scale(scale, SHARPNESS_SCALES)
+    total = 0.0
+    for norm in ("none", "batch"):
+        run = sharpness_run(scale, norm)
+        hvps = times_due(cfg_s["every"], run.train.steps) * (cfg_s["iters"] + 1)
+        total += run_flops(run)["total"] + hvps * HVP_FORWARDS * model_flops(run.model) * run.train.batch_size
+    return total
+
+
+def surface_flops(scale: str) -> float:
+    """FLOPs of :func:`surface`: both training runs, then one forward of the fixed images per grid point and per
+    point of the training-mode slice."""
+    cfg_s = _check_scale(scale, SURFACE_SCALES)
+    total = 0.0
+    for norm in ("none", "batch"):
+        run = surface_run(scale, norm)
+        total += run_flops(run)["total"] + model_flops(run.model) * cfg_s["images"] * (cfg_s["points"] ** 2 +
+                                                                                     cfg_s["points"])
+    return total
+
+
 # ---- sharpness next to effective beta-smoothness ---------------------------------------------------
-def sharpness(scale: str, device=None) -> dict:
+def sharpness(scale: str, device=None, progress=None) -> dict:
     """Train the VGG with and without BN at lr 0.1 with the landscape probe and :class:`SharpnessProbe`.
 
     Keys per network n: ``n/step`` [S] and ``n/train_loss`` [S] (up to divergence), ``n/sharp_step`` [P],
@@ -152,12 +228,9 @@ def sharpness(scale: str, device=None) -> dict:
            "precision": PRECISION}
     data = None
     for norm in ("none", "batch"):
-        base = vgg_run(sc, norm, cfg_s["lr"], seed=0)
-        cfg = replace(base, name=f"{base.name}_sharpness", train=replace(base.train, steps=steps),
-                      probe=ProbeConfig(every=cfg_s["every"], landscape=True, landscape_points=8,
-                                        landscape_range=PAPER_SETTINGS["vgg"]["probe_range_x_lr"]))
+        cfg = sharpness_run(scale, norm)
         data = data if data is not None else data_mod.load(cfg.data, 0, dev)
-        res = train(cfg, data=data, device=dev, progress=False,
+        res = train(cfg, data=data, device=dev, progress=progress, checkpoint=store.checkpoint_path(cfg.hash),
                     extra_probes=[lambda model: SharpnessProbe(cfg_s["every"], cfg_s["iters"], seed=0)])
         n_ok = res.diverged_step if res.diverged_step is not None else steps
         out[f"{norm}/step"] = res["step"][:n_ok]
@@ -171,7 +244,7 @@ def sharpness(scale: str, device=None) -> dict:
 
 
 # ---- Li et al.'s 2-D loss surface ------------------------------------------------------------------
-def surface(scale: str, device=None) -> dict:
+def surface(scale: str, device=None, progress=None) -> dict:
     """Train each VGG briefly at lr 0.1, then the loss on a fixed image set at w + a d1 + b d2 on a grid
     (filter-normalised d1, d2; BN in inference mode), plus the a-axis slice with BN in training mode.
 
@@ -188,12 +261,11 @@ def surface(scale: str, device=None) -> dict:
            "precision": PRECISION}
     data = None
     for norm in ("none", "batch"):
-        base = vgg_run(sc, norm, cfg_s["lr"], seed=0)
-        cfg = replace(base, name=f"{base.name}_surface", train=replace(base.train, steps=steps,
-                                                                      eval_every=steps), probe=ProbeConfig())
+        cfg = surface_run(scale, norm)
         data = data if data is not None else data_mod.load(cfg.data, 0, dev)
         handle = ModelHandle()
-        res = train(cfg, data=data, device=dev, progress=False, extra_probes=[handle])
+        res = train(cfg, data=data, device=dev, progress=progress, checkpoint=store.checkpoint_path(cfg.hash),
+                    extra_probes=[handle])
         model = handle.model
         n = min(cfg_s["images"], data.x_train.shape[0])
         x, y = data.normalise(data.x_train[:n]), data.y_train[:n]

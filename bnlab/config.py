@@ -17,7 +17,7 @@ DATASETS = ("fashion_mnist", "cifar10", "dln_synthetic")
 # "tf32": steps without probes and the test-set evaluations in TF32 on a GPU (tensor cores; no effect on a CPU);
 # probed steps and the probes in strict fp32, so every gradient-based measurement stays exact [ours]
 PRECISIONS = ("fp32", "tf32", "fp64")
-SCALES = ("paper", "paper_fmnist", "cpu", "smoke")   # largest first: a chapter shows the largest one shipped
+SCALES = ("paper", "paper_fmnist", "colab", "cpu", "smoke")  # largest first: a chapter shows the largest one shipped
 
 # One table of the paper's settings (paper-spec.md sections 2 and 3). [ours] marks our defaults
 # for what the paper leaves open (paper-spec.md section 12).
@@ -244,9 +244,13 @@ PAPER = Scale("paper", "cifar10", 1.0, 15_000, 100, 0, 0, 10_000, 100, 100, (0, 
 # The paper's sizes on Fashion-MNIST: for a GPU without internet, where CIFAR-10 cannot be downloaded [ours]
 PAPER_FMNIST = Scale("paper_fmnist", "fashion_mnist", 1.0, 15_000, 100, 0, 0, 10_000, 100, 100, (0, 1, 2),
                      sizes="paper", train_precision="tf32")
+# [ours] A reader's GPU, e.g. a free Colab T4 (about 4.5 TFLOP/s effective in fp32, no TF32): CIFAR-10, half-width
+# VGG, 3,000 steps, so every chapter runs live in 15 minutes or less (`python -m bnlab estimate --scale colab
+# --tflops 4.5`); the default live scale when a GPU is present
+COLAB = Scale("colab", "cifar10", 0.5, 3_000, 250, 0, 0, 5_000, 100, 100, (0, 1, 2))
 CPU = Scale("cpu", "fashion_mnist", 0.0625, 1_000, 100, 0, 2_000, 2_000, 25, 50, (0, 1, 2))
 SMOKE = Scale("smoke", "fashion_mnist", 0.0625, 12, 6, 512, 256, 30, 4, 10, (0,))
-SCALE_BY_NAME = {s.name: s for s in (PAPER, PAPER_FMNIST, CPU, SMOKE)}
+SCALE_BY_NAME = {s.name: s for s in (PAPER, PAPER_FMNIST, COLAB, CPU, SMOKE)}
 
 
 def get_scale(name: str) -> Scale:
@@ -255,5 +259,5 @@ def get_scale(name: str) -> Scale:
     return SCALE_BY_NAME[name]
 
 
-__all__ = ["ModelConfig", "DataConfig", "TrainConfig", "ProbeConfig", "RunConfig", "Scale", "PAPER", "PAPER_FMNIST", "CPU",
+__all__ = ["ModelConfig", "DataConfig", "TrainConfig", "ProbeConfig", "RunConfig", "Scale", "PAPER", "PAPER_FMNIST", "COLAB", "CPU",
            "SMOKE", "PAPER_SETTINGS", "get_scale", "config_hash", "from_dict", "diff_configs", "replace"]

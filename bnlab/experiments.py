@@ -49,8 +49,8 @@ def dln_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
 
 # [ours] Bjorck et al. (2018) train a ResNet-110 on CIFAR-10; at cpu scale a ResNet-56 at a quarter of the width
 # (channels 4, 8, 16) is the deepest that fits. Depth matters: without BN the initial output grows with depth
-# (chapter 08 shows it), which is the effect Bjorck et al. build on.
-RESNET_SIZES = {"paper": dict(depth=110, width=1.0), "cpu": dict(depth=56, width=0.25),
+# (chapter 08_bjorck shows it), which is the effect Bjorck et al. build on.
+RESNET_SIZES = {"paper": dict(depth=110, width=1.0), "colab": dict(depth=56, width=0.5), "cpu": dict(depth=56, width=0.25),
                 "smoke": dict(depth=8, width=0.25)}
 
 
@@ -125,7 +125,7 @@ EXPERIMENTS = {e.name: e for e in (
                tuple((n, 1e-6, n in ("none", "batch")) for n in ("none", "batch", "l1", "l2", "linf"))),
     Experiment("theory", "Sec. 4", "numerical checks of Theorems 4.1, 4.2, 4.4 and Lemma 4.5", "none",
                compute="bnlab.theory:run_checks"),
-    # ---- beyond the paper (book/08_beyond); every setting here is [ours] unless a source is named ----
+    # ---- beyond the paper (book/08_bjorck, book/09_smoothness); every setting here is [ours] unless a source is named ----
     # Bjorck et al. 2018, paper-spec.md 11.3: each network at its "normal" lr (BN 0.1, standard 1e-4)
     Experiment("bjorck_step_size", "Bjorck, rel. loss", "relative loss after one step vs step size, first "
                "mini-batches (Bjorck et al.), VGG", "none", compute="bnlab.beyond:step_size", dataset="fashion_mnist"),
@@ -152,3 +152,19 @@ def get(name: str) -> Experiment:
     if name not in EXPERIMENTS:
         raise KeyError(f"unknown experiment {name!r}; `python -m bnlab list` shows them: {sorted(EXPERIMENTS)}")
     return EXPERIMENTS[name]
+
+
+# Which experiments each chapter (book/<chapter>.ipynb) computes, in order: what `python -m bnlab estimate` counts
+# per chapter (tests/test_notebooks.py checks it against the chapters' bnlab.run calls)
+CHAPTERS = {
+    "01_batchnorm": ("bn_vs_standard",),
+    "02_bn_vs_standard": ("bn_vs_standard",),
+    "03_noisy_bn": ("noisy_bn",),
+    "04_gradient_ics": ("ics_vgg", "ics_dln", "dln_summed_loss"),
+    "05_landscape": ("landscape_vgg", "landscape_dln", "dln_summed_loss"),
+    "06_lp_normalization": ("lp_vgg", "lp_dln"),
+    "07_theory": ("theory",),
+    "08_bjorck": ("bjorck_step_size", "bn_vs_standard", "bjorck_lr_sweep", "bjorck_step_size_resnet",
+                  "bjorck_lr_sweep_resnet20"),
+    "09_smoothness": ("sharpness", "loss_surface", "confounders"),
+}

@@ -1,5 +1,5 @@
 """The networks as lists of blocks: a VGG for 32x32 images, the 25-layer deep linear network, and (for Bjorck et
-al.'s learning-rate sweep, chapter ``08_beyond``) a CIFAR ResNet of depth 6n + 2.
+al.'s learning-rate sweep, chapter ``08_bjorck``) a CIFAR ResNet of depth 6n + 2.
 
 "Layer #k" in the paper is block k here (1-based): one conv or linear weight, its normalisation, its
 nonlinearity. Keeping the blocks separate lets the ICS measurement reuse a shared prefix
@@ -39,7 +39,7 @@ class Block(nn.Module):
     def forward(self, x):
         if self.flatten is not None:
             x = self.flatten(x)
-        # norm "rescaled" has a data-dependent initialisation [ours], chapter 08
+        # norm "rescaled" has a data-dependent initialisation [ours], chapter 09_smoothness
         return self.pool(self.act(_normalise(self.norm, self.layer, x, self.training)))
 
 

@@ -1,5 +1,5 @@
 """Pluggable normalisations: BatchNorm from scratch, noisy BatchNorm, the l_p variants, and (chapter
-``08_beyond``) LayerNorm, GroupNorm and a fixed rescaling that controls for BN's scale at initialisation.
+``09_smoothness``) LayerNorm, GroupNorm and a fixed rescaling that controls for BN's scale at initialisation.
 
 Every layer normalises per channel over the batch (and height x width for convolutions), as in
 Ioffe & Szegedy's Alg. 1; chapter ``01_batchnorm`` checks :class:`BatchNorm` against torch's.
@@ -135,7 +135,7 @@ class LpNorm(nn.Module):
 
 
 class FixedRescaling(nn.Module):
-    """A control for BatchNorm [ours, chapter ``08_beyond``]: BN's scale at initialisation, then no normalisation.
+    """A control for BatchNorm [ours, chapter ``09_smoothness``]: BN's scale at initialisation, then no normalisation.
 
     At the first training batch, :meth:`initialise` (called by ``bnlab.models.Block`` before its weight layer runs)
     divides each output channel of the preceding weight layer by sqrt(var + eps) of that channel's output on the

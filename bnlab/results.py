@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import importlib
 import json
 import os
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, store
 from .config import SCALES, config_hash, diff_configs, from_dict, get_scale
-from .data import home
+from .estimate import plan
 from .experiments import get as get_experiment
+from .store import runs_dir, source_hash  # noqa: F401  (part of this module's interface)
+from .train import progress_bar, train
 
 CACHED_DIR = Path(__file__).parent / "cached"
 MANIFEST = CACHED_DIR / "MANIFEST.json"
@@ -76,6 +78,7 @@ class Result:
     runs: list = field(default_factory=list)
     arrays: dict = field(default_factory=dict)
     source: str = "live"                # "cached" or "live"
+    reused: int = 0                     # live: how many of its runs (or, for an analysis, 1) the run store held
 
     def select(self, norm=None, lr=None, seed=None) -> list:
         return [r for r in self.runs if (norm is None or r.norm == norm) and (lr is None or r.lr == lr)
@@ -87,25 +90,22 @@ class Result:
         seeds = sorted({r.seed for r in self.runs})
         seed_txt = "" if not seeds else (f", seed {seeds[0]}" if len(seeds) == 1 else
                                          f", seeds {', '.join(map(str, seeds))}")
-        what = "Cached result" if self.source == "cached" else "Live result"
+        n = len(self.runs) or 1
+        if self.source == "cached":
+            what, tail = "Cached result", " Set BNLAB_MODE=live to recompute."
+        elif self.reused >= n:
+            what, tail = "Live result, reused from the run store", f" All {n} run(s) were computed earlier " \
+                f"({store.runs_dir()}); delete them there to recompute."
+        else:
+            what = "Live result"
+            tail = f" {self.reused} of {n} runs reused from the run store." if self.reused else ""
         took = f"; total run time {p['wall_s'] / 60:.1f} min" if p.get("wall_s") else ""
-        tail = " Set BNLAB_MODE=live to recompute." if self.source == "cached" else ""
         return (f"{what}: {self.experiment}, {self.scale} scale, {p.get('dataset_name', '-')}{seed_txt}; "
                 f"produced on {p['device_name']} with bnlab {p['bnlab']}, torch {p['torch']}, on {p['date']}"
                 f"{took}.{tail}")
 
 
 # ---- provenance -------------------------------------------------------------------------------
-def source_hash() -> str:
-    """sha256 of bnlab's Python sources: which code produced a result."""
-    h = hashlib.sha256()
-    root = Path(__file__).parent
-    for path in sorted(root.rglob("*.py")):
-        h.update(path.relative_to(root).as_posix().encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
@@ -128,26 +128,6 @@ def provenance(experiment: str, scale: str, dataset: str, device_info: dict, wal
 
 
 # ---- saving and loading -----------------------------------------------------------------------
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_npz(path: Path, arrays: dict) -> None:
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-    _atomic_write(path, write)
-
-
 def save(result: Result, folder: Path) -> tuple[Path, Path]:
     """Write ``<folder>/<experiment>/<scale>.json`` and ``.npz`` atomically."""
     base = Path(folder) / result.experiment
@@ -159,8 +139,8 @@ def save(result: Result, folder: Path) -> tuple[Path, Path]:
     arrays.update({f"exp/{k}": v for k, v in result.arrays.items()})
     npz, js = base / f"{result.scale}.npz", base / f"{result.scale}.json"
 
-    _atomic_npz(npz, arrays)
-    _atomic_write(js, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1, sort_keys=True)))
+    store.atomic_npz(npz, arrays)
+    store.atomic_write(js, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1, sort_keys=True)))
     return js, npz
 
 
@@ -236,7 +216,7 @@ def write_manifest(folder: Path = CACHED_DIR) -> dict:
         if path.suffix == ".json":
             entry["provenance"] = json.loads(path.read_text())["provenance"]
         entries[rel] = entry
-    _atomic_write(Path(folder) / "MANIFEST.json",
+    store.atomic_write(Path(folder) / "MANIFEST.json",
                   lambda tmp: Path(tmp).write_text(json.dumps(entries, indent=1, sort_keys=True)))
     return entries
 
@@ -253,30 +233,20 @@ def verify_manifest(folder: Path = CACHED_DIR) -> list:
 
 
 # ---- computing ---------------------------------------------------------------------------------
-def runs_dir() -> Path:
-    return home() / "runs"
-
-
-def _run_one(cfg_dict: dict, device=None, progress=None) -> Run:
-    """Train one run, reusing a finished run with the same config hash from the reader's run store."""
-    from .train import train
+def _run_one(cfg_dict: dict, device=None, progress=None) -> tuple[Run, bool]:
+    """Train one run, or reuse a finished run with the same config hash from the reader's run store:
+    (the run, whether it was reused)."""
     cfg = from_dict(cfg_dict)
     h = config_hash(cfg)
-    store = runs_dir() / f"{h}.npz"
-    meta_path = runs_dir() / f"{h}.json"
-    if store.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        with np.load(store) as z:
-            return Run(meta["config"], meta["status"], meta["diverged_step"], {k: z[k] for k in z.files},
-                       meta["meta"])
-    res = train(cfg, device=device, progress=progress, checkpoint=runs_dir() / f"{h}.ckpt")
+    if store.has_run(h):
+        meta, arrays = store.load_run(h)
+        return Run(meta["config"], meta["status"], meta["diverged_step"], arrays, meta["meta"]), True
+    res = train(cfg, device=device, progress=progress, checkpoint=store.checkpoint_path(h))
     meta = {"config": cfg.to_dict(), "status": res.status, "diverged_step": res.diverged_step,
             "meta": {"wall_s": round(res.wall_s, 2), "steps_per_s": round(res.meta["steps_per_s"], 2),
                      "engine": res.meta["engine"]}}
-
-    _atomic_npz(store, res.arrays)
-    _atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta)))
-    return Run(meta["config"], res.status, res.diverged_step, res.arrays, meta["meta"])
+    store.save_run(h, meta, res.arrays)
+    return Run(meta["config"], res.status, res.diverged_step, res.arrays, meta["meta"]), False
 
 
 def _worker(args):
@@ -287,49 +257,72 @@ def _worker(args):
     return _run_one(cfg_dict, device=device, progress=False)
 
 
+def _compute_analysis(experiment: str, scale: str, dev, progress) -> Result:
+    """An analysis experiment, or its result from the run store if these sources computed it before."""
+    from .device import describe
+    if store.has_analysis(experiment, scale):
+        prov, arrays = store.load_analysis(experiment, scale)
+        return Result(experiment, scale, prov, [], arrays, "live", reused=1)
+    exp = get_experiment(experiment)
+    module, function = exp.compute.split(":")
+    t0 = time.perf_counter()
+    arrays = getattr(importlib.import_module(module), function)(scale, device=dev, progress=progress)
+    precision = str(arrays.pop("precision", "fp64")) if "precision" in arrays else "fp64"
+    prov = provenance(experiment, scale, exp.dataset, describe(dev), time.perf_counter() - t0, precision)
+    store.save_analysis(experiment, scale, prov, arrays)
+    return Result(experiment, scale, prov, [], arrays, "live")
+
+
 def compute(experiment: str, scale: str, device=None, jobs: int = 1, progress=None) -> Result:
-    """Run every run of ``experiment`` at ``scale`` (in ``jobs`` CPU processes if > 1) and collect them."""
+    """Run every run of ``experiment`` at ``scale`` (in ``jobs`` processes if > 1) and collect them; runs the
+    run store holds are reused. One progress bar counts the runs (done of N, ETA) above each run's own bar."""
     from .device import describe, pick, strict_fp32
     from .engine import EngineOptions
     exp, sc = get_experiment(experiment), get_scale(scale)
     dev = pick(device)
     strict_fp32()       # what every run sets; done here too so the provenance reports it
-    t0 = time.perf_counter()
     if exp.network == "none":
-        import importlib
-        module, function = exp.compute.split(":")
-        arrays = getattr(importlib.import_module(module), function)(scale, device=dev)
-        precision = str(arrays.pop("precision", "fp64")) if "precision" in arrays else "fp64"
-        prov = provenance(experiment, scale, exp.dataset, describe(dev), time.perf_counter() - t0, precision)
-        return Result(experiment, scale, prov, [], arrays, "live")
+        return _compute_analysis(experiment, scale, dev, progress)
     configs = [c.to_dict() for c in exp.runs(sc)]
-    if jobs > 1 and len(configs) > 1:
+    stored = sum(store.has_run(config_hash(c)) for c in configs)
+    bar = progress_bar(len(configs), f"{experiment}: runs", progress, leave=True, initial=stored)
+    runs = []
+    if jobs > 1 and len(configs) - stored > 1:
         # independent runs in separate processes: on a CPU they split the cores; on a GPU they share it, and
         # their kernels interleave (a small network leaves most of the GPU idle between its own launches)
         import multiprocessing as mp
         import torch
         threads = max(1, torch.get_num_threads() // jobs)
         with mp.get_context("spawn").Pool(min(jobs, len(configs))) as pool:
-            runs = pool.map(_worker, [(c, threads, str(dev)) for c in configs], chunksize=1)
+            for run, reused in pool.imap(_worker, [(c, threads, str(dev)) for c in configs], chunksize=1):
+                runs.append((run, reused))
+                if bar is not None and not reused:
+                    bar.update(1)
         info = describe(dev)
         info["device_name"] = (f"CPU ({jobs} processes x {threads} threads)" if dev.type == "cpu" else
                                f"{info['device_name']} ({jobs} processes x {threads} CPU threads)")
     else:
-        runs = [_run_one(c, dev, progress) for c in configs]
+        for c in configs:
+            run, reused = _run_one(c, dev, progress)
+            runs.append((run, reused))
+            if bar is not None and not reused:
+                bar.update(1)
         info = describe(dev)
+    if bar is not None:
+        bar.close()
     dataset = configs[0]["data"]["dataset"]
     info["engine"] = EngineOptions.from_env().describe()
-    wall = sum(r.meta.get("wall_s", 0.0) for r in runs)
+    wall = sum(r.meta.get("wall_s", 0.0) for r, _ in runs)
     precision = "; ".join(PRECISION_NAMES[p] for p in sorted({c["train"]["precision"] for c in configs}))
-    return Result(experiment, scale, provenance(experiment, scale, dataset, info, wall, precision), runs, {},
-                  "live")
+    return Result(experiment, scale, provenance(experiment, scale, dataset, info, wall, precision),
+                  [r for r, _ in runs], {}, "live", reused=sum(reused for _, reused in runs))
 
 
 def reproduce(experiment: str, scale: str = "cpu", out: Path | None = None, device=None, jobs: int = 1,
               progress=None) -> Result:
     """Compute ``experiment`` and save it: to ``out`` (e.g. ``bnlab/cached``) or the reader's run store."""
     result = compute(experiment, scale, device, jobs, progress)
-    folder = Path(out) if out is not None else runs_dir() / "experiments"
+    folder = Path(out) if out is not None else store.runs_dir() / "experiments"
     save(result, folder)
     if Path(folder).resolve() == CACHED_DIR.resolve():
         write_manifest(CACHED_DIR)
@@ -356,7 +349,10 @@ def run(experiment: str, mode: str | None = None, scale: str | None = None, devi
     if mode == "cached":
         result = load(experiment, scale)
     else:
-        result = reproduce(experiment, scale or ("paper" if has_gpu() else "cpu"), device=device)
+        scale = scale or ("colab" if has_gpu() else "cpu")
+        if not quiet:
+            print(plan(experiment, get_scale(scale).name, device=device)[0], flush=True)
+        result = reproduce(experiment, scale, device=device)
     if not quiet:
         print(result.banner())
     return result

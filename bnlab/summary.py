@@ -222,7 +222,7 @@ def claim_ics_not_reduced(result, lr) -> Claim:
                  "; ".join(parts), holds)
 
 
-# ---- beyond the paper (book/08_beyond) ---------------------------------------------------------
+# ---- beyond the paper (book/08_bjorck, book/09_smoothness) ---------------------------------------------------------
 BEYOND_NETS = ("none", "batch")
 
 
@@ -309,7 +309,7 @@ def sharpness_stats(result, net: str) -> dict:
 
 
 def _per_network_table(result, stats, columns) -> str:
-    """One row per network of chapter 8 (``BEYOND_NETS``): ``stats(result, net)`` formatted by ``columns``, a list of
+    """One row per network of chapters 8 and 9 (``BEYOND_NETS``): ``stats(result, net)`` formatted by ``columns``, a list of
     (header, key, format spec)."""
     rows = [[NORM_LABELS[net]] + [format(s[key], spec) for _, key, spec in columns]
             for net, s in ((net, stats(result, net)) for net in BEYOND_NETS)]

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .train import progress_bar
+
 F64 = torch.float64
 
 # [ours] sizes: the paper has no experiment for Section 4, so every scale is our choice.
@@ -27,6 +29,8 @@ THEORY_SCALES = {
     # hidden units d, units checked U, batch sizes m, training steps, training batch, lr, train subset
     "smoke": dict(hidden=32, units=16, batch_sizes=(8, 32, 128), steps=60, train_batch=64, lr=0.1,
                   train_subset=1024),
+    "colab": dict(hidden=512, units=128, batch_sizes=(8, 32, 128, 512), steps=3000, train_batch=128, lr=0.1,
+                  train_subset=0),
     "cpu": dict(hidden=128, units=64, batch_sizes=(8, 32, 128), steps=1000, train_batch=128, lr=0.1,
                 train_subset=10_000),
     "paper": dict(hidden=512, units=128, batch_sizes=(8, 32, 128, 512), steps=3000, train_batch=128, lr=0.1,
@@ -159,12 +163,13 @@ def network_loss(x: torch.Tensor, labels: torch.Tensor, p: Params, bn: bool = Tr
     return bn_loss_from_y(y, labels, p) if bn else head_loss(y, labels, p)
 
 
-def train(p: Params, data, steps: int, batch_size: int, lr: float, seed: int = 0):
+def train(p: Params, data, steps: int, batch_size: int, lr: float, seed: int = 0, progress=False):
     """Plain SGD on the BN network (W, gamma, beta, V, c); returns (trained Params, losses [steps])."""
     p = p.clone()
     params = [t.requires_grad_(True) for t in p.tensors()]
     batches = data.batches(batch_size, seed, dtype=F64)
     losses = np.empty(steps)
+    bar = progress_bar(steps, "theory: training the BN network", progress)
     for step in range(steps):
         x, labels = next(batches)
         loss = network_loss(x, labels, p)
@@ -173,6 +178,10 @@ def train(p: Params, data, steps: int, batch_size: int, lr: float, seed: int = 0
             for t, gr in zip(params, grads):
                 t -= lr * gr
         losses[step] = loss.item()
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     return p.clone(), losses
 
 
@@ -316,7 +325,18 @@ def _np(t) -> np.ndarray:
     return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
 
 
-def run_checks(scale: str, device=None) -> dict:
+def flops(scale: str) -> float:
+    """FLOPs of :func:`run_checks` at ``scale`` (in fp64), roughly: the training steps (3 forwards of the one-hidden-layer
+    network each) and, per phase and checked batch, one backward per checked unit (counted as 3 forwards) [ours]."""
+    from .config import get_scale
+    cfg = THEORY_SCALES[get_scale(scale).size_key]
+    per_sample = 2 * (1024 * cfg["hidden"] + cfg["hidden"] * 10)
+    train_flops = 3 * per_sample * cfg["train_batch"] * cfg["steps"]
+    checks = 2 * 3 * per_sample * sum(cfg["batch_sizes"]) * cfg["units"]
+    return float(train_flops + checks)
+
+
+def run_checks(scale: str, device=None, progress=None) -> dict:
     """All checks at ``scale`` (see ``bnlab.config.SCALES``): a flat dict of numpy arrays, keys and shapes in
     :data:`KEYS`. Trains the BN network briefly (SGD) and checks it at initialisation and after training.
     """
@@ -329,7 +349,7 @@ def run_checks(scale: str, device=None) -> dict:
     dev = pick(device)
     data = load_images(DataConfig("fashion_mnist", train_subset=cfg["train_subset"], test_subset=16), device=dev)
     p0 = init_params(cfg["hidden"], seed=0, device=dev)
-    p1, losses = train(p0, data, cfg["steps"], cfg["train_batch"], cfg["lr"], seed=0)
+    p1, losses = train(p0, data, cfg["steps"], cfg["train_batch"], cfg["lr"], seed=0, progress=progress)
     units = list(range(cfg["units"]))
     eval_batches = {m: next(data.batches(m, seed=1000 + m, dtype=F64)) for m in cfg["batch_sizes"]}
 
@@ -369,4 +389,4 @@ def run_checks(scale: str, device=None) -> dict:
 
 
 __all__ = ["KEYS", "Params", "init_params", "batch_norm", "head_loss", "bn_loss_from_y", "network_loss", "train",
-           "unit_checks", "lemma45_distance", "scale_invariance", "run_checks", "THEORY_SCALES"]
+           "unit_checks", "lemma45_distance", "scale_invariance", "run_checks", "flops", "THEORY_SCALES"]

@@ -43,13 +43,15 @@ class RunResult:
         return float(acc[-1]) if acc is not None and len(acc) and np.isfinite(acc[-1]) else float("nan")
 
 
-def _progress(total: int, desc: str, enabled):
+def progress_bar(total: int, desc: str, enabled=None, leave: bool = False, initial: int = 0):
+    """A tqdm bar on stderr, or None when ``enabled`` is False (None: unless ``$BNLAB_PROGRESS`` is "0")."""
     if enabled is None:
         enabled = os.environ.get("BNLAB_PROGRESS", "1") != "0"
     if not enabled:
         return None
     from tqdm import tqdm
-    return tqdm(total=total, desc=desc, file=sys.stderr, mininterval=2.0, leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, file=sys.stderr, mininterval=2.0, leave=leave, dynamic_ncols=True,
+                initial=initial)
 
 
 @torch.no_grad()
@@ -127,7 +129,7 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
     if classifier and start and start % tc.eval_every == 0 and evals["eval_step"][-1:] != [start]:
         record_evaluation(start)                        # interrupted during that evaluation
     batches = data.batches(tc.batch_size, tc.seed, dtype, start=start)
-    bar = _progress(tc.steps, f"{cfg.name} (seed {tc.seed})", progress)
+    bar = progress_bar(tc.steps, f"{cfg.name} (seed {tc.seed})", progress)
     if bar is not None:
         bar.update(start)
     t0 = time.perf_counter()

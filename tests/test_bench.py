@@ -131,7 +131,7 @@ def test_probe_costs_report_flop_and_amortised_ratios(results):
     assert p["flop_ratio"]["landscape_k4"] == 5.0 and p["flop_ratio"]["ics"] > 1
     for name, am in p["amortised"].items():
         # probes every n steps spread their cost: the ratio moves towards 1 by the fraction of steps probed
-        frac = bench._times_due(am["probe_every"], am["steps"]) / am["steps"]
+        frac = bench.times_due(am["probe_every"], am["steps"]) / am["steps"]
         assert am["ics"] == pytest.approx(1 + (p["ratio_to_plain"]["ics"] - 1) * frac)
     text = bench.format_report(results)
     assert "FLOP ratio" in text and "amortised over a paper-scale run (probes every 100 of 15000 steps)" in text

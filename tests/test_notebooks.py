@@ -49,3 +49,50 @@ def test_committed_outputs_come_from_cached_mode(path):
     assert not [o for o in outputs if o.get("name") == "stderr"], "no warnings or progress bars in outputs"
     assert not [o for o in outputs if o["output_type"] == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs), "every chapter shows a figure"
+
+
+def _sync_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("sync_chapters", ROOT / "scripts" / "sync_chapters.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_links_install_url_and_parameters_cell_agree_with_config():
+    """scripts/sync_chapters.py writes them from _config.yml and bnlab.config; nothing is typed by hand."""
+    assert _sync_module().sync(check=True) == []
+
+
+def test_sync_check_catches_a_hand_edited_url(tmp_path):
+    import shutil
+    sync = _sync_module()
+    (tmp_path / "book").mkdir()
+    shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    shutil.copy(CHAPTERS[0], tmp_path / "book" / CHAPTERS[0].name)
+    assert sync.sync(check=True, root=tmp_path) == []
+    nb = tmp_path / "book" / CHAPTERS[0].name
+    nb.write_text(nb.read_text().replace("bnlab-book/bnlab.git", "someone-else/bnlab.git"))
+    assert len(sync.sync(check=True, root=tmp_path)) == 1
+    config = tmp_path / "_config.yml"
+    config.write_text(config.read_text().replace("bnlab-book/bnlab", "moved/bnlab"))
+    assert len(sync.sync(check=True, root=tmp_path)) == 2        # the links and the %pip URL
+    sync.sync(check=False, root=tmp_path)
+    assert sync.sync(check=True, root=tmp_path) == [] and "git+https://github.com/moved/bnlab.git" in nb.read_text()
+
+
+def test_parameters_cell_lists_every_scale():
+    from bnlab.config import SCALES
+    for path in CHAPTERS:
+        params = [source(c) for c in cells(path) if "parameters" in c.get("metadata", {}).get("tags", [])][0]
+        assert all(repr(s) in params for s in SCALES) and "BNLAB_HOME" in params
+
+
+def test_chapter_map_of_the_estimate_matches_the_chapters():
+    """`python -m bnlab estimate` counts per chapter what bnlab.experiments.CHAPTERS says each one runs."""
+    from bnlab.experiments import CHAPTERS as REGISTERED
+    found = {}
+    for path in CHAPTERS:
+        code = "\n".join(source(c) for c in cells(path) if c["cell_type"] == "code")
+        found[path.stem] = set(re.findall(r'bnlab\.run\("(\w+)"', code))
+    assert {k: set(v) for k, v in REGISTERED.items()} == found

@@ -1,0 +1,174 @@
+"""What a live run will cost before it starts: runs to do and already in the run store, FLOPs, minutes.
+
+``python -m bnlab estimate [--scale S] [--tflops T] [--experiment E]`` prints it per chapter and in total; a
+chapter run live prints the same plan for its experiment first (:func:`plan`, called by ``bnlab.run``).
+
+Time model [ours]: each run takes the longer of its FLOPs at T TFLOP/s and a launch floor of ``block_ms`` per
+block of the network per training step (kernel launches and the probes' host syncs, which FLOPs do not see and
+which a GPU overlaps with compute): small networks such as the deep linear network are bound by the floor.
+T defaults to a quick fp32 matmul measurement on this device, a peak that real runs reach only in part.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import torch
+
+from .config import get_scale, n_layers
+from .experiments import CHAPTERS, EXPERIMENTS, get as get_experiment
+from .flops import run_flops
+from . import beyond, store, theory
+from .bench import measure_matmul_peak
+from .device import pick
+from .experiments import resnet_run
+
+BLOCK_MS = 0.2         # [ours] launch floor per block of the network per training step (an assumption, not measured)
+WARN_MINUTES = 30.0    # a live run longer than this gets a warning with the cheaper alternative
+
+# The analyses (network "none"): (FLOPs, block-steps of the networks they train), from the functions that size them
+ANALYSIS_COSTS = {
+    "theory": lambda s: (theory.flops(s), 2 * theory.THEORY_SCALES[get_scale(s).size_key]["steps"]),
+    "bjorck_step_size": lambda s: (beyond.step_size_flops(s), beyond.step_size_block_steps(s)),
+    "bjorck_step_size_resnet": lambda s: (beyond.step_size_flops(s, resnet_run),
+                                          beyond.step_size_block_steps(s, resnet_run)),
+    "sharpness": lambda s: (beyond.sharpness_flops(s), sum(_block_steps(beyond.sharpness_run(s, n))
+                                                           for n in ("none", "batch"))),
+    "loss_surface": lambda s: (beyond.surface_flops(s), sum(_block_steps(beyond.surface_run(s, n))
+                                                            for n in ("none", "batch"))),
+}
+
+
+@dataclass
+class Cost:
+    """The work of one experiment (or a chapter, or the suite) at one scale; ``parts`` holds, per run still to
+    do, its FLOPs and its launch floor in block-steps (blocks x training steps)."""
+
+    label: str
+    runs: int = 0          # training runs, or 1 for an analysis
+    stored: int = 0        # of those, already in the run store (reused, not recomputed)
+    parts: list = field(default_factory=list)
+
+    @property
+    def flops(self) -> float:
+        return sum(f for f, _ in self.parts)
+
+    def minutes(self, tflops: float, block_ms: float = BLOCK_MS) -> float:
+        return sum(max(f / (tflops * 1e12), b * block_ms / 1e3) for f, b in self.parts) / 60
+
+    def __add__(self, other: "Cost") -> "Cost":
+        return Cost(self.label, self.runs + other.runs, self.stored + other.stored, self.parts + other.parts)
+
+
+def _block_steps(run) -> int:
+    return n_layers(run.model) * run.train.steps
+
+
+def experiment_cost(name: str, scale: str, seen: set | None = None) -> Cost:
+    """What computing ``name`` at ``scale`` still takes, given the run store; runs already counted in ``seen``
+    (hashes, updated) are shared with an earlier experiment and cost nothing again."""
+    exp, seen = get_experiment(name), (set() if seen is None else seen)
+    cost = Cost(name)
+    if exp.network == "none":
+        cost.runs = 1
+        if store.has_analysis(name, scale):
+            cost.stored = 1
+        else:
+            cost.parts.append(ANALYSIS_COSTS[name](scale))
+        return cost
+    for run in exp.runs(get_scale(scale)):
+        if run.hash in seen:
+            continue
+        seen.add(run.hash)
+        cost.runs += 1
+        if store.has_run(run.hash):
+            cost.stored += 1
+        else:
+            cost.parts.append((run_flops(run)["total"], _block_steps(run)))
+    return cost
+
+
+def chapter_costs(scale: str, experiment: str | None = None) -> list:
+    """One :class:`Cost` per chapter (each as if run on its own, e.g. alone on a fresh Colab VM), or, with
+    ``experiment``, one for that experiment."""
+    if experiment is not None:
+        return [experiment_cost(experiment, scale)]
+    out = []
+    for chapter, names in CHAPTERS.items():
+        seen, total = set(), Cost(chapter)
+        for name in names:
+            total = total + experiment_cost(name, scale, seen)
+        total.label = chapter
+        out.append(total)
+    return out
+
+
+def measure_tflops(device=None) -> float:
+    """This device's fp32 matmul speed in TFLOP/s (best of 3 square matmuls, under a second; once per process)."""
+    return _measured_tflops(str(pick(device)))
+
+
+@lru_cache(maxsize=None)
+def _measured_tflops(device: str) -> float:
+    dev = torch.device(device)
+    return measure_matmul_peak(dev, 2048 if dev.type == "cuda" else 1024) / 1e12
+
+
+def suite_cost(scale: str) -> Cost:
+    """Every chapter in order with one run store: each run shared by chapters is counted once."""
+    seen, total = set(), Cost("total")
+    for name in dict.fromkeys(n for names in CHAPTERS.values() for n in names):
+        total = total + experiment_cost(name, scale, seen)
+    return total
+
+
+def format_costs(costs: list, scale: str, tflops: float, block_ms: float = BLOCK_MS, total: Cost | None = None) -> str:
+    """A table, one row per cost; with ``total``, a last line ``total: X PFLOP, Y min at T TFLOP/s``."""
+    width = max(len(c.label) for c in costs)
+    lines = [f"{'':{width}s}  {'runs':>5s}  {'stored':>6s}  {'PFLOP':>8s}  {'minutes':>8s}"]
+    for c in costs:
+        lines.append(f"{c.label:{width}s}  {c.runs:5d}  {c.stored:6d}  {c.flops / 1e15:8.3f}  "
+                     f"{c.minutes(tflops, block_ms):8.1f}")
+    if total is not None:
+        lines.append(f"total: {total.flops / 1e15:.2f} PFLOP, {total.minutes(tflops, block_ms):.1f} min at {tflops:g} "
+                     f"TFLOP/s ({total.runs} runs, {total.stored} stored; scale {scale}; each chapter above counted "
+                     f"alone, the total with runs shared between chapters once)")
+    return "\n".join(lines)
+
+
+def plan(name: str, scale: str, tflops: float | None = None, device=None) -> tuple[str, float]:
+    """(text, minutes): what a live run of ``name`` at ``scale`` will do and take on this device, with a warning
+    and the cheaper alternative when it is longer than :data:`WARN_MINUTES`."""
+    cost = experiment_cost(name, scale)
+    tflops = tflops if tflops is not None else measure_tflops(device)
+    minutes = cost.minutes(tflops)
+    todo = cost.runs - cost.stored
+    text = (f"Plan: {name} at {scale} scale: {todo} of {cost.runs} run(s) to compute, {cost.stored} reused from "
+            f"the run store ({store.runs_dir()}); {cost.flops / 1e15:.3f} PFLOP, about {minutes:.1f} min on this "
+            f"device ({tflops:.2g} TFLOP/s).")
+    if minutes > WARN_MINUTES:
+        cheaper = "colab" if scale in ("paper", "paper_fmnist") else "smoke"
+        text += (f"\nWARNING: this is longer than {WARN_MINUTES:.0f} minutes. For a shorter run set SCALE = "
+                 f"{cheaper!r}, or MODE = 'cached' to read the shipped result; an interrupted run resumes from its "
+                 f"checkpoints in the run store.")
+    return text, minutes
+
+
+def main(argv=None) -> int:
+    import argparse
+    from .config import SCALES
+    parser = argparse.ArgumentParser(prog="python -m bnlab estimate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", default="colab", choices=SCALES)
+    parser.add_argument("--tflops", type=float, default=None,
+                        help="effective fp32 TFLOP/s to assume (default: measured on this device)")
+    parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), default=None)
+    parser.add_argument("--block-ms", type=float, default=BLOCK_MS,
+                        help="launch floor per block of the network per training step, ms")
+    args = parser.parse_args(argv)
+    if args.tflops is not None and not args.tflops > 0:
+        parser.error("--tflops must be > 0, e.g. 4.5 for a Colab T4 in fp32")
+    tflops = args.tflops if args.tflops is not None else measure_tflops()
+    costs = chapter_costs(args.scale, args.experiment)
+    total = costs[0] if args.experiment else suite_cost(args.scale)
+    print(format_costs(costs, args.scale, tflops, args.block_ms, total))
+    return 0

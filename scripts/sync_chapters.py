@@ -1,0 +1,106 @@
+"""Write the parts every chapter shares from their one source: the Colab and source links and the `%pip` URL from
+`_config.yml` (`repository.url`, `repository.branch`, `launch_buttons.colab_url`), and the parameters cell with
+the valid MODE and SCALE values from `bnlab.config`. `--check` changes nothing and exits 1 where a chapter
+disagrees (tests/test_notebooks.py runs it).
+
+    python scripts/sync_chapters.py            # rewrite book/[0-9]*.ipynb in place
+    python scripts/sync_chapters.py --check    # list disagreements, exit 1 if any
+"""
+from __future__ import annotations
+
+import re
+import sys
+import uuid
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+LINKS = re.compile(r"^(?:LINKS|\[Open in Colab\]\([^)]*\) \| \[Source on GitHub\]\([^)]*\)) \| ", re.M)
+
+
+def book_config(root: Path = ROOT) -> dict:
+    cfg = yaml.safe_load((root / "_config.yml").read_text())
+    repo = cfg["repository"]
+    url = repo["url"].rstrip("/")
+    return {"url": url, "slug": url.split("github.com/")[1], "branch": repo.get("branch", "main"),
+            "book_path": repo.get("path_to_book", "") or "", "colab": cfg["launch_buttons"]["colab_url"].rstrip("/")}
+
+
+def links_line(chapter: str, cfg: dict) -> str:
+    path = f"{cfg['book_path'].strip('/') + '/' if cfg['book_path'].strip('/') else ''}book/{chapter}.ipynb"
+    return (f"[Open in Colab]({cfg['colab']}/github/{cfg['slug']}/blob/{cfg['branch']}/{path}) | "
+            f"[Source on GitHub]({cfg['url']}/blob/{cfg['branch']}/{path}) | ")
+
+
+def install_cell(cfg: dict) -> str:
+    return ("import sys\n"
+            "if \"google.colab\" in sys.modules:  # on Colab only: install bnlab, keep Colab's own torch\n"
+            f"    %pip install -q \"bnlab[cifar] @ git+{cfg['url']}.git@{cfg['branch']}\"")
+
+
+def parameters_cell() -> str:
+    from bnlab.config import SCALES
+    live = ", ".join(repr(s) for s in SCALES)
+    return (
+        "# MODE: \"cached\" (the results that ship with bnlab), \"live\" (recompute), or None: $BNLAB_MODE if set, else\n"
+        "#   live when a GPU is present and cached without one.\n"
+        f"# SCALE: one of {live}, or None: $BNLAB_SCALE if set, else\n"
+        "#   cached: the largest scale that ships; live: \"colab\" with a GPU (every chapter in 15 min or less on a\n"
+        "#   free Colab T4), \"cpu\" without. \"paper\" / \"paper_fmnist\" are the paper's sizes: hours on a GPU.\n"
+        "#   `!python -m bnlab estimate --scale colab` prints what each chapter costs before you run it.\n"
+        "# On Colab, keep the run store on Google Drive, so a recycled VM resumes from its checkpoints:\n"
+        "#   from google.colab import drive; drive.mount(\"/content/drive\")\n"
+        "#   import os; os.environ[\"BNLAB_HOME\"] = \"/content/drive/MyDrive/bnlab\"\n"
+        "MODE = None\n"
+        "SCALE = None")
+
+
+def expected(nb, chapter: str, cfg: dict) -> list:
+    """(cell index, wanted source) for each shared cell of a chapter."""
+    out = []
+    first = nb.cells[0].source
+    if not LINKS.search(first):
+        raise ValueError(f"{chapter}: the first cell has no links line (LINKS | ... or [Open in Colab](...) | ...)")
+    out.append((0, LINKS.sub(lambda _: links_line(chapter, cfg), first, count=1)))
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            out.append((i, parameters_cell()))
+        elif "%pip install" in cell.source:
+            out.append((i, install_cell(cfg)))
+    kinds = [src.split("\n", 1)[0] for _, src in out[1:]]
+    if len(out) != 3:
+        raise ValueError(f"{chapter}: expected one install cell and one parameters cell, found {kinds}")
+    return out
+
+
+def chapters(root: Path = ROOT) -> list:
+    return sorted((root / "book").glob("[0-9]*.ipynb"))
+
+
+def sync(check: bool, root: Path = ROOT) -> list:
+    """Rewrite (or, with ``check``, only compare) every chapter; returns the disagreements found."""
+    cfg, problems = book_config(root), []
+    for path in chapters(root):
+        nb = nbformat.read(path, as_version=4)
+        changed = False
+        for i, want in expected(nb, path.stem, cfg):
+            if nb.cells[i].source != want:
+                problems.append(f"{path.relative_to(root)}: cell {i} differs from what _config.yml and bnlab give")
+                nb.cells[i].source, changed = want, True
+        for cell in nb.cells:
+            if "id" not in cell:
+                cell["id"], changed = uuid.uuid4().hex[:8], True
+        if changed and not check:
+            nbformat.write(nb, path)
+    return problems
+
+
+if __name__ == "__main__":
+    check = "--check" in sys.argv[1:]
+    found = sync(check)
+    print("\n".join(found) if found else "every chapter agrees with _config.yml")
+    sys.exit(1 if (found and check) else 0)

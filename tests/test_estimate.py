@@ -1,0 +1,85 @@
+"""The cost estimate a reader sees before a live run: runs to do and reused, FLOPs, minutes per chapter."""
+import re
+
+import pytest
+
+from bnlab import estimate, store
+from bnlab.__main__ import main
+from bnlab.experiments import CHAPTERS, EXPERIMENTS, get
+from bnlab.flops import run_flops
+
+
+def test_every_analysis_has_a_cost():
+    assert {n for n, e in EXPERIMENTS.items() if e.network == "none"} == set(estimate.ANALYSIS_COSTS)
+    for name in estimate.ANALYSIS_COSTS:
+        (flops, block_steps), = estimate.experiment_cost(name, "colab").parts
+        assert flops > 0 and block_steps > 0
+
+
+def test_every_chapter_runs_live_in_15_minutes_on_a_t4_at_colab_scale():
+    costs = estimate.chapter_costs("colab")
+    assert [c.label for c in costs] == list(CHAPTERS)
+    for c in costs:
+        assert c.minutes(4.5) <= 15.0, (c.label, c.minutes(4.5))
+    # the scale still does real work: the VGG chapters take minutes, not seconds
+    assert max(c.minutes(4.5) for c in costs) > 5.0
+    # and the paper's sizes would not fit: the reason the scale exists
+    assert max(c.minutes(4.5) for c in estimate.chapter_costs("paper")) > 60
+
+
+def test_a_chapter_counts_a_run_shared_by_two_experiments_once():
+    shared = {r.hash for r in get("ics_dln").runs("cpu")} & {r.hash for r in get("landscape_dln").runs("cpu")}
+    assert shared
+    alone = estimate.experiment_cost("ics_dln", "cpu").runs + estimate.experiment_cost("landscape_dln", "cpu").runs
+    seen = set()
+    together = estimate.experiment_cost("ics_dln", "cpu", seen) + estimate.experiment_cost("landscape_dln", "cpu", seen)
+    assert together.runs == alone - len(shared)
+
+
+def test_runs_in_the_store_are_counted_as_stored_and_cost_nothing():
+    runs = get("ics_vgg").runs("smoke")
+    before = estimate.experiment_cost("ics_vgg", "smoke")
+    assert before.stored == 0 and before.flops == pytest.approx(sum(run_flops(r)["total"] for r in runs))
+    store.save_run(runs[0].hash, {"config": runs[0].to_dict()}, {})
+    after = estimate.experiment_cost("ics_vgg", "smoke")
+    assert after.stored == 1 and after.runs == before.runs
+    assert after.flops == pytest.approx(before.flops - run_flops(runs[0])["total"])
+
+
+def test_cli_prints_a_row_per_chapter_and_the_total(capsys):
+    assert main(["estimate", "--scale", "colab", "--tflops", "4.5"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert [ln.split()[0] for ln in out[1:-1]] == list(CHAPTERS)
+    m = re.match(r"total: ([\d.]+) PFLOP, ([\d.]+) min at 4.5 TFLOP/s", out[-1])
+    rows = [float(ln.split()[-1]) for ln in out[1:-1]]
+    # the total counts the runs that chapters share once: more than any chapter, less than their sum
+    assert m and float(m.group(1)) > 1 and max(rows) < float(m.group(2)) < sum(rows)
+    assert main(["estimate", "--scale", "cpu", "--tflops", "1", "--experiment", "theory"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[0] == "theory"
+
+
+def test_cli_rejects_a_bad_tflops():
+    with pytest.raises(SystemExit):
+        main(["estimate", "--tflops", "0"])
+
+
+def test_plan_warns_with_the_cheaper_alternative_over_30_minutes():
+    text, minutes = estimate.plan("bn_vs_standard", "paper", tflops=4.5)
+    assert minutes > 30 and "WARNING" in text and "SCALE = 'colab'" in text
+    text, minutes = estimate.plan("bn_vs_standard", "colab", tflops=4.5)
+    assert minutes < 30 and "WARNING" not in text and "10 of 10 run(s) to compute" in text
+
+
+@pytest.mark.parametrize("doc", ["README.md", "book/reproducing.md"])
+def test_cost_figures_in_the_docs_are_the_estimate_output(doc, capsys):
+    """Each `$ python -m bnlab estimate ...` block in the docs shows exactly what that command prints (empty store)."""
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / doc).read_text()
+    blocks = re.findall(r"```text\n\$ python -m bnlab (estimate[^\n]*)\n(.*?)```", text, re.S)
+    assert blocks, f"{doc} shows no estimate output"
+    for command, shown in blocks:
+        assert main(command.split()) == 0
+        assert capsys.readouterr().out == shown, f"{doc}: `{command}` prints something else now"
+    for total in re.findall(r"`(total: [\d.]+ PFLOP, [\d.]+ min at [\d.]+ TFLOP/s)`", text):
+        assert main(["estimate", "--scale", "paper", "--tflops", total.split(" at ")[1].split()[0]]) == 0
+        assert capsys.readouterr().out.splitlines()[-1].startswith(total)
