@@ -16,8 +16,9 @@ def main(argv=None) -> int:
     rep.add_argument("--scale", default="cpu", choices=SCALES)
     rep.add_argument("--out", default=None, help="folder for the result (bnlab/cached to refresh the shipped "
                                                  "cache); default: the reader's run store under $BNLAB_HOME")
-    rep.add_argument("--jobs", type=int, default=1, help="independent runs in parallel processes (they split a "
-                                                         "CPU's cores, or share one GPU)")
+    rep.add_argument("--jobs", type=int, default=1, help="independent runs in parallel processes: they split a "
+                                                         "CPU's cores, or take the visible GPUs in turn (several "
+                                                         "workers per GPU when N is larger)")
     rep.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     rep.add_argument("--channels-last", action="store_true", help="NHWC convolutions (sets BNLAB_CHANNELS_LAST)")
     rep.add_argument("--compile", action="store_true", help="torch.compile(mode='reduce-overhead') for steps "
@@ -25,6 +26,20 @@ def main(argv=None) -> int:
     rep.add_argument("--landscape", choices=LANDSCAPE_BACKENDS, default=None,
                      help="landscape probe back-end (sets BNLAB_LANDSCAPE; default auto: vmap for the DLN, "
                           "the loop otherwise)")
+    cluster = rep.add_argument_group("cluster (through submitit: pip install 'bnlab[cluster]')")
+    cluster.add_argument("--launcher", choices=("local", "slurm"), default=None,
+                         help="submit each unique run as a job: 'slurm' to a Slurm cluster, 'local' as processes "
+                              "here; the jobs share the run store, so put $BNLAB_HOME on a shared filesystem")
+    cluster.add_argument("--partition", default="", help="Slurm partition")
+    cluster.add_argument("--gpus-per-job", type=int, default=1, help="GPUs per job (default 1)")
+    cluster.add_argument("--cpus-per-job", type=int, default=4, help="CPU cores per job (default 4)")
+    cluster.add_argument("--time", type=int, default=240, metavar="MINUTES",
+                         help="time limit per job; a run that needs longer is requeued and resumes (default 240)")
+    cluster.add_argument("--slurm-arg", action="append", default=[], metavar="KEY=VALUE",
+                         help="extra sbatch parameter, e.g. --slurm-arg account=myproject (repeatable)")
+    cluster.add_argument("--cluster-folder", default="", help="submitit's logs (default $BNLAB_HOME/submitit)")
+    cluster.add_argument("--no-wait", action="store_true",
+                         help="submit and return; the same command later assembles the finished runs")
     sub.add_parser("verify", help="check the shipped cache against MANIFEST.json")
     sub.add_parser("estimate", add_help=False,
                    help="runs, PFLOP and minutes per chapter at a scale, before running (estimate --help)")
@@ -53,16 +68,35 @@ def main(argv=None) -> int:
         os.environ["BNLAB_COMPILE"] = "1"
     if args.landscape:
         os.environ["BNLAB_LANDSCAPE"] = args.landscape
+    if args.all and args.experiment:
+        parser.error("name experiments or pass --all, not both")
     names = list(EXPERIMENTS) if args.all else args.experiment
     if not names:
         parser.error("name an experiment or pass --all")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
         parser.error(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")
-    from .estimate import plan
-    for name in names:
-        print(plan(name, args.scale, device=args.device)[0], flush=True)
-        res = results.reproduce(name, args.scale, args.out, args.device, args.jobs)
+    if args.launcher:
+        from .launch import ClusterOptions, launch
+        bad = [a for a in args.slurm_arg if "=" not in a]
+        if bad:
+            parser.error(f"--slurm-arg takes KEY=VALUE, got {bad}")
+        try:
+            opts = ClusterOptions(args.launcher, args.cluster_folder, args.partition, args.gpus_per_job, args.time,
+                                  args.cpus_per_job, dict(a.split("=", 1) for a in args.slurm_arg))
+        except ValueError as err:
+            parser.error(str(err))
+        assembled = launch(names, args.scale, opts, wait_for_jobs=not args.no_wait, out=args.out)
+    else:
+        from .estimate import plan
+        from .runner import reproduce
+        assembled = []
+        for name in names:
+            print(plan(name, args.scale, device=args.device)[0], flush=True)
+            assembled.append(reproduce(name, args.scale, args.out, args.device, args.jobs))
+    for res in assembled:
         bad = [f"{r.name} (seed {r.seed}) diverged at step {r.diverged_step}" for r in res.runs
                if r.status == "diverged"]
         print(res.banner() + ("\n  " + "\n  ".join(bad) if bad else ""))

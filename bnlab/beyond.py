@@ -2,7 +2,7 @@
 during training, and Li et al.'s 2-D loss surface, each for the VGG of a scale with and without BatchNorm.
 
 Each ``compute`` function takes ``(scale, device=None)`` and returns a flat dict of numpy arrays (keys prefixed
-``none/`` and ``batch/`` per network), the form :func:`bnlab.results.compute` saves for an analysis experiment.
+``none/`` and ``batch/`` per network), the form :func:`bnlab.runner.compute` saves for an analysis experiment.
 Sizes per scale are ours (the papers give none that fit a CPU); the chapter states them.
 """
 from __future__ import annotations

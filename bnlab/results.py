@@ -1,29 +1,24 @@
-"""Results with provenance: saved atomically, shipped caches checked by hash, cached-or-live decided once.
+"""Results with provenance: the result types, saved atomically, shipped caches checked by hash.
 
 Layout: shipped results in ``bnlab/cached/<experiment>/<scale>.{json,npz}`` listed with sha256 in
-``bnlab/cached/MANIFEST.json``; a reader's runs in ``$BNLAB_HOME/runs`` (never the package folder unless
-``--out`` names it). :func:`run` is the one place that chooses between cached and live.
+``bnlab/cached/MANIFEST.json``; a reader's runs in ``$BNLAB_HOME/runs`` (``bnlab.store``; never the package folder
+unless ``--out`` names it). Computing them is ``bnlab.runner``'s job.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import importlib
 import json
-import os
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__, store
-from .config import SCALES, config_hash, diff_configs, from_dict, get_scale
-from .estimate import plan
+from .config import SCALES, config_hash, diff_configs, get_scale
 from .experiments import get as get_experiment
-from .store import runs_dir, source_hash  # noqa: F401  (part of this module's interface)
-from .train import progress_bar, train
+from .store import source_hash
 
 CACHED_DIR = Path(__file__).parent / "cached"
 MANIFEST = CACHED_DIR / "MANIFEST.json"
@@ -230,129 +225,3 @@ def verify_manifest(folder: Path = CACHED_DIR) -> list:
     problems += [f"{p.relative_to(folder).as_posix()}: not in MANIFEST.json" for p in Path(folder).glob("*/*.*")
                  if p.suffix in (".json", ".npz") and p.relative_to(folder).as_posix() not in listed]
     return problems
-
-
-# ---- computing ---------------------------------------------------------------------------------
-def _run_one(cfg_dict: dict, device=None, progress=None) -> tuple[Run, bool]:
-    """Train one run, or reuse a finished run with the same config hash from the reader's run store:
-    (the run, whether it was reused)."""
-    cfg = from_dict(cfg_dict)
-    h = config_hash(cfg)
-    if store.has_run(h):
-        meta, arrays = store.load_run(h)
-        return Run(meta["config"], meta["status"], meta["diverged_step"], arrays, meta["meta"]), True
-    res = train(cfg, device=device, progress=progress, checkpoint=store.checkpoint_path(h))
-    meta = {"config": cfg.to_dict(), "status": res.status, "diverged_step": res.diverged_step,
-            "meta": {"wall_s": round(res.wall_s, 2), "steps_per_s": round(res.meta["steps_per_s"], 2),
-                     "engine": res.meta["engine"]}}
-    store.save_run(h, meta, res.arrays)
-    return Run(meta["config"], res.status, res.diverged_step, res.arrays, meta["meta"]), False
-
-
-def _worker(args):
-    cfg_dict, threads, device = args
-    import torch
-    torch.set_num_threads(threads)
-    os.environ["BNLAB_PROGRESS"] = "0"
-    return _run_one(cfg_dict, device=device, progress=False)
-
-
-def _compute_analysis(experiment: str, scale: str, dev, progress) -> Result:
-    """An analysis experiment, or its result from the run store if these sources computed it before."""
-    from .device import describe
-    if store.has_analysis(experiment, scale):
-        prov, arrays = store.load_analysis(experiment, scale)
-        return Result(experiment, scale, prov, [], arrays, "live", reused=1)
-    exp = get_experiment(experiment)
-    module, function = exp.compute.split(":")
-    t0 = time.perf_counter()
-    arrays = getattr(importlib.import_module(module), function)(scale, device=dev, progress=progress)
-    precision = str(arrays.pop("precision", "fp64")) if "precision" in arrays else "fp64"
-    prov = provenance(experiment, scale, exp.dataset, describe(dev), time.perf_counter() - t0, precision)
-    store.save_analysis(experiment, scale, prov, arrays)
-    return Result(experiment, scale, prov, [], arrays, "live")
-
-
-def compute(experiment: str, scale: str, device=None, jobs: int = 1, progress=None) -> Result:
-    """Run every run of ``experiment`` at ``scale`` (in ``jobs`` processes if > 1) and collect them; runs the
-    run store holds are reused. One progress bar counts the runs (done of N, ETA) above each run's own bar."""
-    from .device import describe, pick, strict_fp32
-    from .engine import EngineOptions
-    exp, sc = get_experiment(experiment), get_scale(scale)
-    dev = pick(device)
-    strict_fp32()       # what every run sets; done here too so the provenance reports it
-    if exp.network == "none":
-        return _compute_analysis(experiment, scale, dev, progress)
-    configs = [c.to_dict() for c in exp.runs(sc)]
-    stored = sum(store.has_run(config_hash(c)) for c in configs)
-    bar = progress_bar(len(configs), f"{experiment}: runs", progress, leave=True, initial=stored)
-    runs = []
-    if jobs > 1 and len(configs) - stored > 1:
-        # independent runs in separate processes: on a CPU they split the cores; on a GPU they share it, and
-        # their kernels interleave (a small network leaves most of the GPU idle between its own launches)
-        import multiprocessing as mp
-        import torch
-        threads = max(1, torch.get_num_threads() // jobs)
-        with mp.get_context("spawn").Pool(min(jobs, len(configs))) as pool:
-            for run, reused in pool.imap(_worker, [(c, threads, str(dev)) for c in configs], chunksize=1):
-                runs.append((run, reused))
-                if bar is not None and not reused:
-                    bar.update(1)
-        info = describe(dev)
-        info["device_name"] = (f"CPU ({jobs} processes x {threads} threads)" if dev.type == "cpu" else
-                               f"{info['device_name']} ({jobs} processes x {threads} CPU threads)")
-    else:
-        for c in configs:
-            run, reused = _run_one(c, dev, progress)
-            runs.append((run, reused))
-            if bar is not None and not reused:
-                bar.update(1)
-        info = describe(dev)
-    if bar is not None:
-        bar.close()
-    dataset = configs[0]["data"]["dataset"]
-    info["engine"] = EngineOptions.from_env().describe()
-    wall = sum(r.meta.get("wall_s", 0.0) for r, _ in runs)
-    precision = "; ".join(PRECISION_NAMES[p] for p in sorted({c["train"]["precision"] for c in configs}))
-    return Result(experiment, scale, provenance(experiment, scale, dataset, info, wall, precision),
-                  [r for r, _ in runs], {}, "live", reused=sum(reused for _, reused in runs))
-
-
-def reproduce(experiment: str, scale: str = "cpu", out: Path | None = None, device=None, jobs: int = 1,
-              progress=None) -> Result:
-    """Compute ``experiment`` and save it: to ``out`` (e.g. ``bnlab/cached``) or the reader's run store."""
-    result = compute(experiment, scale, device, jobs, progress)
-    folder = Path(out) if out is not None else store.runs_dir() / "experiments"
-    save(result, folder)
-    if Path(folder).resolve() == CACHED_DIR.resolve():
-        write_manifest(CACHED_DIR)
-    return result
-
-
-# ---- the one place that decides cached or live -------------------------------------------------
-def resolve_mode(mode: str | None = None) -> tuple[str, str]:
-    """(mode, why): the argument, else ``$BNLAB_MODE``, else auto (live with a GPU, cached without)."""
-    from .device import has_gpu
-    chosen = mode or os.environ.get("BNLAB_MODE") or "auto"
-    if chosen not in ("auto", "cached", "live"):
-        raise ValueError(f"mode must be 'cached', 'live' or 'auto', got {chosen!r}")
-    if chosen == "auto":
-        return ("live", "a GPU is present") if has_gpu() else ("cached", "no GPU is present")
-    return chosen, "asked for"
-
-
-def run(experiment: str, mode: str | None = None, scale: str | None = None, device=None, quiet=False) -> Result:
-    """The result of ``experiment``: shipped (cached) or recomputed (live), and a banner saying which."""
-    from .device import has_gpu
-    mode, _ = resolve_mode(mode)
-    scale = scale or os.environ.get("BNLAB_SCALE")
-    if mode == "cached":
-        result = load(experiment, scale)
-    else:
-        scale = scale or ("colab" if has_gpu() else "cpu")
-        if not quiet:
-            print(plan(experiment, get_scale(scale).name, device=device)[0], flush=True)
-        result = reproduce(experiment, scale, device=device)
-    if not quiet:
-        print(result.banner())
-    return result

@@ -10,7 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import tempfile
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +112,83 @@ def save_analysis(experiment: str, scale: str, provenance: dict, arrays: dict) -
     atomic_npz(npz, arrays)
     atomic_json(js, provenance)
 
+
+
+# ---- claims: one process trains a config at a time ----------------------------------------------------
+CLAIM_STALE_S = 300.0      # a claim whose heartbeat is older than this is stale (its holder died on another host)
+CLAIM_HEARTBEAT_S = 30.0
+CLAIM_POLL_S = 2.0
+
+
+def claim_path(config_hash: str) -> Path:
+    return runs_dir() / f"{config_hash}.claim"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim_holder(config_hash: str) -> dict | None:
+    """Who holds the claim on a config ({"pid", "host", "since"}), or None when nobody live does (no claim file,
+    or a stale one: its process is gone from this host, or its heartbeat stopped)."""
+    path = claim_path(config_hash)
+    try:
+        holder = json.loads(path.read_text())
+        age = time.time() - path.stat().st_mtime
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None         # gone, or being written this instant (the next look sees it)
+    if holder.get("host") == socket.gethostname() and not _pid_alive(int(holder.get("pid", -1))):
+        return None
+    return None if age > CLAIM_STALE_S else holder
+
+
+@contextmanager
+def claim(config_hash: str, poll_s: float = CLAIM_POLL_S):
+    """Hold the claim on a config while training it: created atomically (O_EXCL) with this process's pid and host,
+    kept fresh by a heartbeat thread, removed on exit. Waits while another live process holds it; takes over a
+    stale claim."""
+    path = claim_path(config_hash)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if claim_holder(config_hash) is None and path.exists():
+                stale = path.with_name(f"{path.name}.stale-{os.getpid()}")
+                try:
+                    os.replace(path, stale)         # one taker wins the rename; the others retry
+                    stale.unlink(missing_ok=True)
+                except FileNotFoundError:
+                    pass
+                continue
+            time.sleep(poll_s)
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        break
+    stop = threading.Event()
+
+    def heartbeat():
+        while not stop.wait(CLAIM_HEARTBEAT_S):
+            try:
+                os.utime(path)
+            except FileNotFoundError:
+                return
+    beat = threading.Thread(target=heartbeat, daemon=True)
+    beat.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        try:
+            if json.loads(path.read_text()).get("pid") == me["pid"]:
+                path.unlink()
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass

@@ -21,6 +21,7 @@ from .device import dtype_of, pick, set_tf32, strict_fp32
 from .measure import make_probes
 from .engine import EngineOptions, Stepper
 from .models import build
+from .store import atomic_write
 
 
 @dataclass
@@ -111,12 +112,10 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
     def save_checkpoint(step):
         if checkpoint is None:
             return
-        Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(str(checkpoint) + ".tmp")
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "losses": losses, "accs": accs,
-                    "evals": evals, "probes": [p.state() for p in probes], "rng": torch.get_rng_state(),
-                    "step": step, "wall_s": wall_before + time.perf_counter() - t0}, tmp)
-        os.replace(tmp, checkpoint)
+        state = {"model": model.state_dict(), "opt": opt.state_dict(), "losses": losses, "accs": accs,
+                 "evals": evals, "probes": [p.state() for p in probes], "rng": torch.get_rng_state(),
+                 "step": step, "wall_s": wall_before + time.perf_counter() - t0}
+        atomic_write(Path(checkpoint), lambda tmp: torch.save(state, tmp))   # a temp name of its own: never shared
 
     tf32_between = tc.precision == "tf32"
 
@@ -163,7 +162,7 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
                 record_evaluation(step + 1)
             if checkpoint is not None and (step + 1) % checkpoint_every == 0 and not last:
                 save_checkpoint(step + 1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):    # Ctrl-C, or a cluster job's preemption / time-out (bnlab.launch)
         for p in probes:
             p.truncate(done)
         torch.set_rng_state(rng)
@@ -193,5 +192,5 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
     steps_done = (diverged_step if diverged_step is not None else tc.steps) - start
     return RunResult(cfg, arrays, status, diverged_step, wall,
                      {"steps_per_s": steps_done / max(wall - wall_before, 1e-9),
-                      "engine": stepper.options.describe(cfg.model.arch)})
+                      "engine": stepper.options.describe(cfg.model.arch), "resumed_at_step": start})
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnlab import results
+from bnlab import results, runner
 from bnlab.config import SMOKE, DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig, replace
 from bnlab.engine import EngineOptions, Stepper
 from bnlab.experiments import dln_run
@@ -87,9 +87,9 @@ def test_landscape_back_ends_give_the_same_measurements():
 
 @needs_fashion
 def test_independent_runs_in_parallel_processes_match_one_process(tmp_path, monkeypatch):
-    serial = results.compute("bjorck_lr_sweep", "smoke", device="cpu", jobs=1)
+    serial = runner.compute("bjorck_lr_sweep", "smoke", device="cpu", jobs=1)
     monkeypatch.setenv("BNLAB_HOME", str(tmp_path / "fresh"))       # a fresh run store: nothing reused
-    parallel = results.compute("bjorck_lr_sweep", "smoke", device="cpu", jobs=2)
+    parallel = runner.compute("bjorck_lr_sweep", "smoke", device="cpu", jobs=2)
     assert parallel.provenance["device_name"].startswith("CPU (2 processes")
     assert parallel.provenance["engine"] == {"channels_last": False, "compile": False, "landscape": "auto"}
     for a, b in zip(serial.runs, parallel.runs):

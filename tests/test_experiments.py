@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from bnlab import results
+from bnlab import results, runner
 from bnlab.experiments import EXPERIMENTS
 from conftest import needs_fashion
 
@@ -13,7 +13,7 @@ from conftest import needs_fashion
 @needs_fashion
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_experiment_runs_at_smoke_scale(name, tmp_path):
-    res = results.reproduce(name, "smoke", out=tmp_path, device="cpu")
+    res = runner.reproduce(name, "smoke", out=tmp_path, device="cpu")
     back = results.load_file(tmp_path / name / "smoke.json", "live")
     assert back.provenance["scale"] == "smoke" and back.provenance["device"] == "cpu"
     if EXPERIMENTS[name].network == "none":
@@ -32,7 +32,7 @@ def test_experiment_runs_at_smoke_scale(name, tmp_path):
 
 def test_live_runs_go_to_the_readers_store_not_the_package(monkeypatch, tmp_path):
     before = {p: p.stat().st_mtime for p in results.CACHED_DIR.rglob("*")}
-    res = results.run("theory", mode="live", scale="smoke", quiet=True)
+    res = runner.run("theory", mode="live", scale="smoke", quiet=True)
     assert res.source == "live"
     assert (tmp_path / "bnlab_home" / "runs" / "experiments" / "theory" / "smoke.json").exists()
     assert {p: p.stat().st_mtime for p in results.CACHED_DIR.rglob("*")} == before

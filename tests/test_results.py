@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from bnlab import results
+from bnlab import results, runner
 from bnlab.config import config_hash, from_dict
 from bnlab.experiments import get
 
@@ -56,17 +56,17 @@ def test_banner_is_deterministic_and_says_what_it_shows():
 
 
 def test_mode_resolution(monkeypatch):
-    assert results.resolve_mode("live")[0] == "live"
+    assert runner.resolve_mode("live")[0] == "live"
     monkeypatch.setenv("BNLAB_MODE", "cached")
-    assert results.resolve_mode()[0] == "cached"
-    assert results.resolve_mode("live")[0] == "live"          # an explicit argument wins
+    assert runner.resolve_mode()[0] == "cached"
+    assert runner.resolve_mode("live")[0] == "live"          # an explicit argument wins
     monkeypatch.delenv("BNLAB_MODE")
     monkeypatch.setattr("bnlab.device.has_gpu", lambda: False)
-    assert results.resolve_mode() == ("cached", "no GPU is present")
+    assert runner.resolve_mode() == ("cached", "no GPU is present")
     monkeypatch.setattr("bnlab.device.has_gpu", lambda: True)
-    assert results.resolve_mode() == ("live", "a GPU is present")
+    assert runner.resolve_mode() == ("live", "a GPU is present")
     with pytest.raises(ValueError, match="cached"):
-        results.resolve_mode("sometimes")
+        runner.resolve_mode("sometimes")
 
 
 def test_missing_cached_scale_says_how_to_make_it():
