@@ -3,6 +3,21 @@ import argparse
 import sys
 
 
+def _check_device(parser, device: str) -> None:
+    """--device must name a device torch knows and this machine has."""
+    import torch
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        parser.error(f"--device {device!r} is not a device; use cpu, cuda or cuda:N")
+    if dev.type not in ("cpu", "cuda"):
+        parser.error(f"--device {device!r}: bnlab runs on cpu or cuda (cuda:N for one GPU)")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {device!r}: no GPU is visible here; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        parser.error(f"--device {device!r}: only {torch.cuda.device_count()} GPU(s) are visible")
+
+
 def main(argv=None) -> int:
     from .config import SCALES
     from .engine import LANDSCAPE_BACKENDS
@@ -49,6 +64,8 @@ def main(argv=None) -> int:
         from .estimate import main as estimate_main
         return estimate_main(argv[1:])
     args = parser.parse_args(argv)
+    if getattr(args, "device", None) is not None:
+        _check_device(parser, args.device)
 
     from . import results
     if args.command == "list":
@@ -58,7 +75,11 @@ def main(argv=None) -> int:
             print(f"{name:{w_name}s}  {exp.figures:{w_fig}s}  shipped: {shipped:12s} {exp.description}")
         return 0
     if args.command == "verify":
-        problems = results.verify_manifest()
+        try:
+            problems = results.verify_manifest()
+        except results.CachedResultCorrupt as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         print("\n".join(problems) if problems else "all shipped files match MANIFEST.json")
         return 1 if problems else 0
     import os
@@ -103,5 +124,15 @@ def main(argv=None) -> int:
     return 0
 
 
+def cli() -> int:
+    """``main`` with a closed pipe (``python -m bnlab list | head``) treated as the reader's choice, not an error."""
+    import os
+    try:
+        return main()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error when Python flushes
+        return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

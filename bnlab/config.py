@@ -53,6 +53,25 @@ def _check(ok: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_types(obj, ints=(), numbers=()) -> None:
+    """Integers must be ints (``steps=2.5`` or ``depth=20.0`` is an error, not a silent truncation) and numbers must
+    be numbers (``lr="0.1"`` says so instead of failing later with a TypeError)."""
+    for name in ints:
+        v = getattr(obj, name)
+        _check(_is_int(v), f"{name} must be an integer, got {v!r} ({type(v).__name__})")
+    for name in numbers:
+        v = getattr(obj, name)
+        _check(_is_number(v), f"{name} must be a number, got {v!r} ({type(v).__name__})")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Which network: a VGG or a ResNet for 32x32 images, or the deep linear network (DLN)."""
@@ -67,6 +86,10 @@ class ModelConfig:
     dln_dim: int = 10
 
     def __post_init__(self):
+        _check_types(self, ints=("depth", "in_channels", "num_classes", "dln_depth", "dln_dim"), numbers=("width",))
+        _check(self.in_channels >= 1, f"in_channels must be >= 1 (1 for Fashion-MNIST, 3 for CIFAR-10), got "
+                                      f"{self.in_channels}")
+        _check(self.num_classes >= 2, f"num_classes must be >= 2 (10 for both data sets), got {self.num_classes}")
         _check(self.arch in ARCHS, f"unknown arch {self.arch!r}; choose one of {ARCHS}")
         _check(self.norm in NORMS, f"unknown norm {self.norm!r}; choose one of {NORMS}")
         _check(self.width > 0, "width must be > 0 (1.0 is the paper's VGG, 0.125 our cpu scale)")
@@ -106,6 +129,7 @@ class DataConfig:
     dln_dim: int = 10
 
     def __post_init__(self):
+        _check_types(self, ints=("train_subset", "test_subset", "dln_samples", "dln_dim"))
         _check(self.dataset in DATASETS,
                f"unknown dataset {self.dataset!r}; choose one of {DATASETS} "
                "(CIFAR-10 needs internet once; Fashion-MNIST works offline)")
@@ -127,6 +151,9 @@ class TrainConfig:
     log_every: int = 1           # keep every n-th per-step training loss/accuracy
 
     def __post_init__(self):
+        _check_types(self, ints=("steps", "batch_size", "seed", "eval_every", "log_every"),
+                     numbers=("lr", "momentum", "weight_decay"))
+        _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         _check(self.lr > 0 and self.lr < 100,
                f"lr must be in (0, 100), got {self.lr}; the paper uses 0.1 and 0.5 for VGG, 1e-6 for the DLN")
         _check(self.steps >= 1, "steps must be >= 1")
@@ -150,6 +177,7 @@ class ProbeConfig:
     landscape_log: bool = True       # geometric spacing of eta
 
     def __post_init__(self):
+        _check_types(self, ints=("every", "activation_units", "landscape_points"))
         _check(self.every >= 0, "every must be >= 0 (0 turns probes off)")
         lo, hi = self.landscape_range
         _check(0 < lo <= hi, "landscape_range must be (lo, hi) with 0 < lo <= hi, in multiples of lr")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,9 +175,19 @@ def load_images(cfg: DataConfig, device=None, root=None, download: bool = True) 
     dev = pick(device)
     root = data_dir(root)
     cache = root / f"{cfg.dataset}.pt"
+    arrays = None
     if cache.exists():
-        arrays = torch.load(cache, weights_only=True)
-    else:
+        try:
+            arrays = torch.load(cache, weights_only=True)
+            if not {"x_train", "y_train", "x_test", "y_test"} <= set(arrays):
+                raise KeyError("x_train, y_train, x_test, y_test")
+        except Exception as err:  # noqa: BLE001  (truncated or foreign file: rebuild it from the source files)
+            aside = cache.with_name(cache.name + ".corrupt")
+            os.replace(cache, aside)
+            warnings.warn(f"the tensor cache {cache} could not be read ({type(err).__name__}); moved to {aside} "
+                          f"and rebuilt from the source files", stacklevel=2)
+            arrays = None
+    if arrays is None:
         loader = {"fashion_mnist": _fashion_arrays, "cifar10": _cifar_arrays}.get(cfg.dataset)
         if loader is None:
             raise ValueError(f"{cfg.dataset!r} is not an image data set; use load_regression for the DLN")
@@ -184,9 +196,13 @@ def load_images(cfg: DataConfig, device=None, root=None, download: bool = True) 
         arrays.update({f"y_{s}": torch.from_numpy(raw[s][1].astype(np.int64)) for s in ("train", "test")})
         try:
             root.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp")
-            torch.save(arrays, tmp)
-            os.replace(tmp, cache)
+            fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{cache.name}.", suffix=".tmp")   # a name of its own
+            os.close(fd)
+            try:
+                torch.save(arrays, tmp)
+                os.replace(tmp, cache)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
         except OSError:
             pass  # a read-only data dir only costs a re-read next time
     x_tr, y_tr, x_te, y_te = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))

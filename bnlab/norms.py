@@ -74,6 +74,7 @@ class ActivationNoise(nn.Module):
         self.n_mu, self.n_sigma, self.r_mu, self.r_sigma = n_mu, n_sigma, r_mu, r_sigma
         self.replay = False
         self._last = None
+        self.generator = None     # the run's own noise stream (bnlab.train sets it and saves it in checkpoints)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
@@ -82,7 +83,7 @@ class ActivationNoise(nn.Module):
             s, m = self._last
             return s * x + m
         c = x.shape[1]
-        opts = dict(device=x.device, dtype=x.dtype)
+        opts = dict(device=x.device, dtype=x.dtype, generator=self.generator)
         mu = _per_channel((torch.rand(c, **opts) * 2 - 1) * self.n_mu, x)
         sigma = _per_channel(1 + torch.rand(c, **opts) * (self.n_sigma - 1), x)
         m = mu + (torch.rand(x.shape, **opts) * 2 - 1) * self.r_mu

@@ -190,7 +190,10 @@ def load(experiment: str, scale: str | None = None) -> Result:
         raise CachedResultMissing(
             f"no cached result for {experiment!r} at scale {scale!r} (shipped: {available or 'none'}). "
             f"Run `python -m bnlab reproduce {experiment} --scale {scale}` or set BNLAB_MODE=live.")
-    result = load_file(CACHED_DIR / experiment / f"{scale}.json", "cached")
+    js = CACHED_DIR / experiment / f"{scale}.json"
+    for path in (js, js.with_suffix(".npz")):
+        check_shipped(path)
+    result = load_file(js, "cached")
     check_config(result)
     return result
 
@@ -216,10 +219,52 @@ def write_manifest(folder: Path = CACHED_DIR) -> dict:
     return entries
 
 
-def verify_manifest(folder: Path = CACHED_DIR) -> list:
-    """Files whose sha256 differs from the manifest, or that are missing from it (empty = all good)."""
-    manifest = json.loads((Path(folder) / "MANIFEST.json").read_text())
-    problems = [f"{rel}: sha256 differs" for rel, e in manifest.items()
+class CachedResultCorrupt(RuntimeError):
+    """A shipped file differs from what MANIFEST.json says was shipped, or the manifest itself is unreadable."""
+
+
+def read_manifest(folder: Path | None = None) -> dict:
+    path = Path(CACHED_DIR if folder is None else folder) / "MANIFEST.json"
+    try:
+        manifest = json.loads(path.read_text())
+        if not isinstance(manifest, dict) or not all("sha256" in e for e in manifest.values()):
+            raise ValueError("not a manifest")
+        return manifest
+    except (OSError, ValueError) as err:
+        raise CachedResultCorrupt(
+            f"{path} is missing or unreadable ({type(err).__name__}: {err}), so the shipped results cannot be "
+            f"checked. Reinstall bnlab, or in a checkout restore it with `git checkout -- {path.name}` (or rewrite "
+            f"it with `python -m bnlab reproduce ... --out bnlab/cached`).") from None
+
+
+_CHECKED = {}    # path -> (size, mtime) at the check: each shipped file is hashed once per process
+
+
+def check_shipped(path: Path) -> None:
+    """Raise :class:`CachedResultCorrupt`, naming the file and the fix, unless ``path`` (under bnlab/cached) has the
+    sha256 that MANIFEST.json records for it."""
+    path = Path(path)
+    st = path.stat()
+    if _CHECKED.get(path) == (st.st_size, st.st_mtime_ns):
+        return
+    rel = path.relative_to(CACHED_DIR).as_posix()
+    entry = read_manifest().get(rel)
+    if entry is None or sha256(path) != entry["sha256"]:
+        experiment, scale = rel.split("/")[0], path.stem
+        raise CachedResultCorrupt(
+            f"the shipped file {path} {'is not listed in' if entry is None else 'differs from'} MANIFEST.json: it was "
+            f"edited or damaged after it was made, so it is not shown. Reinstall bnlab (pip install --force-reinstall "
+            f"bnlab), restore it with git, or recompute it: `python -m bnlab reproduce {experiment} --scale {scale} "
+            f"--out bnlab/cached`.")
+    _CHECKED[path] = (st.st_size, st.st_mtime_ns)
+
+
+def verify_manifest(folder: Path | None = None) -> list:
+    """Files that are missing, whose sha256 differs from the manifest, or that it does not list (empty = all good)."""
+    folder = CACHED_DIR if folder is None else folder
+    manifest = read_manifest(folder)
+    problems = [f"{rel}: missing" if not (Path(folder) / rel).exists() else f"{rel}: sha256 differs"
+                for rel, e in manifest.items()
                 if not (Path(folder) / rel).exists() or sha256(Path(folder) / rel) != e["sha256"]]
     listed = set(manifest)
     problems += [f"{p.relative_to(folder).as_posix()}: not in MANIFEST.json" for p in Path(folder).glob("*/*.*")

@@ -30,9 +30,11 @@ def run_one(cfg_dict: dict, device=None, progress=None) -> tuple[Run, bool]:
     was reused). While it trains, the run's store claim keeps every other process from training it too."""
     cfg = from_dict(cfg_dict)
     h = config_hash(cfg)
-    if not store.has_run(h):
+    stored = store.load_run(h)
+    if stored is None:
         with store.claim(h):                    # waits while another live process trains this config
-            if not store.has_run(h):
+            stored = store.load_run(h)
+            if stored is None:
                 dev = pick(device)
                 res = train(cfg, device=dev, progress=progress, checkpoint=store.checkpoint_path(h))
                 meta = {"config": cfg.to_dict(), "status": res.status, "diverged_step": res.diverged_step,
@@ -42,7 +44,7 @@ def run_one(cfg_dict: dict, device=None, progress=None) -> tuple[Run, bool]:
                                  "device_name": describe(dev)["device_name"]}}
                 store.save_run(h, meta, res.arrays)
                 return Run(meta["config"], res.status, res.diverged_step, res.arrays, meta["meta"]), False
-    meta, arrays = store.load_run(h)
+    meta, arrays = stored
     return Run(meta["config"], meta["status"], meta["diverged_step"], arrays, meta["meta"]), True
 
 
@@ -84,8 +86,9 @@ def _device_summary(runs: list, fallback: str) -> str:
 # ---- experiments ----------------------------------------------------------------------------------
 def _compute_analysis(experiment: str, scale: str, dev, progress) -> Result:
     """An analysis experiment, or its result from the run store if these sources computed it before."""
-    if store.has_analysis(experiment, scale):
-        prov, arrays = store.load_analysis(experiment, scale)
+    stored = store.load_analysis(experiment, scale)
+    if stored is not None:
+        prov, arrays = stored
         return Result(experiment, scale, prov, [], arrays, "live", reused=1)
     exp = get_experiment(experiment)
     module, function = exp.compute.split(":")
@@ -105,7 +108,10 @@ def compute(experiment: str, scale: str, device=None, jobs: int = 1, progress=No
     dev = pick(device)
     strict_fp32()       # what every run sets; done here too so the provenance reports it
     if exp.network == "none":
+        store.ensure_writable()
         return _compute_analysis(experiment, scale, dev, progress)
+    store.ensure_writable()
+    store.remove_stale_temps()
     configs = [c.to_dict() for c in exp.runs(sc)]
     stored = sum(store.has_run(config_hash(c)) for c in configs)
     bar = progress_bar(len(configs), f"{experiment}: runs", progress, leave=True, initial=stored)
@@ -169,7 +175,7 @@ def run(experiment: str, mode: str | None = None, scale: str | None = None, devi
     """The result of ``experiment``: shipped (cached) or recomputed (live), and a banner saying which. A live run
     first prints its plan (runs to do and reused, estimated minutes on this device)."""
     mode, _ = resolve_mode(mode)
-    scale = scale or os.environ.get("BNLAB_SCALE")
+    scale = scale or os.environ.get("BNLAB_SCALE") or None      # an empty variable means unset, as for BNLAB_MODE
     if mode == "cached":
         result = load(experiment, scale)
     else:

@@ -14,6 +14,8 @@ import socket
 import tempfile
 import threading
 import time
+import warnings
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +26,26 @@ from .data import home
 
 def runs_dir() -> Path:
     return home() / "runs"
+
+
+class StoreNotWritable(PermissionError):
+    """The run store's folder cannot be written."""
+
+
+def ensure_writable() -> Path:
+    """The run store's folder, created if need be; a clear error with the fix when it cannot be written."""
+    folder = runs_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise StoreNotWritable(
+            f"cannot write bnlab's run store at {folder} ({type(err).__name__}: {err.strerror or err}). Set BNLAB_HOME "
+            f"to a folder you can write, e.g. export BNLAB_HOME=/tmp/bnlab (on Colab, a folder on Google Drive).") \
+            from None
+    return folder
 
 
 def source_hash() -> str:
@@ -76,12 +98,26 @@ def has_run(config_hash: str) -> bool:
     return all(p.exists() for p in run_paths(config_hash))
 
 
-def load_run(config_hash: str) -> tuple[dict, dict]:
-    """(meta, arrays) of a finished run."""
-    js, npz = run_paths(config_hash)
-    meta = json.loads(js.read_text())
-    with np.load(npz) as z:
-        return meta, {k: z[k] for k in z.files}
+UNREADABLE = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile)   # json.JSONDecodeError is a ValueError
+
+
+def _read_pair(js: Path, npz: Path) -> tuple[dict, dict] | None:
+    """(json, arrays) of a stored pair, or None when either cannot be read: then both are quarantined (named in a
+    warning) so the work is done again rather than trusted or failing."""
+    try:
+        meta = json.loads(js.read_text())
+        with np.load(npz) as z:
+            return meta, {k: z[k] for k in z.files}
+    except UNREADABLE as err:
+        moved = [str(quarantine(p)) for p in (js, npz) if p.exists()]
+        warnings.warn(f"{js.with_suffix('')}.{{json,npz}} could not be read ({type(err).__name__}: {err}); moved to "
+                      f"{', '.join(moved)}; it will be computed again", stacklevel=3)
+        return None
+
+
+def load_run(config_hash: str) -> tuple[dict, dict] | None:
+    """(meta, arrays) of a finished run; None if it is not stored or its files are unreadable (quarantined)."""
+    return _read_pair(*run_paths(config_hash)) if has_run(config_hash) else None
 
 
 def save_run(config_hash: str, meta: dict, arrays: dict) -> None:
@@ -100,11 +136,26 @@ def has_analysis(experiment: str, scale: str) -> bool:
     return all(p.exists() for p in analysis_paths(experiment, scale))
 
 
-def load_analysis(experiment: str, scale: str) -> tuple[dict, dict]:
-    """(provenance, arrays) of an analysis computed earlier with these sources."""
-    js, npz = analysis_paths(experiment, scale)
-    with np.load(npz) as z:
-        return json.loads(js.read_text()), {k: z[k] for k in z.files}
+def load_analysis(experiment: str, scale: str) -> tuple[dict, dict] | None:
+    """(provenance, arrays) of an analysis computed earlier with these sources; None if absent or unreadable."""
+    return _read_pair(*analysis_paths(experiment, scale)) if has_analysis(experiment, scale) else None
+
+
+TMP_STALE_S = 3600.0
+
+
+def remove_stale_temps(folder: Path | None = None) -> list:
+    """Delete temp files (``.<name>.*.tmp``) older than an hour that a killed writer left behind; returns them."""
+    folder = runs_dir() if folder is None else Path(folder)
+    gone = []
+    for tmp in list(folder.glob(".*.tmp")) + list(folder.glob("*/.*.tmp")):
+        try:
+            if time.time() - tmp.stat().st_mtime > TMP_STALE_S:
+                tmp.unlink()
+                gone.append(tmp)
+        except FileNotFoundError:
+            pass
+    return gone
 
 
 def save_analysis(experiment: str, scale: str, provenance: dict, arrays: dict) -> None:
@@ -192,3 +243,11 @@ def claim(config_hash: str, poll_s: float = CLAIM_POLL_S):
                 path.unlink()
         except (FileNotFoundError, json.JSONDecodeError):
             pass
+
+
+def quarantine(path: Path) -> Path:
+    """Move an unreadable file aside (``<name>.corrupt``, replacing an older one) so it is kept for inspection
+    but never read again; returns where it went."""
+    aside = Path(path).with_name(Path(path).name + ".corrupt")
+    os.replace(path, aside)
+    return aside

@@ -22,12 +22,12 @@ def _nan(fn, a, *args, **kw):
 def final(run, key: str, frac: float = 0.1) -> float:
     """Mean of the last ``frac`` of a curve (the final value for evaluation curves); NaN if diverged."""
     a = np.asarray(run.arrays.get(key, []), dtype=np.float64)
-    if not len(a):
+    if not len(a) or run.status != "ok":
         return float("nan")
     if key == "test_acc":
         return float(a[-1])
     n = max(1, int(len(a) * frac))
-    return float(_nan(np.nanmean, a[-n:])) if run.status == "ok" else float("nan")
+    return float(_nan(np.nanmean, a[-n:]))
 
 
 def mean_std(values) -> str:

@@ -7,8 +7,12 @@ An interrupted run keeps a checkpoint and resumes from it.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +25,8 @@ from .device import dtype_of, pick, set_tf32, strict_fp32
 from .measure import make_probes
 from .engine import EngineOptions, Stepper
 from .models import build
+from .norms import ActivationNoise
+from . import store
 from .store import atomic_write
 
 
@@ -53,6 +59,45 @@ def progress_bar(total: int, desc: str, enabled=None, leave: bool = False, initi
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, file=sys.stderr, mininterval=2.0, leave=leave, dynamic_ncols=True,
                 initial=initial)
+
+
+@contextmanager
+def _signals_deferred(signums=(signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGUSR2", None))):
+    """Hold back SIGINT / SIGTERM / SIGUSR2 (Ctrl-C, a scheduler's stop or preemption warning) until the block
+    ends, then deliver them to the handlers they were meant for. Only the main thread can do this; elsewhere it
+    does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught, previous = [], {}
+    for sig in filter(None, signums):
+        previous[sig] = signal.getsignal(sig)
+        signal.signal(sig, lambda signum, frame: caught.append((signum, frame)))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum, frame in caught[:1]:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
+def _load_checkpoint(path, device):
+    """The state saved at ``path``, or None when there is none; a checkpoint that cannot be read is moved aside
+    (``<name>.corrupt``, named in a warning) and the run starts over rather than failing."""
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        return torch.load(path, weights_only=False, map_location=device)
+    except Exception as err:  # noqa: BLE001  (truncated zip, pickle or EOF errors: all mean "unreadable")
+        aside = store.quarantine(Path(path))
+        warnings.warn(f"checkpoint {path} could not be read ({type(err).__name__}: {err}); moved to {aside}, "
+                      f"the run starts from step 0", stacklevel=3)
+        return None
 
 
 @torch.no_grad()
@@ -97,23 +142,28 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
     accs = torch.full((tc.steps,), float("nan"), device=dev, dtype=torch.float64)
     evals = {"eval_step": [], "test_loss": [], "test_acc": []}
     start, status, diverged_step, wall_before = 0, "ok", None, 0.0
-    torch.manual_seed(tc.seed)  # drives the noise of noisy BatchNorm only
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, weights_only=False, map_location=dev)
+    # every random stream is the run's own and travels in its checkpoint: data order (``data.batches``), the
+    # initialisation (``build``), and here the noise of noisy BatchNorm, on the run's device
+    noise = torch.Generator(device=dev).manual_seed(tc.seed)
+    for m in model.modules():
+        if isinstance(m, ActivationNoise):
+            m.generator = noise
+    state = _load_checkpoint(checkpoint, dev)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         losses.copy_(state["losses"]), accs.copy_(state["accs"])
         evals = state["evals"]
         for p, s in zip(probes, state["probes"]):
             p.load_state(s)
-        torch.set_rng_state(state["rng"])
+        noise.set_state(state["noise"].cpu())
         start, wall_before = state["step"], state["wall_s"]
 
     def save_checkpoint(step):
         if checkpoint is None:
             return
         state = {"model": model.state_dict(), "opt": opt.state_dict(), "losses": losses, "accs": accs,
-                 "evals": evals, "probes": [p.state() for p in probes], "rng": torch.get_rng_state(),
+                 "evals": evals, "probes": [p.state() for p in probes], "noise": noise.get_state(),
                  "step": step, "wall_s": wall_before + time.perf_counter() - t0}
         atomic_write(Path(checkpoint), lambda tmp: torch.save(state, tmp))   # a temp name of its own: never shared
 
@@ -133,48 +183,59 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
         bar.update(start)
     t0 = time.perf_counter()
     step, synced, done = start, start, start
-    rng, stats = torch.get_rng_state(), [b.clone() for b in model.buffers()]
+
+    def diverged_at() -> int | None:
+        """The first step whose loss is not finite (one host sync: only where a probe or evaluation syncs anyway)."""
+        bad = (~torch.isfinite(losses[synced:done])).nonzero()
+        return synced + int(bad[0]) if len(bad) else None
     try:
         for step in range(start, tc.steps):
-            x, y = next(batches)
-            active = [p for p in probes if p.due(step, tc.steps)]
-            if tf32_between:
-                set_tf32(not active)        # measured steps (and what the probes compute) in strict fp32
-            out, loss = stepper.step(step, x, y, active)
-            losses[step] = loss.detach()
-            if classifier:
-                accs[step] = (out.argmax(1) == y).double().mean()
-            # what an interruption must restore: the noise RNG and the running statistics of this point
-            done, rng, stats = step + 1, torch.get_rng_state(), [b.clone() for b in model.buffers()]
-            for p in active:
-                p.after_step(step, model, x, y)
-            last = step + 1 == tc.steps
-            if (step + 1) % sync_every == 0 or last:
-                window = losses[synced:step + 1]
-                bad = (~torch.isfinite(window)).nonzero()
-                if len(bad):
-                    status, diverged_step = "diverged", synced + int(bad[0])
+            # A step and its measurements are one unit: an interrupt (Ctrl-C, a cluster job's preemption) that
+            # arrives inside it takes effect once the step is done and measured, never half-way.
+            with _signals_deferred():
+                x, y = next(batches)
+                active = [p for p in probes if p.due(step, tc.steps)]
+                if tf32_between:
+                    set_tf32(not active)        # measured steps (and what the probes compute) in strict fp32
+                out, loss = stepper.step(step, x, y, active)
+                losses[step] = loss.detach()
+                if classifier:
+                    accs[step] = (out.argmax(1) == y).double().mean()
+                if active and not bool(torch.isfinite(loss)):
+                    done = step + 1
+                    break                       # diverged here: nothing is measured on a non-finite loss
+                for p in active:
+                    p.after_step(step, model, x, y)
+                done = step + 1
+            last = done == tc.steps
+            evaluating = classifier and (done % tc.eval_every == 0 or last)
+            if done % sync_every == 0 or last or evaluating:
+                if diverged_at() is not None:
                     break
                 if bar is not None:
-                    bar.update(step + 1 - synced)
-                synced = step + 1
-            if classifier and ((step + 1) % tc.eval_every == 0 or last):
-                record_evaluation(step + 1)
-            if checkpoint is not None and (step + 1) % checkpoint_every == 0 and not last:
-                save_checkpoint(step + 1)
+                    bar.update(done - synced)
+                synced = done
+            if evaluating:
+                record_evaluation(done)
+            if checkpoint is not None and done % checkpoint_every == 0 and not last:
+                save_checkpoint(done)
     except (KeyboardInterrupt, SystemExit):    # Ctrl-C, or a cluster job's preemption / time-out (bnlab.launch)
         for p in probes:
             p.truncate(done)
-        torch.set_rng_state(rng)
-        with torch.no_grad():
-            for b, saved in zip(model.buffers(), stats):
-                b.copy_(saved)
         save_checkpoint(done)
         if bar is not None:
             bar.close()
         raise
     finally:
         strict_fp32()
+    first_bad = diverged_at()
+    if first_bad is not None:
+        # recorded at the step it happened; nothing measured on it or after it is kept
+        status, diverged_step = "diverged", first_bad
+        for p in probes:
+            p.truncate(first_bad)
+        keep = [i for i, e in enumerate(evals["eval_step"]) if e <= first_bad]
+        evals = {k: [v[i] for i in keep] for k, v in evals.items()}
     if bar is not None:
         bar.close()
     wall = wall_before + time.perf_counter() - t0

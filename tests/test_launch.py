@@ -76,24 +76,6 @@ def test_a_claim_waits_for_its_live_holder_and_takes_over_a_dead_one():
         assert time.perf_counter() - t0 < 1.0           # taken over at once, no waiting
 
 
-def test_two_processes_on_one_config_train_it_once():
-    cfg = get("ics_dln").runs("smoke")[1].to_dict()
-    code = textwrap.dedent(f"""
-        import json
-        from bnlab import runner
-        run, reused = runner.run_one(json.loads({json.dumps(json.dumps(cfg))}), device="cpu", progress=False)
-        print("REUSED" if reused else "TRAINED", run.status)
-    """)
-    env = {**os.environ, "BNLAB_PROGRESS": "0"}
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
-    said = sorted(o[0].split()[-2] for o in outs)
-    assert said == ["REUSED", "TRAINED"], outs
-    assert not list(store.runs_dir().glob("*.tmp")) and not list(store.runs_dir().glob(".*.tmp"))
-
-
 # ---- a cluster through submitit ------------------------------------------------------------------------
 def test_reproduce_help_shows_the_launcher(capsys):
     with pytest.raises(SystemExit):

@@ -1,3 +1,6 @@
+import os
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -70,7 +73,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     def interrupting(model, out, y):
         calls["n"] += 1
         if calls["n"] == 15:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)      # Ctrl-C in the middle of a step
         return real_loss(model, out, y)
 
     ckpt = tmp_path / "run.ckpt"
