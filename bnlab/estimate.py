@@ -143,9 +143,11 @@ def plan(name: str, scale: str, tflops: float | None = None, device=None) -> tup
     tflops = tflops if tflops is not None else measure_tflops(device)
     minutes = cost.minutes(tflops)
     todo = cost.runs - cost.stored
+    unit, label = (1e15, "PFLOP") if cost.flops >= 1e15 else (1e12, "TFLOP") if cost.flops >= 1e12 else (1e9, "GFLOP")
+    size = f"{cost.flops / unit:.3g} {label}"
+    took = f"{minutes:.1f} min" if minutes >= 1 else f"{minutes * 60:.0f} s"
     text = (f"Plan: {name} at {scale} scale: {todo} of {cost.runs} run(s) to compute, {cost.stored} reused from "
-            f"the run store ({store.runs_dir()}); {cost.flops / 1e15:.3f} PFLOP, about {minutes:.1f} min on this "
-            f"device ({tflops:.2g} TFLOP/s).")
+            f"the run store ({store.runs_dir()}); {size}, about {took} on this device ({tflops:.2g} TFLOP/s).")
     if minutes > WARN_MINUTES:
         cheaper = "colab" if scale in ("paper", "paper_fmnist") else "smoke"
         text += (f"\nWARNING: this is longer than {WARN_MINUTES:.0f} minutes. For a shorter run set SCALE = "
