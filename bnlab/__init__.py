@@ -3,7 +3,7 @@
 ``bnlab.run("bn_vs_standard")`` returns a result (cached or recomputed, see :func:`bnlab.runner.run`);
 ``bnlab.plots`` draws it. Nothing runs at import time.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .experiments import EXPERIMENTS  # noqa: E402
 from .results import Result, load  # noqa: E402

@@ -156,7 +156,10 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
         evals = state["evals"]
         for p, s in zip(probes, state["probes"]):
             p.load_state(s)
-        noise.set_state(state["noise"].cpu())
+        if "noise" in state:
+            noise.set_state(state["noise"].cpu())
+        elif dev.type == "cpu":
+            noise.set_state(state["rng"])       # a checkpoint from bnlab before 0.2.0: the CPU's global stream
         start, wall_before = state["step"], state["wall_s"]
 
     def save_checkpoint(step):

@@ -40,6 +40,16 @@ def install_cell(cfg: dict) -> str:
             f"    %pip install -q \"bnlab[cifar] @ git+{cfg['url']}.git@{cfg['branch']}\"")
 
 
+def scale_line(name: str) -> str:
+    """What a scale trains, from bnlab.config (e.g. "colab = CIFAR-10, VGG at 1/2 width, 3,000 steps (DLN 5,000)")."""
+    from fractions import Fraction
+    from bnlab.config import get_scale
+    from bnlab.results import DATASET_NAMES
+    s = get_scale(name)
+    width = "full" if s.vgg_width == 1 else f"{Fraction(s.vgg_width).limit_denominator(64)}"
+    return f"{name} = {DATASET_NAMES[s.dataset]}, VGG at {width} width, {s.vgg_steps:,} steps (DLN {s.dln_steps:,})"
+
+
 def parameters_cell() -> str:
     from bnlab.config import SCALES
     live = ", ".join(repr(s) for s in SCALES)
@@ -49,6 +59,8 @@ def parameters_cell() -> str:
         f"# SCALE: one of {live}, or None: $BNLAB_SCALE if set, else\n"
         "#   cached: the largest scale that ships; live: \"colab\" with a GPU (every chapter in 15 min or less on a\n"
         "#   free Colab T4), \"cpu\" without. \"paper\" / \"paper_fmnist\" are the paper's sizes: hours on a GPU.\n"
+        f"#   {scale_line('colab')};\n"
+        f"#   {scale_line('cpu')}.\n"
         "#   `!python -m bnlab estimate --scale colab` prints what each chapter costs before you run it.\n"
         "# On Colab, keep the run store on Google Drive, so a recycled VM resumes from its checkpoints:\n"
         "#   from google.colab import drive; drive.mount(\"/content/drive\")\n"
