@@ -46,7 +46,8 @@ def main(argv=None) -> int:
                          help="submit each unique run as a job: 'slurm' to a Slurm cluster, 'local' as processes "
                               "here; the jobs share the run store, so put $BNLAB_HOME on a shared filesystem")
     cluster.add_argument("--partition", default="", help="Slurm partition")
-    cluster.add_argument("--gpus-per-job", type=int, default=1, help="GPUs per job (default 1)")
+    cluster.add_argument("--gpus-per-job", type=int, default=None,
+                         help="GPUs per job (default 1 on Slurm; with 'local', 1 if this machine has a GPU, else 0)")
     cluster.add_argument("--cpus-per-job", type=int, default=4, help="CPU cores per job (default 4)")
     cluster.add_argument("--time", type=int, default=240, metavar="MINUTES",
                          help="time limit per job; a run that needs longer is requeued and resumes (default 240)")
@@ -104,6 +105,9 @@ def main(argv=None) -> int:
         bad = [a for a in args.slurm_arg if "=" not in a]
         if bad:
             parser.error(f"--slurm-arg takes KEY=VALUE, got {bad}")
+        if args.gpus_per_job is None:
+            import torch
+            args.gpus_per_job = 1 if args.launcher == "slurm" or torch.cuda.is_available() else 0
         try:
             opts = ClusterOptions(args.launcher, args.cluster_folder, args.partition, args.gpus_per_job, args.time,
                                   args.cpus_per_job, dict(a.split("=", 1) for a in args.slurm_arg))
