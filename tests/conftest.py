@@ -31,3 +31,13 @@ def fashion_available() -> bool:
 
 needs_fashion = pytest.mark.skipif(not fashion_available(),
                                    reason="Fashion-MNIST not installed: apt-get install -y dataset-fashion-mnist")
+
+
+@pytest.fixture
+def ctrl_c():
+    """Ctrl-C as in an interactive session: SIGINT raises KeyboardInterrupt in the main thread. (A process started
+    in the background by a non-interactive shell, as CI may be, inherits SIGINT ignored.)"""
+    import signal
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

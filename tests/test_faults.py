@@ -31,7 +31,7 @@ def small_vgg(norm="batch", steps=12, every=4, lr=0.1, ics=(5,)):
 
 # ---- 1. Ctrl-C during a measurement -----------------------------------------------------------------
 @needs_fashion
-def test_ctrl_c_during_an_ics_measurement_keeps_that_point(tmp_path, monkeypatch):
+def test_ctrl_c_during_an_ics_measurement_keeps_that_point(tmp_path, monkeypatch, ctrl_c):
     cfg = small_vgg()
     reference = train(cfg, progress=False)
     real, calls = ICSProbe.after_step, {"n": 0}
@@ -237,7 +237,7 @@ def test_a_home_that_cannot_be_written_says_to_set_bnlab_home(tmp_path, monkeypa
 
 
 @needs_fashion
-def test_noisy_batchnorm_draws_from_the_runs_own_generator_saved_in_its_checkpoint(tmp_path, monkeypatch):
+def test_noisy_batchnorm_draws_from_the_runs_own_generator_saved_in_its_checkpoint(tmp_path, monkeypatch, ctrl_c):
     import bnlab.engine as engine_mod
     cfg = small_vgg(norm="noisy_batch", steps=12, every=4)
     reference = train(cfg, progress=False)

@@ -64,7 +64,7 @@ def test_probes_do_not_disturb_training(norm):
 
 
 @needs_fashion
-def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, ctrl_c):
     cfg = small_vgg("noisy_batch", steps=24, every=4)
     reference = train(cfg, progress=False)
     calls = {"n": 0}
