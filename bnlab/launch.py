@@ -14,7 +14,6 @@ local ``reproduce`` would, from the same stored runs.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from dataclasses import dataclass, field
@@ -159,15 +158,7 @@ def in_flight(key: str) -> bool:
     except (FileNotFoundError, json.JSONDecodeError):
         return False
     if job["launcher"] == "local":
-        if job["host"] != socket.gethostname():
-            return False
-        try:
-            os.kill(int(job["job_id"]), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        return True
+        return job["host"] == socket.gethostname() and store.pid_alive(int(job["job_id"]))
     state = _submitit().SlurmJob(job["folder"], job["job_id"]).state
     return state.upper() in ACTIVE_STATES
 

@@ -107,11 +107,10 @@ def compute(experiment: str, scale: str, device=None, jobs: int = 1, progress=No
     exp, sc = get_experiment(experiment), get_scale(scale)
     dev = pick(device)
     strict_fp32()       # what every run sets; done here too so the provenance reports it
-    if exp.network == "none":
-        store.ensure_writable()
-        return _compute_analysis(experiment, scale, dev, progress)
     store.ensure_writable()
     store.remove_stale_temps()
+    if exp.network == "none":
+        return _compute_analysis(experiment, scale, dev, progress)
     configs = [c.to_dict() for c in exp.runs(sc)]
     stored = sum(store.has_run(config_hash(c)) for c in configs)
     bar = progress_bar(len(configs), f"{experiment}: runs", progress, leave=True, initial=stored)

@@ -17,6 +17,7 @@ import time
 import warnings
 import zipfile
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +49,9 @@ def ensure_writable() -> Path:
     return folder
 
 
+@lru_cache(maxsize=1)
 def source_hash() -> str:
-    """sha256 of bnlab's Python sources: which code produced a result."""
+    """sha256 of bnlab's Python sources: which code produced a result (read once per process)."""
     h = hashlib.sha256()
     root = Path(__file__).parent
     for path in sorted(root.rglob("*.py")):
@@ -175,7 +177,8 @@ def claim_path(config_hash: str) -> Path:
     return runs_dir() / f"{config_hash}.claim"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -194,7 +197,7 @@ def claim_holder(config_hash: str) -> dict | None:
         age = time.time() - path.stat().st_mtime
     except (FileNotFoundError, json.JSONDecodeError):
         return None         # gone, or being written this instant (the next look sees it)
-    if holder.get("host") == socket.gethostname() and not _pid_alive(int(holder.get("pid", -1))):
+    if holder.get("host") == socket.gethostname() and not pid_alive(int(holder.get("pid", -1))):
         return None
     return None if age > CLAIM_STALE_S else holder
 
