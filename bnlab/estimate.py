@@ -15,13 +15,12 @@ from functools import lru_cache
 
 import torch
 
-from .config import get_scale, n_layers
-from .experiments import CHAPTERS, EXPERIMENTS, get as get_experiment
-from .flops import run_flops
 from . import beyond, store, theory
 from .bench import measure_matmul_peak
+from .config import get_scale, n_layers
 from .device import pick
-from .experiments import resnet_run
+from .experiments import CHAPTERS, EXPERIMENTS, get as get_experiment, resnet_run
+from .flops import run_flops
 
 BLOCK_MS = 0.2         # [ours] launch floor per block of the network per training step (an assumption, not measured)
 WARN_MINUTES = 30.0    # a live run longer than this gets a warning with the cheaper alternative

@@ -22,7 +22,7 @@ from pathlib import Path
 from . import store
 from .config import config_hash, get_scale
 from .experiments import get as get_experiment
-from .runner import reproduce, run_one
+from .runner import compute, reproduce, run_one
 
 LAUNCHERS = ("local", "slurm")
 # submitit job states that mean "not over yet" (queued, running, or coming back after a requeue)
@@ -105,7 +105,6 @@ class AnalysisJob(RunJob):
         self.experiment, self.scale = experiment, scale
 
     def __call__(self) -> dict:
-        from .runner import compute
         res = compute(self.experiment, self.scale, progress=False)
         return {"experiment": self.experiment, "reused": bool(res.reused)}
 
