@@ -6,21 +6,22 @@ chapter run live prints the same plan for its experiment first (:func:`plan`, ca
 Time model [ours]: each run takes the longer of its FLOPs at T TFLOP/s and a launch floor of ``block_ms`` per
 block of the network per training step (kernel launches and the probes' host syncs, which FLOPs do not see and
 which a GPU overlaps with compute): small networks such as the deep linear network are bound by the floor.
-T defaults to a quick fp32 matmul measurement on this device, a peak that real runs reach only in part.
+T defaults to a measurement on this device: a few timed training steps of the experiment's own network.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import time
 from functools import lru_cache
 
 import torch
 
 from . import beyond, store, theory
-from .bench import measure_matmul_peak
 from .config import get_scale, n_layers
-from .device import pick
-from .experiments import CHAPTERS, EXPERIMENTS, get as get_experiment, resnet_run
-from .flops import run_flops
+from .device import dtype_of, pick, sync
+from .experiments import CHAPTERS, EXPERIMENTS, get as get_experiment, resnet_run, vgg_run
+from .flops import block_flops, run_flops
+from .models import build, loss_fn
 
 BLOCK_MS = 0.2         # [ours] launch floor per block of the network per training step (an assumption, not measured)
 WARN_MINUTES = 30.0    # a live run longer than this gets a warning with the cheaper alternative
@@ -102,15 +103,44 @@ def chapter_costs(scale: str, experiment: str | None = None) -> list:
     return out
 
 
-def measure_tflops(device=None) -> float:
-    """This device's fp32 matmul speed in TFLOP/s (best of 3 square matmuls, under a second; once per process)."""
-    return _measured_tflops(str(pick(device)))
+def measure_tflops(device, run) -> float:
+    """Effective TFLOP/s of this device on ``run``'s network: a few timed training steps at its batch size and
+    precision (seconds; once per process and network)."""
+    return _step_tflops(str(pick(device)), run.model, run.train.batch_size, run.train.precision)
 
 
 @lru_cache(maxsize=None)
-def _measured_tflops(device: str) -> float:
+def _step_tflops(device: str, model_cfg, batch_size: int, precision: str, steps: int = 3) -> float:
     dev = torch.device(device)
-    return measure_matmul_peak(dev, 2048 if dev.type == "cuda" else 1024) / 1e12
+    dtype = dtype_of(precision)
+    model = build(model_cfg, 0, dev, dtype)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-9)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    if model.kind == "classifier":
+        x = torch.randn(batch_size, model_cfg.in_channels, 32, 32, generator=gen, dtype=dtype).to(dev)
+        y = torch.randint(0, model_cfg.num_classes, (batch_size,), generator=gen).to(dev)
+    else:
+        x = torch.randn(batch_size, model_cfg.dln_dim, generator=gen, dtype=dtype).to(dev)
+        y = torch.randn(batch_size, model_cfg.dln_dim, generator=gen, dtype=dtype).to(dev)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model, model(x), y).backward()
+        opt.step()
+    step()                                                   # warm-up: allocation, cuDNN's algorithm choice
+    sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(dev)
+    seconds = (time.perf_counter() - t0) / steps
+    return 3 * sum(block_flops(model_cfg)) * batch_size / seconds / 1e12
+
+
+def representative_run(name: str, scale: str):
+    """The training run whose network times an experiment: its first run, or for an analysis the scale's VGG."""
+    runs = get_experiment(name).runs(get_scale(scale))
+    return runs[0] if runs else vgg_run(get_scale(scale), "batch", 0.1, 0)
 
 
 def suite_cost(scale: str) -> Cost:
@@ -139,7 +169,8 @@ def plan(name: str, scale: str, tflops: float | None = None, device=None) -> tup
     """(text, minutes): what a live run of ``name`` at ``scale`` will do and take on this device, with a warning
     and the cheaper alternative when it is longer than :data:`WARN_MINUTES`."""
     cost = experiment_cost(name, scale)
-    tflops = tflops if tflops is not None else measure_tflops(device)
+    if tflops is None:
+        tflops = measure_tflops(device, representative_run(name, scale)) if cost.parts else 1.0
     minutes = cost.minutes(tflops)
     todo = cost.runs - cost.stored
     unit, label = (1e15, "PFLOP") if cost.flops >= 1e15 else (1e12, "TFLOP") if cost.flops >= 1e12 else (1e9, "GFLOP")
@@ -168,7 +199,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.tflops is not None and not args.tflops > 0:
         parser.error("--tflops must be > 0, e.g. 4.5 for a Colab T4 in fp32")
-    tflops = args.tflops if args.tflops is not None else measure_tflops()
+    if args.tflops is None:
+        run = representative_run(args.experiment or "bn_vs_standard", args.scale)
+        args.tflops = measure_tflops(None, run)
+        print(f"measured on this device: {args.tflops:.3g} TFLOP/s in training steps of the {args.scale}-scale "
+              f"{run.model.arch} (width {run.model.width:g}, batch {run.train.batch_size})")
+    tflops = args.tflops
     costs = chapter_costs(args.scale, args.experiment)
     total = costs[0] if args.experiment else suite_cost(args.scale)
     print(format_costs(costs, args.scale, tflops, args.block_ms, total))

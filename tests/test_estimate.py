@@ -83,3 +83,14 @@ def test_cost_figures_in_the_docs_are_the_estimate_output(doc, capsys):
     for total in re.findall(r"`(total: [\d.]+ PFLOP, [\d.]+ min at [\d.]+ TFLOP/s)`", text):
         assert main(["estimate", "--scale", "paper", "--tflops", total.split(" at ")[1].split()[0]]) == 0
         assert capsys.readouterr().out.splitlines()[-1].startswith(total)
+
+
+def test_without_tflops_the_plan_times_the_experiments_own_network_here(capsys):
+    run = estimate.representative_run("ics_dln", "smoke")
+    assert run.model.arch == "dln" and estimate.representative_run("theory", "smoke").model.arch == "vgg16"
+    rate = estimate.measure_tflops("cpu", run)
+    assert 0 < rate < 10                                        # a real rate of this CPU, far below a GPU's
+    text, minutes = estimate.plan("ics_vgg", "smoke", device="cpu")
+    assert "TFLOP/s)" in text and minutes > 0
+    assert main(["estimate", "--scale", "smoke", "--experiment", "ics_dln"]) == 0
+    assert capsys.readouterr().out.startswith("measured on this device:")
