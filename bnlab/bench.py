@@ -40,7 +40,7 @@ from .config import DataConfig, ModelConfig, config_hash, get_scale
 from .data import DatasetNotFound, ImageData, load_images, load_regression
 from .device import describe, pick, set_tf32, strict_fp32
 from .engine import EngineOptions, Stepper
-from .flops import (block_flops, evaluated_images, flop_ratios, forward_flops, layer_flops, model_flops,  # noqa: F401
+from .flops import (block_flops, evaluated_images, flop_ratios, model_flops,  # noqa: F401
                     suite_flops, times_due, unique_runs, vgg_flops)
 from .measure import ActivationProbe, ICSProbe, LandscapeProbe, gradient_ics, probe_along_gradient
 from .measure.landscape import etas_for

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from .config import DataConfig
+from .store import atomic_write, home, quarantine
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")
@@ -28,11 +28,6 @@ _FASHION_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"
 
 class DatasetNotFound(FileNotFoundError):
     """Raised when a data set is neither on disk nor downloadable; the message says how to get it."""
-
-
-def home() -> Path:
-    """Where a reader's data and runs live: ``$BNLAB_HOME`` or ``~/.cache/bnlab``."""
-    return Path(os.environ.get("BNLAB_HOME", Path.home() / ".cache" / "bnlab"))
 
 
 def data_dir(root=None) -> Path:
@@ -182,8 +177,7 @@ def load_images(cfg: DataConfig, device=None, root=None, download: bool = True) 
             if not {"x_train", "y_train", "x_test", "y_test"} <= set(arrays):
                 raise KeyError("x_train, y_train, x_test, y_test")
         except Exception as err:  # noqa: BLE001  (truncated or foreign file: rebuild it from the source files)
-            aside = cache.with_name(cache.name + ".corrupt")
-            os.replace(cache, aside)
+            aside = quarantine(cache)
             warnings.warn(f"the tensor cache {cache} could not be read ({type(err).__name__}); moved to {aside} "
                           f"and rebuilt from the source files", stacklevel=2)
             arrays = None
@@ -195,14 +189,7 @@ def load_images(cfg: DataConfig, device=None, root=None, download: bool = True) 
         arrays = {f"x_{s}": torch.from_numpy(_pad_to_32(raw[s][0])) for s in ("train", "test")}
         arrays.update({f"y_{s}": torch.from_numpy(raw[s][1].astype(np.int64)) for s in ("train", "test")})
         try:
-            root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{cache.name}.", suffix=".tmp")   # a name of its own
-            os.close(fd)
-            try:
-                torch.save(arrays, tmp)
-                os.replace(tmp, cache)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
+            atomic_write(cache, lambda tmp: torch.save(arrays, tmp))     # a temp name of its own
         except OSError:
             pass  # a read-only data dir only costs a re-read next time
     x_tr, y_tr, x_te, y_te = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))

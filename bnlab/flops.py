@@ -47,11 +47,6 @@ def layer_flops(model, input_hw=(32, 32)) -> dict:
     return flops
 
 
-def forward_flops(model, input_hw=(32, 32)) -> int:
-    """Forward FLOPs of one sample through the conv and linear layers (see :func:`layer_flops`)."""
-    return sum(layer_flops(model, input_hw).values())
-
-
 def meta_model(model_cfg: ModelConfig):
     """The network ``model_cfg`` describes, built on the meta device (shapes only: no memory, no init cost)."""
     with torch.device("meta"):
@@ -87,9 +82,11 @@ def flop_ratios(blocks: list, ics_layers, ks) -> dict:
     return {"ics": 1 + ics_extra / (3 * total), **{f"landscape_k{k}": 1.0 + k for k in ks}}
 
 
+@lru_cache(maxsize=None)
 def model_flops(model_cfg: ModelConfig) -> int:
-    """Forward FLOPs per image of the network ``model_cfg`` describes."""
-    return sum(_block_flops(model_cfg))
+    """Forward FLOPs per image of the network ``model_cfg`` describes: every conv and linear layer, whether or not
+    a block holds it (so ``sum(block_flops(cfg)) == model_flops(cfg)`` checks that every layer sits in a block)."""
+    return sum(layer_flops(meta_model(model_cfg)).values())
 
 
 def vgg_flops(arch: str, width: float, in_channels: int) -> int:

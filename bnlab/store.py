@@ -22,7 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import home
+
+
+def home() -> Path:
+    """Where a reader's data and runs live: ``$BNLAB_HOME`` or ``~/.cache/bnlab``."""
+    return Path(os.environ.get("BNLAB_HOME", Path.home() / ".cache" / "bnlab"))
 
 
 def runs_dir() -> Path:
