@@ -131,19 +131,6 @@ def block_rms(model, x) -> torch.Tensor:
     return torch.stack(rms)
 
 
-def divergence_onset(eta: np.ndarray, rel: np.ndarray, threshold: float = DIVERGENCE) -> np.ndarray:
-    """Per row of ``rel`` [T, K]: the smallest eta whose relative loss exceeds ``threshold`` (inf if none)."""
-    above = rel > threshold
-    return np.where(above.any(1), eta[np.argmax(above, axis=1)], np.inf)
-
-
-def largest_decreasing(eta: np.ndarray, rel: np.ndarray) -> np.ndarray:
-    """Per row: the largest eta up to which every step size lowers the loss (relative loss < 1); 0 if none."""
-    below = rel < 1
-    n_ok = np.argmin(np.concatenate([below, np.zeros((len(rel), 1), bool)], 1), axis=1)   # first failure
-    return np.where(n_ok > 0, eta[np.maximum(n_ok - 1, 0)], 0.0)
-
-
 # ---- the training runs the analyses make, and what they cost -------------------------------------------
 # [ours] a Hessian-vector product by double backward costs about 5 forwards (gradient with its graph, then the
 # backward of <grad, v>)
@@ -285,4 +272,4 @@ def surface(scale: str, device=None, progress=None) -> dict:
 
 __all__ = ["NORMAL_LR", "STEP_SIZE_SCALES", "SHARPNESS_SCALES", "SURFACE_SCALES", "step_size", "step_size_resnet",
            "step_size_for", "block_rms", "sharpness",
-           "surface", "divergence_onset", "largest_decreasing"]
+           "surface"]

@@ -11,13 +11,6 @@ from dataclasses import dataclass
 from .config import (DataConfig, ModelConfig, ProbeConfig, RunConfig, Scale, TrainConfig, get_scale,
                      n_layers, PAPER_SETTINGS)
 
-NORM_LABELS = {"none": "Standard", "batch": "Standard + BatchNorm", "torch_batch": "Standard + torch BatchNorm",
-               "noisy_batch": "Standard + noisy BatchNorm", "noise": "Standard + noise",
-               "l1": "Standard + L1", "l2": "Standard + L2", "linf": "Standard + L-inf",
-               "layer": "Standard + LayerNorm", "group": "Standard + GroupNorm",
-               "rescaled": "Standard + fixed rescaling"}
-
-
 def vgg_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
     """A VGG run at ``scale`` with the standard probe set (paper-spec sections 2.1, 3, 5, 6)."""
     in_ch = 1 if scale.dataset == "fashion_mnist" else 3

@@ -76,7 +76,7 @@ def batch_dependence(seed: int = 0) -> dict:
 
 def report(rows, tol: float = 1e-10) -> str:
     """The comparison as a table, errors shown against ``tol`` (round-off differs between machines)."""
-    from .summary import table
+    from .tables import table
     fmt = lambda e: f"< {tol:.0e}" if e < tol else f"{e:.2e} (!)"  # noqa: E731
     keys = ("output", "gradients", "running stats", "eval output")
     body = [[str(r["shape"])] + [fmt(r[k]) for k in keys] + ["passed" if r["gradcheck"] else "FAILED"] for r in rows]

@@ -11,6 +11,17 @@ import contextlib
 import torch
 from torch import nn
 
+# How the book names and colours each network (a key of ``bnlab.config.NORMS``): one colour per network across
+# every chapter's figures
+NORM_LABELS = {"none": "Standard", "batch": "Standard + BatchNorm", "torch_batch": "Standard + torch BatchNorm",
+               "noisy_batch": "Standard + noisy BatchNorm", "noise": "Standard + noise",
+               "l1": "Standard + L1", "l2": "Standard + L2", "linf": "Standard + L-inf",
+               "layer": "Standard + LayerNorm", "group": "Standard + GroupNorm",
+               "rescaled": "Standard + fixed rescaling"}
+NORM_COLOURS = {"none": "#4c72b0", "batch": "#dd8452", "torch_batch": "#c44e52", "noisy_batch": "#55a868",
+                "noise": "#8172b3", "l1": "#937860", "l2": "#da8bc3", "linf": "#8c8c8c",
+                "layer": "#64b5cd", "group": "#ccb974", "rescaled": "#222222"}
+
 
 def _reduce_dims(x: torch.Tensor):
     """Dimensions that hold the 'batch' of one activation: N, or N x H x W for feature maps."""

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from bnlab import summary
-from bnlab.beyond import divergence_onset, largest_decreasing
+from bnlab import claims, statistics, tables
+from bnlab.statistics import divergence_onset, largest_decreasing
 from bnlab.config import DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig
 from bnlab.measure.sharpness import SharpnessProbe, hessian_top, lanczos_extremes
 from bnlab.measure.step_size import relative_loss
@@ -155,19 +155,19 @@ def test_step_size_summary_on_a_known_result():
               "none/lr": np.asarray(1e-4), "batch/lr": np.asarray(0.1), "none/gnorm": np.full(3, 2.0),
               "batch/gnorm": np.full(3, 0.5), "none/wnorm": np.full(3, 10.0), "batch/wnorm": np.full(3, 10.0)}
     res = Result("bjorck_step_size", "smoke", {}, [], arrays)
-    s = summary.step_size_stats(res, "none")
+    s = statistics.step_size_stats(res, "none")
     assert s["onset"] == 1e-2 and s["decreasing"] == 1e-3 and s["at_lr"] == 0.99
     assert s["onset_dist"] == pytest.approx(1e-2 * 2.0 / 10.0) and s["gnorm"] == 2.0
-    claims = summary.claim_bjorck_step_size(res)
+    claims = claims.claim_bjorck_step_size(res)
     assert len(claims) == 4 and all(c.holds for c in claims)
-    assert "batches > 1000" in summary.step_size_table(res)
+    assert "batches > 1000" in tables.step_size_table(res)
     # a network that diverges early only at initialisation (as the ResNet without BN): the first-batch view
     # reproduces the claim, the median view does not
     late = np.where(eta[None] > 10, 1e5, 0.99).repeat(2, 0)
     arrays["none/rel_loss"] = np.concatenate([std[:1], late])
-    first_std, _, median_std, _ = summary.claim_bjorck_step_size(Result("bjorck_step_size", "smoke", {}, [], arrays))
+    first_std, _, median_std, _ = claims.claim_bjorck_step_size(Result("bjorck_step_size", "smoke", {}, [], arrays))
     assert first_std.holds and not median_std.holds
-    assert summary.step_size_stats(res, "none", first=1)["batches"] == 1
+    assert statistics.step_size_stats(res, "none", first=1)["batches"] == 1
 
 
 # ---- Li et al.'s surface ------------------------------------------------------------------------
@@ -323,15 +323,15 @@ def test_lr_sweep_claims_on_a_known_result():
     outcome = {("none", 1e-4): (0.6, False), ("none", 3e-3): (0.0, True), ("none", 0.1): (0.0, True),
                ("batch", 1e-4): (0.62, False), ("batch", 3e-3): (0.8, False), ("batch", 0.1): (0.9, False)}
     runs = [run(c, *outcome[c.model.norm, c.train.lr]) for c in get("bjorck_lr_sweep").runs("smoke")]
-    claims = summary.claim_bjorck_lr_sweep(Result("bjorck_lr_sweep", "smoke", {}, runs, {}))
+    claims = claims.claim_bjorck_lr_sweep(Result("bjorck_lr_sweep", "smoke", {}, runs, {}))
     assert [c.holds for c in claims] == [True, True, True]
     outcome[("batch", 1e-4)] = (0.1, False)        # BN has not learned at the smallest rate: no agreement to claim
     runs = [run(c, *outcome[c.model.norm, c.train.lr]) for c in get("bjorck_lr_sweep").runs("smoke")]
-    claims = summary.claim_bjorck_lr_sweep(Result("bjorck_lr_sweep", "smoke", {}, runs, {}))
+    claims = claims.claim_bjorck_lr_sweep(Result("bjorck_lr_sweep", "smoke", {}, runs, {}))
     assert [c.holds for c in claims] == [True, False, True] and "not learned" in claims[1].evidence
     outcome[("none", 0.1)] = (0.895, False)       # a shallow network without BN that trains at 0.1 as well as BN
     runs = [run(c, *outcome[c.model.norm, c.train.lr]) for c in get("bjorck_lr_sweep").runs("smoke")]
-    claims = summary.claim_bjorck_lr_sweep(Result("bjorck_lr_sweep", "smoke", {}, runs, {}))
+    claims = claims.claim_bjorck_lr_sweep(Result("bjorck_lr_sweep", "smoke", {}, runs, {}))
     assert [c.holds for c in claims] == [False, False, False]     # 0.9 vs 0.895 is within the margin
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnlab import results, runner, store, summary
+from bnlab import results, runner, statistics, store
 from bnlab.__main__ import main
 from bnlab.config import DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig, config_hash
 from bnlab.experiments import get
@@ -210,7 +210,7 @@ def test_divergence_is_recorded_at_its_step_and_nothing_is_measured_after_it():
     assert all(e <= d for e in res["eval_step"])
     from bnlab.results import Run
     run = Run(cfg.to_dict(), res.status, d, res.arrays)
-    assert np.isnan(summary.final(run, "test_acc")) and np.isnan(summary.final(run, "train_acc"))
+    assert np.isnan(statistics.final(run, "test_acc")) and np.isnan(statistics.final(run, "train_acc"))
 
 
 # ---- 7. validation and random streams -----------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from conftest import needs_fashion
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTER = "02_bn_vs_standard.ipynb"     # any chapter: every one imports bnlab, bnlab.plots and bnlab.summary
+CHAPTER = "02_bn_vs_standard.ipynb"     # any chapter: every one imports bnlab, bnlab.plots, bnlab.tables and bnlab.claims
 
 
 def _export(dest: Path) -> Path:
@@ -73,7 +73,7 @@ def test_wheel_holds_every_subpackage_module_and_cached_file(wheel):
 
 
 def test_installed_package_is_the_one_imported_outside_the_checkout(installed, tmp_path):
-    code = "import bnlab, bnlab.plots, bnlab.summary; print(bnlab.__file__)"
+    code = "import bnlab, bnlab.plots, bnlab.tables, bnlab.claims; print(bnlab.__file__)"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_outside(tmp_path, installed),
                          capture_output=True, text=True, check=True).stdout
     assert Path(out.strip()).resolve().is_relative_to(installed.resolve())

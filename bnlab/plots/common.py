@@ -4,6 +4,7 @@ import warnings
 import numpy as np
 
 
+
 def smooth(y: np.ndarray, window: int) -> np.ndarray:
     """Trailing moving average that ignores NaN (diverged tails stay NaN)."""
     if window <= 1:
@@ -19,16 +20,6 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
     cnt = n[idx + 1] - n[lo]
     out = (c[idx + 1] - c[lo]) / np.maximum(cnt, 1)
     out[~ok] = np.nan
-    return out
-
-
-def stack(runs, key) -> np.ndarray:
-    """Arrays of several seeds stacked (shorter ones padded with NaN)."""
-    arrs = [np.asarray(r.arrays[key], dtype=np.float64) for r in runs]
-    n = max(a.shape[0] for a in arrs)
-    out = np.full((len(arrs), n) + arrs[0].shape[1:], np.nan)
-    for i, a in enumerate(arrs):
-        out[i, :a.shape[0]] = a
     return out
 
 

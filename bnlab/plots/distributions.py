@@ -2,15 +2,8 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .common import stack
+from ..statistics import layer_index as _layer_index, moment_changes
 from .style import colour, label
-
-
-def _layer_index(run, layer):
-    layers = list(run.arrays["act_layers"])
-    if layer not in layers:
-        raise ValueError(f"layer {layer} was not recorded; recorded layers: {layers}")
-    return layers.index(layer)
 
 
 def quantile_panel(ax, run, layer, unit=0):
@@ -64,15 +57,6 @@ def histogram_figure(result, layer, norms, lr=None, seed=None):
     axes[0][-1].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig
-
-
-def moment_changes(runs, layer):
-    """|mean_{t+1} - mean_t|, |var_{t+1} - var_t| (per probe interval) and drift from step 0, averaged over
-    units; arrays [seed, T-1] and [seed, T]."""
-    li = _layer_index(runs[0], layer)
-    mean, var = stack(runs, "act_mean")[:, :, li, :], stack(runs, "act_var")[:, :, li, :]
-    return {"d_mean": np.abs(np.diff(mean, axis=1)).mean(-1), "d_var": np.abs(np.diff(var, axis=1)).mean(-1),
-            "drift_mean": np.abs(mean - mean[:, :1]).mean(-1), "drift_var": np.abs(var - var[:, :1]).mean(-1)}
 
 
 def moments_figure(result, layers, norms, lr=None):

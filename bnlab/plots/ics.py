@@ -1,7 +1,8 @@
 """Gradient-based ICS over training (Fig. 3): ||G - G'|| (log) and cos(G, G') per layer."""
 import matplotlib.pyplot as plt
 
-from .common import band, stack
+from ..statistics import stack
+from .common import band
 from .style import colour, label
 from .training import curves
 

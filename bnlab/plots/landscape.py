@@ -4,7 +4,7 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .common import stack
+from ..statistics import stack
 from .style import colour, label
 
 PANELS = (("land_loss", "loss landscape", "loss along the gradient"),

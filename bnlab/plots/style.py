@@ -1,9 +1,7 @@
 """One palette and one style for every chapter: a network keeps its colour across the book."""
 import matplotlib
 
-NORM_COLOURS = {"none": "#4c72b0", "batch": "#dd8452", "torch_batch": "#c44e52", "noisy_batch": "#55a868",
-                "noise": "#8172b3", "l1": "#937860", "l2": "#da8bc3", "linf": "#8c8c8c",
-                "layer": "#64b5cd", "group": "#ccb974", "rescaled": "#222222"}
+from ..norms import NORM_COLOURS, NORM_LABELS
 LR_STYLES = {0: "-", 1: "--", 2: ":", 3: "-."}
 
 
@@ -25,6 +23,5 @@ def colour(norm: str) -> str:
 
 
 def label(norm: str, lr=None) -> str:
-    from ..experiments import NORM_LABELS
     text = NORM_LABELS.get(norm, norm)
     return text if lr is None else f"{text}, lr {lr:g}"

@@ -2,7 +2,8 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .common import band, smooth, stack
+from ..statistics import stack
+from .common import band, smooth
 from .style import LR_STYLES, colour, label
 
 METRICS = {"train_acc": ("training accuracy (batch, smoothed)", False),

@@ -1,0 +1,186 @@
+"""The statistics behind the chapters' tables and claims: numbers from results, no formatting.
+
+Medians and means over steps and seeds, per network; ``bnlab.tables`` formats them, ``bnlab.claims`` judges
+them against fixed criteria.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .measure.step_size import DIVERGENCE
+
+
+def nan_safe(fn, a, *args, **kw):
+    """``fn`` (a NaN-aware numpy reduction) without the warning an all-NaN slice raises."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return fn(a, *args, **kw)
+
+
+def final(run, key: str, frac: float = 0.1) -> float:
+    """Mean of the last ``frac`` of a curve (the final value for evaluation curves); NaN if diverged."""
+    a = np.asarray(run.arrays.get(key, []), dtype=np.float64)
+    if not len(a) or run.status != "ok":
+        return float("nan")
+    if key == "test_acc":
+        return float(a[-1])
+    n = max(1, int(len(a) * frac))
+    return float(nan_safe(np.nanmean, a[-n:]))
+
+
+def groups(result):
+    """(norm, lr, runs) for each network and learning rate, in registry order."""
+    seen = []
+    for r in result.runs:
+        if (r.norm, r.lr) not in seen:
+            seen.append((r.norm, r.lr))
+    return [(n, lr, result.select(norm=n, lr=lr)) for n, lr in seen]
+
+
+def stack(runs, key) -> np.ndarray:
+    """Arrays of several seeds stacked (shorter ones padded with NaN)."""
+    arrs = [np.asarray(r.arrays[key], dtype=np.float64) for r in runs]
+    n = max(a.shape[0] for a in arrs)
+    out = np.full((len(arrs), n) + arrs[0].shape[1:], np.nan)
+    for i, a in enumerate(arrs):
+        out[i, :a.shape[0]] = a
+    return out
+
+
+def layer_index(run, layer) -> int:
+    """Where ``layer`` sits among the run's recorded activation layers (a clear error if it was not recorded)."""
+    layers = list(run.arrays["act_layers"])
+    if layer not in layers:
+        raise ValueError(f"layer {layer} was not recorded; recorded layers: {layers}")
+    return layers.index(layer)
+
+
+def moment_changes(runs, layer):
+    """|mean_{t+1} - mean_t|, |var_{t+1} - var_t| (per probe interval) and drift from step 0, averaged over
+    units; arrays [seed, T-1] and [seed, T]."""
+    li = layer_index(runs[0], layer)
+    mean, var = stack(runs, "act_mean")[:, :, li, :], stack(runs, "act_var")[:, :, li, :]
+    return {"d_mean": np.abs(np.diff(mean, axis=1)).mean(-1), "d_var": np.abs(np.diff(var, axis=1)).mean(-1),
+            "drift_mean": np.abs(mean - mean[:, :1]).mean(-1), "drift_var": np.abs(var - var[:, :1]).mean(-1)}
+
+
+def divergence_onset(eta: np.ndarray, rel: np.ndarray, threshold: float = DIVERGENCE) -> np.ndarray:
+    """Per row of ``rel`` [T, K]: the smallest eta whose relative loss exceeds ``threshold`` (inf if none)."""
+    above = rel > threshold
+    return np.where(above.any(1), eta[np.argmax(above, axis=1)], np.inf)
+
+
+def largest_decreasing(eta: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """Per row: the largest eta up to which every step size lowers the loss (relative loss < 1); 0 if none."""
+    below = rel < 1
+    n_ok = np.argmin(np.concatenate([below, np.zeros((len(rel), 1), bool)], 1), axis=1)   # first failure
+    return np.where(n_ok > 0, eta[np.maximum(n_ok - 1, 0)], 0.0)
+
+
+def ics_stats(result, norm, lr):
+    """Median over steps and seeds of ||G - G'|| and cos(G, G') per measured layer."""
+    runs = result.select(norm=norm, lr=lr)
+    l2 = np.concatenate([r.arrays["ics_l2"] for r in runs])
+    cos = np.concatenate([r.arrays["ics_cos"] for r in runs])
+    rel = np.concatenate([r.arrays["ics_l2"] / np.maximum(r.arrays["ics_gnorm"], 1e-300) for r in runs])
+    return {"layers": list(runs[0].arrays["ics_layers"]), "l2": nan_safe(np.nanmedian, l2, axis=0),
+            "cos": nan_safe(np.nanmedian, cos, axis=0), "rel": nan_safe(np.nanmedian, rel, axis=0)}
+
+
+def landscape_stats(result, norm, lr=None):
+    """Medians over probed steps (and seeds) of loss spread, max gradient change and max beta."""
+    runs = result.select(norm=norm, lr=lr)
+    loss = np.concatenate([r.arrays["land_loss"] for r in runs])
+    change = np.concatenate([r.arrays["land_grad_change"] for r in runs])
+    beta = np.concatenate([r.arrays["land_beta"] for r in runs])
+    spread = nan_safe(np.nanmax, loss, axis=1) - nan_safe(np.nanmin, loss, axis=1)
+    return {"loss_spread": float(nan_safe(np.nanmedian, spread)),
+            "grad_change": float(nan_safe(np.nanmedian, nan_safe(np.nanmax, change, axis=1))),
+            "beta": float(nan_safe(np.nanmedian, nan_safe(np.nanmax, beta, axis=1))),
+            "beta_max": float(nan_safe(np.nanmax, beta))}
+
+
+def moment_stats(result, layer, norm, lr=None) -> dict:
+    """Mean over steps, units and seeds of the step-to-step change of the mean and variance of inputs."""
+    m = moment_changes(result.select(norm=norm, lr=lr), layer)
+    return {k: float(nan_safe(np.nanmean, v)) for k, v in m.items()}
+
+
+def step_size_stats(result, net: str, first: int | None = None) -> dict:
+    """Bjorck et al.'s test for one network, medians over the measured mini-batches (or over the ``first`` ones;
+    ``first=1`` is the network at initialisation): the smallest step size whose relative loss exceeds the
+    threshold (inf: none in the grid) and the same as a relative distance eta |g| / |w|, the largest step size up
+    to which every step lowers the loss, the best step size, the gradient norm, and the relative loss at the
+    network's own learning rate."""
+    a = result.arrays
+    eta = a["eta"]
+    rows = slice(0, first)
+    rel = np.where(a[f"{net}/nonfinite"], np.inf, a[f"{net}/rel_loss"])[rows]
+    gnorm, wnorm = a[f"{net}/gnorm"][rows], a[f"{net}/wnorm"][rows]
+    onset = divergence_onset(eta, rel, float(a["threshold"]))
+    lr = float(a[f"{net}/lr"])
+    at_lr = rel[:, int(np.argmin(np.abs(np.log(eta) - np.log(lr))))]
+    return {"lr": lr, "batches": len(rel), "diverging": int(np.isfinite(onset).sum()),
+            "gnorm": float(np.median(gnorm)), "onset_dist": float(np.median(onset * gnorm / wnorm)),
+            "onset": float(np.median(onset)), "decreasing": float(np.median(largest_decreasing(eta, rel))),
+            "best": float(np.median(eta[np.argmin(rel, 1)])), "min_rel": float(np.median(rel.min(1))),
+            "at_lr": float(np.median(at_lr)), "eta_max": float(eta[-1])}
+
+
+def sharpness_stats(result, net: str) -> dict:
+    """lambda_max, the smallest Ritz value and g^T H g / |g|^2 at step 0; lambda_max's median over the second half
+    of the measurements and overall, its largest value, how often it exceeds 2/lr; medians of effective beta
+    (max over eta), |Hg|/|g|, g^T H g / |g|^2 and the smallest Ritz value; the final test accuracy."""
+    a = result.arrays
+    lam = a[f"{net}/sharp_max"]
+    half = lam[len(lam) // 2:]
+    beta = nan_safe(np.nanmax, a[f"{net}/land_beta"], axis=1)
+    acc = a[f"{net}/test_acc"]
+    return {"first": float(lam[0]), "min_first": float(a[f"{net}/sharp_min"][0]),
+            "curv_first": float(a[f"{net}/sharp_grad_curvature"][0]),
+            "median": float(np.median(lam)), "late": float(np.median(half)),
+            "largest": float(lam.max()), "above": float(np.mean(lam > 2 / float(a["lr"]))),
+            "beta": float(nan_safe(np.nanmedian, beta)), "hg": float(np.median(a[f"{net}/sharp_hg_ratio"])),
+            "curv": float(np.median(a[f"{net}/sharp_grad_curvature"])),
+            "min": float(np.median(a[f"{net}/sharp_min"])), "test_acc": float(acc[-1]) if len(acc) else float("nan")}
+
+
+def surface_stats(result, net: str) -> dict:
+    """The 2-D surface of one network: loss and accuracy at the centre, the share of the plotted square where
+    the loss stays below twice the centre's and below chance level (ln 10), the median loss on the square's edge,
+    the finite-difference curvature at the centre (mean of the a and b directions), and the largest loss on the
+    a-axis in inference mode and in training mode."""
+    a = result.arrays
+    L, c = a[f"{net}/loss"], a["coords"]
+    mid, h = len(c) // 2, float(c[1] - c[0])
+    l0 = float(L[mid, mid])
+    edge = np.concatenate([L[0], L[-1], L[1:-1, 0], L[1:-1, -1]])
+    curv = ((L[mid + 1, mid] + L[mid - 1, mid] - 2 * l0) + (L[mid, mid + 1] + L[mid, mid - 1] - 2 * l0)) / (2 * h * h)
+    return {"centre": l0, "acc": float(a[f"{net}/acc"][mid, mid]), "test_acc": float(a[f"{net}/test_acc"]),
+            "within2x": float(np.mean(L < 2 * l0)), "below_chance": float(np.mean(L < np.log(10))),
+            "edge": float(np.median(edge)), "curv": float(curv), "slice_eval_max": float(L[:, mid].max()),
+            "slice_train_max": float(a[f"{net}/slice_train_mode"].max())}
+
+
+BEYOND_NETS = ("none", "batch")
+
+
+SWEEP_FAILED_ACC = 0.2      # [ours] a run "fails" when it diverges or its final training accuracy stays below this
+
+
+SWEEP_MARGIN = 0.01         # [ours] "better" test accuracy: by more than this (one seed: differences below are noise)
+
+
+def _sweep(result, norm):
+    """{lr: (final train acc, final test acc, diverged)} for one network: means over the seeds that did not diverge;
+    "diverged" only if every seed did."""
+    out = {}
+    for lr in sorted({r.lr for r in result.select(norm=norm)}):
+        runs = result.select(norm=norm, lr=lr)
+        ok = [r for r in runs if r.status == "ok"]
+        out[lr] = (float(nan_safe(np.nanmean, [final(r, "train_acc") for r in ok])) if ok else float("nan"),
+                   float(nan_safe(np.nanmean, [final(r, "test_acc") for r in ok])) if ok else float("nan"),
+                   not ok)
+    return out

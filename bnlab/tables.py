@@ -1,0 +1,177 @@
+"""The chapters' tables: the statistics of a result (``bnlab.statistics``) formatted for reading.
+
+A chapter shows these instead of typing numbers, so the text always matches the result it shows (cached or live).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .norms import NORM_LABELS
+from .statistics import (BEYOND_NETS, final, groups, ics_stats, landscape_stats, moment_stats, nan_safe, sharpness_stats,
+                         step_size_stats, surface_stats)
+
+
+def mean_std(values) -> str:
+    v = np.asarray(values, dtype=np.float64)
+    if not len(v) or np.all(np.isnan(v)):
+        return "n/a"
+    if len(v) == 1:
+        return f"{v[0]:.3f}"
+    return f"{nan_safe(np.nanmean, v):.3f} +- {nan_safe(np.nanstd, v):.3f}"
+
+
+def table(rows, headers) -> str:
+    """A plain-text table (stable across machines: values are pre-formatted strings)."""
+    rows = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def training_table(result) -> str:
+    """Final training accuracy/loss and test accuracy per network and learning rate, over seeds."""
+    rows = []
+    classifier = "train_acc" in result.runs[0].arrays
+    for norm, lr, runs in groups(result):
+        div = [r for r in runs if r.status == "diverged"]
+        status = "ok" if not div else f"{len(div)}/{len(runs)} diverged (step {min(r.diverged_step for r in div)})"
+        if classifier:
+            rows.append([NORM_LABELS[norm], f"{lr:g}", len(runs), mean_std([final(r, "train_acc") for r in runs]),
+                         mean_std([final(r, "test_acc") for r in runs]), status])
+        else:
+            rows.append([NORM_LABELS[norm], f"{lr:g}", len(runs),
+                         f"{nan_safe(np.nanmean, [final(r, 'train_loss') for r in runs]):.4g}", status])
+    headers = (["network", "lr", "seeds", "final train acc", "final test acc", "status"] if classifier else
+               ["network", "lr", "seeds", "final training loss", "status"])
+    return table(rows, headers)
+
+
+def ics_table(result) -> str:
+    rows = []
+    for norm, lr, _ in groups(result):
+        s = ics_stats(result, norm, lr)
+        for i, layer in enumerate(s["layers"]):
+            rows.append([NORM_LABELS[norm], f"{lr:g}", f"#{layer}", f"{s['l2'][i]:.3g}", f"{s['rel'][i]:.3g}",
+                         f"{s['cos'][i]:.3f}"])
+    return table(rows, ["network", "lr", "layer", "median ||G-G'||", "median ||G-G'||/||G||",
+                        "median cos(G,G')"])
+
+
+def landscape_table(result, lr=None) -> str:
+    rows = []
+    for norm, lr_, _ in groups(result):
+        if lr is not None and lr_ != lr:
+            continue
+        s = landscape_stats(result, norm, lr_)
+        rows.append([NORM_LABELS[norm], f"{lr_:g}", f"{s['loss_spread']:.4g}", f"{s['grad_change']:.4g}",
+                     f"{s['beta']:.4g}", f"{s['beta_max']:.4g}"])
+    return table(rows, ["network", "lr", "median loss range", "median max grad change", "median max beta",
+                        "largest beta"])
+
+
+def moments_table(result, layers, norms, lr=None) -> str:
+    rows = []
+    for layer in layers:
+        for norm in norms:
+            s = moment_stats(result, layer, norm, lr)
+            rows.append([f"#{layer}", NORM_LABELS[norm], f"{s['d_mean']:.3g}", f"{s['d_var']:.3g}",
+                         f"{s['drift_mean']:.3g}", f"{s['drift_var']:.3g}"])
+    return table(rows, ["layer", "network", "mean |d mean|", "mean |d var|", "mean |mean drift|",
+                        "mean |var drift|"])
+
+
+def theory_table(result) -> str:
+    """Largest relative error of each identity and how often the printed Thm 4.1 bound fails."""
+    a = result.arrays
+    n = a["thm41_printed_violated"].size
+    rows = [["Thm 4.1, corrected (1/m): equality", f"{float(a['thm41_max_relerr']):.1e}", "-"],
+            ["Thm 4.1 as printed (1/sqrt m): inequality", "-",
+             f"violated for {int(a['thm41_printed_violations'])} of {n} unit-batches"],
+            ["Thm 4.2, eq. (50): equality", f"{float(a['thm42_max_relerr']):.1e}", "-"],
+            ["Thm 4.4: actual / bound", f"max {float(a['thm44_max_ratio']):.3f}", "bound holds" if
+             float(a["thm44_max_ratio"]) <= 1 + 1e-9 else "bound FAILS"],
+            ["Lemma 4.5 identity (per unit)", f"{float(np.max(a['lemma45_unit_relerr'])):.1e}", "-"],
+            ["BN scale invariance", f"{float(np.max(a['lemma45_z_relerr'])):.1e}", "-"]]
+    return table(rows, ["statement", "max relative error", "note"])
+
+
+def theory_details(result) -> str:
+    """Per batch size and phase: how much BN shrinks the gradient, how often the Thm 4.2 quadratic form is
+    negative, how often <g, yhat> > 0, and how tight the Thm 4.4 bound is (medians over units)."""
+    a = result.arrays
+    rows = []
+    for p, phase in enumerate(("init", f"after {int(a['phase_steps'][1])} steps")):
+        for i, m in enumerate(a["batch_sizes"]):
+            rows.append([phase, int(m), f"{np.median(a['thm41_projection'][p, i]):.3f}",
+                         f"{(m - 2) / m:.3f}", f"{np.median(a['thm41_shrink'][p, i]):.3f}",
+                         f"{np.mean(a['thm42_lhs'][p, i] < 0):.2f}", f"{np.mean(a['g_yhat'][p, i] > 0):.2f}",
+                         f"{np.median(a['thm44_actual'][p, i] / a['thm44_bound'][p, i]):.3f}"])
+    return table(rows, ["phase", "m", "median projection", "(m-2)/m", "median |grad_y|^2/|g|^2",
+                        "frac. quad. form < 0", "frac. <g,yhat> > 0", "median Thm 4.4 actual/bound"])
+
+
+def _eta_txt(x: float, eta_max: float) -> str:
+    return f"> {eta_max:g}" if not np.isfinite(x) else f"{x:.3g}"
+
+
+def step_size_table(result) -> str:
+    """One row per network for the first mini-batch (the network at initialisation) and one for the medians
+    over all measured mini-batches."""
+    rows = []
+    n_all = len(result.arrays["none/rel_loss"])
+    for first, which in ((1, "step 0 (init)"), (None, f"median, {n_all} batches")):
+        for net in BEYOND_NETS:
+            s = step_size_stats(result, net, first)
+            rows.append([NORM_LABELS[net], f"{s['lr']:g}", which, f"{s['gnorm']:.3g}",
+                         f"{s['diverging']}/{s['batches']}", _eta_txt(s["onset"], s["eta_max"]),
+                         "-" if not np.isfinite(s["onset_dist"]) else f"{s['onset_dist']:.3g}",
+                         f"{s['decreasing']:.3g}", f"{s['best']:.3g}", f"{s['min_rel']:.3f}", f"{s['at_lr']:.4f}"])
+    thr = float(result.arrays["threshold"])
+    return table(rows, ["network", "lr", "mini-batches", "|g|", f"batches > {thr:g}", "first eta > thr.",
+                        "... as eta |g|/|w|", "largest eta < 1", "best eta", "min rel. loss", "rel. loss at lr"])
+
+
+def _per_network_table(result, stats, columns) -> str:
+    """One row per network of chapters 8 and 9 (``BEYOND_NETS``): ``stats(result, net)`` formatted by ``columns``, a list of
+    (header, key, format spec)."""
+    rows = [[NORM_LABELS[net]] + [format(s[key], spec) for _, key, spec in columns]
+            for net, s in ((net, stats(result, net)) for net in BEYOND_NETS)]
+    return table(rows, ["network"] + [header for header, _, _ in columns])
+
+
+def sharpness_table(result) -> str:
+    lr = float(result.arrays["lr"])
+    return _per_network_table(result, sharpness_stats, [
+        ("lmax step 0", "first", ".3g"), ("lmin step 0", "min_first", ".3g"), ("gHg/|g|^2 step 0", "curv_first", ".3g"),
+        ("median lmax", "median", ".3g"), ("median lmax 2nd half", "late", ".3g"), ("largest lmax", "largest", ".3g"),
+        (f"frac. lmax > 2/lr = {2 / lr:g}", "above", ".2f"), ("median eff. beta", "beta", ".3g"),
+        ("median |Hg|/|g|", "hg", ".3g"), ("final test acc", "test_acc", ".3f")])
+
+
+def surface_table(result) -> str:
+    return _per_network_table(result, surface_stats, [
+        ("test acc", "test_acc", ".3f"), ("centre loss", "centre", ".3f"), ("frac. < 2x centre", "within2x", ".2f"),
+        ("frac. < ln 10", "below_chance", ".2f"), ("median edge loss", "edge", ".3g"),
+        ("curvature at centre", "curv", ".3g"), ("max a-axis (inference)", "slice_eval_max", ".3g"),
+        ("max a-axis (training mode)", "slice_train_max", ".3g")])
+
+
+def initial_signal_table(result, norms=BEYOND_NETS, lr=0.1, seed=0) -> str:
+    """Variance of the layer inputs at step 0 (mean over the recorded units), per recorded layer and network:
+    how much signal reaches each depth at initialisation."""
+    runs = {n: result.select(norm=n, lr=lr, seed=seed)[0] for n in norms}
+    layers = list(runs[norms[0]].arrays["act_layers"])
+    rows = [[f"#{k}"] + [f"{float(runs[n].arrays['act_var'][0, i].mean()):.3g}" for n in norms]
+            for i, k in enumerate(layers)]
+    return table(rows, ["layer"] + [f"variance at step 0, {NORM_LABELS[n]}" for n in norms])
+
+
+def depth_profile_table(result, every: int = 4) -> str:
+    """The scale (root mean square) of every ``every``-th block's output at initialisation, per network, and the
+    ratio of the last block's to the first's: Bjorck et al.'s growth of activations with depth without BN."""
+    rms = {n: result.arrays[f"{n}/block_rms"] for n in BEYOND_NETS}
+    n_blocks = len(rms["none"])
+    idx = sorted(set(range(0, n_blocks, every)) | {n_blocks - 1})
+    rows = [[f"#{i + 1}"] + [f"{float(rms[n][i]):.3g}" for n in BEYOND_NETS] for i in idx]
+    rows.append(["last / first"] + [f"{float(rms[n][-1] / rms[n][0]):.3g}" for n in BEYOND_NETS])
+    return table(rows, ["block"] + [f"output rms at init, {NORM_LABELS[n]}" for n in BEYOND_NETS])
