@@ -158,8 +158,8 @@ def test_step_size_summary_on_a_known_result():
     s = statistics.step_size_stats(res, "none")
     assert s["onset"] == 1e-2 and s["decreasing"] == 1e-3 and s["at_lr"] == 0.99
     assert s["onset_dist"] == pytest.approx(1e-2 * 2.0 / 10.0) and s["gnorm"] == 2.0
-    claims = claims.claim_bjorck_step_size(res)
-    assert len(claims) == 4 and all(c.holds for c in claims)
+    found = claims.claim_bjorck_step_size(res)
+    assert len(found) == 4 and all(c.holds for c in found)
     assert "batches > 1000" in tables.step_size_table(res)
     # a network that diverges early only at initialisation (as the ResNet without BN): the first-batch view
     # reproduces the claim, the median view does not
@@ -323,16 +323,16 @@ def test_lr_sweep_claims_on_a_known_result():
     outcome = {("none", 1e-4): (0.6, False), ("none", 3e-3): (0.0, True), ("none", 0.1): (0.0, True),
                ("batch", 1e-4): (0.62, False), ("batch", 3e-3): (0.8, False), ("batch", 0.1): (0.9, False)}
     runs = [run(c, *outcome[c.model.norm, c.train.lr]) for c in get("bjorck_lr_sweep").runs("smoke")]
-    claims = claims.claim_bjorck_lr_sweep(Result("bjorck_lr_sweep", "smoke", {}, runs, {}))
-    assert [c.holds for c in claims] == [True, True, True]
+    found = claims.claim_bjorck_lr_sweep(Result("bjorck_lr_sweep", "smoke", {}, runs, {}))
+    assert [c.holds for c in found] == [True, True, True]
     outcome[("batch", 1e-4)] = (0.1, False)        # BN has not learned at the smallest rate: no agreement to claim
     runs = [run(c, *outcome[c.model.norm, c.train.lr]) for c in get("bjorck_lr_sweep").runs("smoke")]
-    claims = claims.claim_bjorck_lr_sweep(Result("bjorck_lr_sweep", "smoke", {}, runs, {}))
-    assert [c.holds for c in claims] == [True, False, True] and "not learned" in claims[1].evidence
+    found = claims.claim_bjorck_lr_sweep(Result("bjorck_lr_sweep", "smoke", {}, runs, {}))
+    assert [c.holds for c in found] == [True, False, True] and "not learned" in found[1].evidence
     outcome[("none", 0.1)] = (0.895, False)       # a shallow network without BN that trains at 0.1 as well as BN
     runs = [run(c, *outcome[c.model.norm, c.train.lr]) for c in get("bjorck_lr_sweep").runs("smoke")]
-    claims = claims.claim_bjorck_lr_sweep(Result("bjorck_lr_sweep", "smoke", {}, runs, {}))
-    assert [c.holds for c in claims] == [False, False, False]     # 0.9 vs 0.895 is within the margin
+    found = claims.claim_bjorck_lr_sweep(Result("bjorck_lr_sweep", "smoke", {}, runs, {}))
+    assert [c.holds for c in found] == [False, False, False]     # 0.9 vs 0.895 is within the margin
 
 
 def test_paper_fmnist_takes_the_papers_sizes_and_unknown_scales_fail_clearly():
