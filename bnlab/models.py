@@ -178,6 +178,3 @@ def loss_fn(model: Blockwise, out: torch.Tensor, y: torch.Tensor) -> torch.Tenso
         return nn.functional.cross_entropy(out, y)
     return (out - y).pow(2).sum(dim=1).mean()
 
-
-def layer_weights(model: Blockwise) -> list:
-    return [b.weight for b in model.blocks]

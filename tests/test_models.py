@@ -1,7 +1,7 @@
 import torch
 
 from bnlab.config import ModelConfig, n_layers
-from bnlab.models import ResidualBlock, build, layer_weights, loss_fn
+from bnlab.models import ResidualBlock, build, loss_fn
 from bnlab.norms import BatchNorm
 
 
@@ -26,7 +26,7 @@ def test_deep_linear_network_is_a_product_of_matrices():
     assert len(m) == 25
     x = torch.randn(5, 10, dtype=torch.float64)
     prod = torch.eye(10, dtype=torch.float64)
-    for w in layer_weights(m):
+    for w in (b.weight for b in m.blocks):
         prod = w @ prod
     torch.testing.assert_close(m(x), x @ prod.T)
     y = torch.randn(5, 10, dtype=torch.float64)
