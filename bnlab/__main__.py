@@ -1,6 +1,7 @@
 """Command line: ``python -m bnlab list | reproduce EXPERIMENT --scale cpu | estimate --scale colab | verify``."""
 import argparse
 import sys
+from dataclasses import replace
 
 
 def _check_device(parser, device: str) -> None:
@@ -35,11 +36,11 @@ def main(argv=None) -> int:
                                                          "CPU's cores, or take the visible GPUs in turn (several "
                                                          "workers per GPU when N is larger)")
     rep.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    rep.add_argument("--channels-last", action="store_true", help="NHWC convolutions (sets BNLAB_CHANNELS_LAST)")
+    rep.add_argument("--channels-last", action="store_true", help="NHWC convolutions (or BNLAB_CHANNELS_LAST=1)")
     rep.add_argument("--compile", action="store_true", help="torch.compile(mode='reduce-overhead') for steps "
-                                                            "without probes (sets BNLAB_COMPILE)")
+                                                            "without probes (or BNLAB_COMPILE=1)")
     rep.add_argument("--landscape", choices=LANDSCAPE_BACKENDS, default=None,
-                     help="landscape probe back-end (sets BNLAB_LANDSCAPE; default auto: vmap for the DLN, "
+                     help="landscape probe back-end (or BNLAB_LANDSCAPE; default auto: vmap for the DLN, "
                           "the loop otherwise)")
     cluster = rep.add_argument_group("cluster (through submitit: pip install 'bnlab[cluster]')")
     cluster.add_argument("--launcher", choices=("local", "slurm"), default=None,
@@ -83,13 +84,6 @@ def main(argv=None) -> int:
             return 1
         print("\n".join(problems) if problems else "all shipped files match MANIFEST.json")
         return 1 if problems else 0
-    import os
-    if args.channels_last:
-        os.environ["BNLAB_CHANNELS_LAST"] = "1"      # the environment reaches --jobs worker processes too
-    if args.compile:
-        os.environ["BNLAB_COMPILE"] = "1"
-    if args.landscape:
-        os.environ["BNLAB_LANDSCAPE"] = args.landscape
     if args.all and args.experiment:
         parser.error("name experiments or pass --all, not both")
     names = list(EXPERIMENTS) if args.all else args.experiment
@@ -100,6 +94,13 @@ def main(argv=None) -> int:
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
         parser.error(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")
+    # the edge: arguments and environment resolved once into the plan every run below is given
+    from .plan import RunPlan
+    env_plan = RunPlan.from_env(scale=args.scale, device=args.device, jobs=args.jobs)
+    engine = replace(env_plan.engine, channels_last=args.channels_last or env_plan.engine.channels_last,
+                     compile=args.compile or env_plan.engine.compile,
+                     landscape=args.landscape or env_plan.engine.landscape)
+    plan = env_plan.with_(engine=engine)
     if args.launcher:
         from .launch import ClusterOptions, launch
         bad = [a for a in args.slurm_arg if "=" not in a]
@@ -113,14 +114,14 @@ def main(argv=None) -> int:
                                   args.cpus_per_job, dict(a.split("=", 1) for a in args.slurm_arg))
         except ValueError as err:
             parser.error(str(err))
-        assembled = launch(names, args.scale, opts, wait_for_jobs=not args.no_wait, out=args.out)
+        assembled = launch(names, plan, opts, wait_for_jobs=not args.no_wait, out=args.out)
     else:
-        from .estimate import plan
+        from .estimate import preview
         from .runner import reproduce
         assembled = []
         for name in names:
-            print(plan(name, args.scale, device=args.device)[0], flush=True)
-            assembled.append(reproduce(name, args.scale, args.out, args.device, args.jobs))
+            print(preview(name, plan)[0], flush=True)
+            assembled.append(reproduce(name, plan, args.out))
     for res in assembled:
         bad = [f"{r.name} (seed {r.seed}) diverged at step {r.diverged_step}" for r in res.runs
                if r.status == "diverged"]

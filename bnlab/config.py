@@ -241,10 +241,85 @@ def diff_configs(a: dict, b: dict, prefix: str = "") -> list:
     return out
 
 
+# ---- per-scale sizes of the ResNets and of the analyses (every value is [ours]: the papers give none that fit a CPU)
+@dataclass(frozen=True)
+class ResNetSize:
+    """The CIFAR ResNet of Bjorck et al.'s sweep at a scale: depth 6n+2 and channel width factor."""
+
+    depth: int
+    width: float
+
+    def __post_init__(self):
+        _check_types(self, ints=("depth",), numbers=("width",))
+        _check(self.depth >= 8 and (self.depth - 2) % 6 == 0, f"ResNet depth must be 6n+2 >= 8, got {self.depth}")
+
+
+@dataclass(frozen=True)
+class StepSizeSizes:
+    """Bjorck et al.'s step-size test: the first ``batches`` mini-batches, ``etas`` step sizes over 10^log_eta."""
+
+    batches: int
+    log_eta: tuple
+    etas: int
+
+    def __post_init__(self):
+        _check_types(self, ints=("batches", "etas"))
+        _check(self.batches >= 1 and self.etas >= 2 and self.log_eta[0] < self.log_eta[1],
+               f"step-size sizes need batches >= 1, etas >= 2 and log_eta low < high, got {self}")
+
+
+@dataclass(frozen=True)
+class SharpnessSizes:
+    """Training length (None = the scale's VGG length), probe interval and power-iteration cap of the sharpness
+    analysis, at learning rate ``lr``."""
+
+    steps: int | None
+    every: int
+    iters: int
+    lr: float
+
+    def __post_init__(self):
+        _check_types(self, ints=("every", "iters") + (("steps",) if self.steps is not None else ()), numbers=("lr",))
+        _check(self.every >= 1 and self.iters >= 1 and self.lr > 0, f"bad sharpness sizes {self}")
+
+
+@dataclass(frozen=True)
+class SurfaceSizes:
+    """Training before the 2-D surface is drawn (None = the VGG length), grid points per axis, fixed images."""
+
+    steps: int | None
+    points: int
+    images: int
+    lr: float
+
+    def __post_init__(self):
+        _check_types(self, ints=("points", "images") + (("steps",) if self.steps is not None else ()), numbers=("lr",))
+        _check(self.points >= 3 and self.points % 2 == 1 and self.images >= 1 and self.lr > 0,
+               f"surface sizes need an odd number of points >= 3 (the centre is a grid point), got {self}")
+
+
+@dataclass(frozen=True)
+class TheorySizes:
+    """Section 4's checks: hidden units d, units checked, batch sizes m, training steps, batch and lr, subset."""
+
+    hidden: int
+    units: int
+    batch_sizes: tuple
+    steps: int
+    train_batch: int
+    lr: float
+    train_subset: int
+
+    def __post_init__(self):
+        _check_types(self, ints=("hidden", "units", "steps", "train_batch", "train_subset"), numbers=("lr",))
+        _check(self.units <= self.hidden and min(self.batch_sizes) >= 3, f"bad theory sizes {self}")
+
+
 # ---- scales -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Scale:
-    """How big a reproduction is: the paper's, a CPU-sized one, or a seconds-long smoke test."""
+    """How big a reproduction is: the paper's, a reader's GPU, a CPU-sized one, or a seconds-long smoke test.
+    Every per-scale size lives here, so one object says what a scale trains and measures."""
 
     name: str
     dataset: str                 # image data set for the VGG chapters
@@ -257,31 +332,54 @@ class Scale:
     probe_every: int             # steps between ICS / landscape / activation probes
     dln_probe_every: int
     seeds: tuple
-    sizes: str = ""              # whose sizes the analyses of chapters 7-8 take ("" = this scale's own)
+    resnet: ResNetSize
+    step_size: StepSizeSizes
+    sharpness: SharpnessSizes
+    surface: SurfaceSizes
+    theory: TheorySizes
     train_precision: str = "fp32"  # of the VGG and ResNet runs; "tf32" = TF32 between measurements (PRECISIONS)
 
-    @property
-    def size_key(self) -> str:
-        """The row of the per-scale size tables (``bnlab.beyond``, ``bnlab.theory``, ResNet depths) to use."""
-        return self.sizes or self.name
+    def __post_init__(self):
+        _check(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}")
+        _check(self.train_precision in PRECISIONS, f"unknown precision {self.train_precision!r}")
 
 
+_PAPER_SIZES = dict(resnet=ResNetSize(110, 1.0),           # Bjorck et al. 2018's ResNet-110
+                    step_size=StepSizeSizes(50, (-5.0, 3.0), 33),
+                    sharpness=SharpnessSizes(None, 500, 30, 0.1), surface=SurfaceSizes(None, 31, 5000, 0.1),
+                    theory=TheorySizes(512, 128, (8, 32, 128, 512), 3000, 128, 0.1, 0))
 # [ours] TF32 between measurements at the paper's sizes: the suite is ~115 PFLOP, 29 min at 100% of an H100's
 # strict-fp32 peak, 4 min at its TF32 peak (``python -m bnlab.bench``, section 4); measurements stay strict fp32
-PAPER = Scale("paper", "cifar10", 1.0, 15_000, 100, 0, 0, 10_000, 100, 100, (0, 1, 2), train_precision="tf32")
+PAPER = Scale("paper", "cifar10", 1.0, 15_000, 100, 0, 0, 10_000, 100, 100, (0, 1, 2), train_precision="tf32",
+              **_PAPER_SIZES)
 # The paper's sizes on Fashion-MNIST: for a GPU without internet, where CIFAR-10 cannot be downloaded [ours]
 PAPER_FMNIST = Scale("paper_fmnist", "fashion_mnist", 1.0, 15_000, 100, 0, 0, 10_000, 100, 100, (0, 1, 2),
-                     sizes="paper", train_precision="tf32")
+                     train_precision="tf32", **_PAPER_SIZES)
 # [ours] A reader's GPU, e.g. a free Colab T4 (about 4.5 TFLOP/s effective in fp32, no TF32): CIFAR-10, half-width
 # VGG, 3,000 steps, so every chapter runs live in 15 minutes or less (`python -m bnlab estimate --scale colab
 # --tflops 4.5`); the default live scale when a GPU is present
-COLAB = Scale("colab", "cifar10", 0.5, 3_000, 250, 0, 0, 5_000, 100, 100, (0, 1, 2))
-CPU = Scale("cpu", "fashion_mnist", 0.0625, 1_000, 100, 0, 2_000, 2_000, 25, 50, (0, 1, 2))
-SMOKE = Scale("smoke", "fashion_mnist", 0.0625, 12, 6, 512, 256, 30, 4, 10, (0,))
+COLAB = Scale("colab", "cifar10", 0.5, 3_000, 250, 0, 0, 5_000, 100, 100, (0, 1, 2),
+              resnet=ResNetSize(56, 0.5), step_size=StepSizeSizes(50, (-5.0, 3.0), 33),
+              sharpness=SharpnessSizes(None, 250, 20, 0.1), surface=SurfaceSizes(None, 31, 2048, 0.1),
+              theory=_PAPER_SIZES["theory"])
+# [ours] at cpu scale a ResNet-56 at a quarter of the width (channels 4, 8, 16) is the deepest that fits. Depth
+# matters: without BN the initial output grows with depth (chapter 08_bjorck shows it), the effect Bjorck et al.
+# build on.
+CPU = Scale("cpu", "fashion_mnist", 0.0625, 1_000, 100, 0, 2_000, 2_000, 25, 50, (0, 1, 2),
+            resnet=ResNetSize(56, 0.25), step_size=StepSizeSizes(20, (-5.0, 3.0), 33),
+            sharpness=SharpnessSizes(600, 50, 20, 0.1), surface=SurfaceSizes(500, 21, 512, 0.1),
+            theory=TheorySizes(128, 64, (8, 32, 128), 1000, 128, 0.1, 10_000))
+SMOKE = Scale("smoke", "fashion_mnist", 0.0625, 12, 6, 512, 256, 30, 4, 10, (0,),
+              resnet=ResNetSize(8, 0.25), step_size=StepSizeSizes(2, (-5.0, 3.0), 9),
+              sharpness=SharpnessSizes(12, 6, 4, 0.1), surface=SurfaceSizes(12, 5, 128, 0.1),
+              theory=TheorySizes(32, 16, (8, 32, 128), 60, 64, 0.1, 1024))
 SCALE_BY_NAME = {s.name: s for s in (PAPER, PAPER_FMNIST, COLAB, CPU, SMOKE)}
 
 
-def get_scale(name: str) -> Scale:
+def get_scale(name) -> Scale:
+    """The :class:`Scale` named ``name`` (a Scale is returned as it is)."""
+    if isinstance(name, Scale):
+        return name
     if name not in SCALE_BY_NAME:
         raise ValueError(f"unknown scale {name!r}; choose one of {SCALES}")
     return SCALE_BY_NAME[name]

@@ -7,7 +7,6 @@ Chapter 1 and every VGG chapter read these; ``book/02_bn_vs_standard`` explains 
 from __future__ import annotations
 
 import gzip
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 
 from .config import DataConfig
-from .store import atomic_write, home, quarantine
+from .store import DEFAULT_HOME, atomic_write, quarantine
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")
@@ -31,7 +30,9 @@ class DatasetNotFound(FileNotFoundError):
 
 
 def data_dir(root=None) -> Path:
-    return Path(root) if root is not None else Path(os.environ.get("BNLAB_DATA", home() / "data"))
+    """The data folder: ``root`` (a run plan's ``data_dir``: ``$BNLAB_DATA`` or ``$BNLAB_HOME/data``), else the
+    default home's."""
+    return Path(root) if root is not None else DEFAULT_HOME / "data"
 
 
 @dataclass

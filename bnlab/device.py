@@ -6,7 +6,6 @@ and evaluates in TF32 on a GPU between measurements and measures in strict fp32 
 """
 from __future__ import annotations
 
-import os
 import platform
 import warnings
 
@@ -15,10 +14,10 @@ import torch
 
 
 def pick(device=None) -> torch.device:
-    """The device to use: the argument, else ``$BNLAB_DEVICE``, else cuda if available, else cpu."""
-    choice = device if device is not None else os.environ.get("BNLAB_DEVICE")
-    if choice is not None:
-        dev = torch.device(choice)
+    """The device to use: the argument (``$BNLAB_DEVICE`` reaches it through ``bnlab.plan``), else cuda if
+    available, else cpu."""
+    if device is not None:
+        dev = torch.device(device)
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' was asked for but no GPU is visible; use device='cpu' "
                                "or unset BNLAB_DEVICE")

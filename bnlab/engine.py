@@ -6,7 +6,6 @@ part of a config's hash; each run records the options it used (``RunResult.meta[
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 
 import torch
@@ -17,10 +16,6 @@ LANDSCAPE_BACKENDS = ("auto", "loop", "vmap")
 # where the benchmark measured vmap ahead (section 3 of ``python -m bnlab.bench``): the deep linear network, whose
 # probes are many tiny matmuls that batch well; for the convolutional networks the loop was as fast or faster
 VMAP_FIRST_ARCHS = ("dln",)
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "0").lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -40,13 +35,6 @@ class EngineOptions:
     def __post_init__(self):
         if self.landscape not in LANDSCAPE_BACKENDS:
             raise ValueError(f"landscape back-end must be one of {LANDSCAPE_BACKENDS}, got {self.landscape!r}")
-
-    @classmethod
-    def from_env(cls) -> "EngineOptions":
-        """``$BNLAB_CHANNELS_LAST``, ``$BNLAB_COMPILE`` (``1`` turns them on) and ``$BNLAB_LANDSCAPE`` (loop or
-        vmap or auto); off / auto by default."""
-        return cls(channels_last=_env_flag("BNLAB_CHANNELS_LAST"), compile=_env_flag("BNLAB_COMPILE"),
-                   landscape=os.environ.get("BNLAB_LANDSCAPE", "auto"))
 
     def landscape_for(self, arch: str) -> str:
         """The back-end a run of network ``arch`` uses ("auto" resolved)."""

@@ -1,7 +1,7 @@
 """What a live run will cost before it starts: runs to do and already in the run store, FLOPs, minutes.
 
 ``python -m bnlab estimate [--scale S] [--tflops T] [--experiment E]`` prints it per chapter and in total; a
-chapter run live prints the same plan for its experiment first (:func:`plan`, called by ``bnlab.run``).
+chapter run live prints the same preview for its experiment first (:func:`preview`, called by ``bnlab.run``).
 
 Time model [ours]: each run takes the longer of its FLOPs at T TFLOP/s and a launch floor of ``block_ms`` per
 block of the network per training step (kernel launches and the probes' host syncs, which FLOPs do not see and
@@ -10,34 +10,24 @@ T defaults to a measurement on this device: a few timed training steps of the ex
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import argparse
 import time
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import torch
 
-from . import beyond, store, theory
-from .config import get_scale, n_layers
-from .device import dtype_of, pick, sync
-from .experiments import CHAPTERS, EXPERIMENTS, get as get_experiment, resnet_run, vgg_run
+from .config import SCALES, get_scale, n_layers
+from .device import dtype_of, sync
+from .experiments import CHAPTERS, EXPERIMENTS, get as get_experiment
+from .config import config_hash
 from .flops import block_flops, run_flops
 from .models import build, loss_fn
+from .plan import RunPlan
+from .recipes import vgg_run
 
 BLOCK_MS = 0.2         # [ours] launch floor per block of the network per training step (an assumption, not measured)
 WARN_MINUTES = 30.0    # a live run longer than this gets a warning with the cheaper alternative
-
-# The analyses (network "none"): (FLOPs, block-steps of the networks they train), from the functions that size them
-ANALYSIS_COSTS = {
-    "theory": lambda s: (theory.flops(s), 2 * theory.THEORY_SCALES[get_scale(s).size_key]["steps"]),
-    "bjorck_step_size": lambda s: (beyond.step_size_flops(s), beyond.step_size_block_steps(s)),
-    "bjorck_step_size_resnet": lambda s: (beyond.step_size_flops(s, resnet_run),
-                                          beyond.step_size_block_steps(s, resnet_run)),
-    "sharpness": lambda s: (beyond.sharpness_flops(s), sum(_block_steps(beyond.sharpness_run(s, n))
-                                                           for n in ("none", "batch"))),
-    "loss_surface": lambda s: (beyond.surface_flops(s), sum(_block_steps(beyond.surface_run(s, n))
-                                                            for n in ("none", "batch"))),
-}
-
 
 @dataclass
 class Cost:
@@ -64,19 +54,19 @@ def _block_steps(run) -> int:
     return n_layers(run.model) * run.train.steps
 
 
-def experiment_cost(name: str, scale: str, seen: set | None = None) -> Cost:
-    """What computing ``name`` at ``scale`` still takes, given the run store; runs already counted in ``seen``
-    (hashes, updated) are shared with an earlier experiment and cost nothing again."""
-    exp, seen = get_experiment(name), (set() if seen is None else seen)
+def experiment_cost(name: str, plan: RunPlan, seen: set | None = None) -> Cost:
+    """What computing ``name`` at the plan's scale still takes, given its run store; runs already counted in
+    ``seen`` (hashes, updated) are shared with an earlier experiment and cost nothing again."""
+    exp, seen, scale, store = get_experiment(name), (set() if seen is None else seen), plan.scale, plan.store
     cost = Cost(name)
-    if exp.network == "none":
+    if exp.analysis is not None:
         cost.runs = 1
-        if store.has_analysis(name, scale):
+        if store.has_analysis(name, exp.config_hash(scale)):
             cost.stored = 1
         else:
-            cost.parts.append(ANALYSIS_COSTS[name](scale))
+            cost.parts.append((exp.analysis.flops(scale), exp.analysis.block_steps(scale)))
         return cost
-    for run in exp.runs(get_scale(scale)):
+    for run in exp.runs(scale):
         if run.hash in seen:
             continue
         seen.add(run.hash)
@@ -88,16 +78,40 @@ def experiment_cost(name: str, scale: str, seen: set | None = None) -> Cost:
     return cost
 
 
-def chapter_costs(scale: str, experiment: str | None = None) -> list:
+# ---- the whole suite's FLOPs (the benchmark projects them onto a device) -------------------------------
+def unique_runs(scale_name: str) -> list:
+    """Every registered experiment's runs at ``scale_name``, each once (runs shared by figures have one hash)."""
+    unique = {}
+    for exp in EXPERIMENTS.values():
+        for run in exp.runs(scale_name):
+            unique.setdefault(config_hash(run), run)
+    return list(unique.values())
+
+
+def suite_flops(scale_name: str) -> dict:
+    """FLOPs of every registered experiment's unique VGG and ResNet runs at ``scale_name`` (:func:`run_flops`),
+    and how many of them a run of precision "tf32" may take in TF32. The deep linear network's are negligible."""
+    out = {"train": 0.0, "eval": 0.0, "probes": 0.0, "tf32_eligible": 0.0}
+    for run in unique_runs(scale_name):
+        if run.model.arch == "dln":
+            continue
+        for k, v in run_flops(run).items():
+            if k != "total":
+                out[k] += v
+    out["total"] = out["train"] + out["eval"] + out["probes"]
+    return out
+
+
+def chapter_costs(plan: RunPlan, experiment: str | None = None) -> list:
     """One :class:`Cost` per chapter (each as if run on its own, e.g. alone on a fresh Colab VM), or, with
     ``experiment``, one for that experiment."""
     if experiment is not None:
-        return [experiment_cost(experiment, scale)]
+        return [experiment_cost(experiment, plan)]
     out = []
     for chapter, names in CHAPTERS.items():
         seen, total = set(), Cost(chapter)
         for name in names:
-            total = total + experiment_cost(name, scale, seen)
+            total = total + experiment_cost(name, plan, seen)
         total.label = chapter
         out.append(total)
     return out
@@ -106,7 +120,7 @@ def chapter_costs(scale: str, experiment: str | None = None) -> list:
 def measure_tflops(device, run) -> float:
     """Effective TFLOP/s of this device on ``run``'s network: a few timed training steps at its batch size and
     precision (seconds; once per process and network)."""
-    return _step_tflops(str(pick(device)), run.model, run.train.batch_size, run.train.precision)
+    return _step_tflops(str(device), run.model, run.train.batch_size, run.train.precision)
 
 
 @lru_cache(maxsize=None)
@@ -137,17 +151,18 @@ def _step_tflops(device: str, model_cfg, batch_size: int, precision: str, steps:
     return 3 * sum(block_flops(model_cfg)) * batch_size / seconds / 1e12
 
 
-def representative_run(name: str, scale: str):
+def representative_run(name: str, scale):
     """The training run whose network times an experiment: its first run, or for an analysis the scale's VGG."""
-    runs = get_experiment(name).runs(get_scale(scale))
-    return runs[0] if runs else vgg_run(get_scale(scale), "batch", 0.1, 0)
+    scale = get_scale(scale)
+    runs = get_experiment(name).runs(scale)
+    return runs[0] if runs else vgg_run(scale, "batch", 0.1, 0)
 
 
-def suite_cost(scale: str) -> Cost:
+def suite_cost(plan: RunPlan) -> Cost:
     """Every chapter in order with one run store: each run shared by chapters is counted once."""
     seen, total = set(), Cost("total")
     for name in dict.fromkeys(n for names in CHAPTERS.values() for n in names):
-        total = total + experiment_cost(name, scale, seen)
+        total = total + experiment_cost(name, plan, seen)
     return total
 
 
@@ -165,19 +180,19 @@ def format_costs(costs: list, scale: str, tflops: float, block_ms: float = BLOCK
     return "\n".join(lines)
 
 
-def plan(name: str, scale: str, tflops: float | None = None, device=None) -> tuple[str, float]:
-    """(text, minutes): what a live run of ``name`` at ``scale`` will do and take on this device, with a warning
+def preview(name: str, plan: RunPlan, tflops: float | None = None) -> tuple[str, float]:
+    """(text, minutes): what a live run of ``name`` with ``plan`` will do and take on its device, with a warning
     and the cheaper alternative when it is longer than :data:`WARN_MINUTES`."""
-    cost = experiment_cost(name, scale)
+    cost, scale = experiment_cost(name, plan), plan.scale.name
     if tflops is None:
-        tflops = measure_tflops(device, representative_run(name, scale)) if cost.parts else 1.0
+        tflops = measure_tflops(plan.device, representative_run(name, plan.scale)) if cost.parts else 1.0
     minutes = cost.minutes(tflops)
     todo = cost.runs - cost.stored
     unit, label = (1e15, "PFLOP") if cost.flops >= 1e15 else (1e12, "TFLOP") if cost.flops >= 1e12 else (1e9, "GFLOP")
     size = f"{cost.flops / unit:.3g} {label}"
     took = f"{minutes:.1f} min" if minutes >= 1 else f"{minutes * 60:.0f} s"
     text = (f"Plan: {name} at {scale} scale: {todo} of {cost.runs} run(s) to compute, {cost.stored} reused from "
-            f"the run store ({store.runs_dir()}); {size}, about {took} on this device ({tflops:.2g} TFLOP/s).")
+            f"the run store ({plan.store.runs}); {size}, about {took} on this device ({tflops:.2g} TFLOP/s).")
     if minutes > WARN_MINUTES:
         cheaper = "colab" if scale in ("paper", "paper_fmnist") else "smoke"
         text += (f"\nWARNING: this is longer than {WARN_MINUTES:.0f} minutes. For a shorter run set SCALE = "
@@ -187,8 +202,8 @@ def plan(name: str, scale: str, tflops: float | None = None, device=None) -> tup
 
 
 def main(argv=None) -> int:
-    import argparse
-    from .config import SCALES
+    """``python -m bnlab estimate``: an edge, like ``python -m bnlab`` (the run store and device from the
+    environment, through ``bnlab.plan``)."""
     parser = argparse.ArgumentParser(prog="python -m bnlab estimate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", default="colab", choices=SCALES)
     parser.add_argument("--tflops", type=float, default=None,
@@ -199,13 +214,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.tflops is not None and not args.tflops > 0:
         parser.error("--tflops must be > 0, e.g. 4.5 for a Colab T4 in fp32")
+    plan = RunPlan.from_env(scale=args.scale)
     if args.tflops is None:
-        run = representative_run(args.experiment or "bn_vs_standard", args.scale)
-        args.tflops = measure_tflops(None, run)
+        run = representative_run(args.experiment or "bn_vs_standard", plan.scale)
+        args.tflops = measure_tflops(plan.device, run)
         print(f"measured on this device: {args.tflops:.3g} TFLOP/s in training steps of the {args.scale}-scale "
               f"{run.model.arch} (width {run.model.width:g}, batch {run.train.batch_size})")
     tflops = args.tflops
-    costs = chapter_costs(args.scale, args.experiment)
-    total = costs[0] if args.experiment else suite_cost(args.scale)
+    costs = chapter_costs(plan, args.experiment)
+    total = costs[0] if args.experiment else suite_cost(plan)
     print(format_costs(costs, args.scale, tflops, args.block_ms, total))
     return 0

@@ -1,77 +1,13 @@
-"""The registry: each experiment (a figure of the paper, or a check) -> the runs that produce it.
-
-Settings come from ``paper-spec.md`` (section numbers in the comments); ``[ours]`` marks our choices
-where the paper is silent. Every VGG run of one scale carries the same probes, and every DLN run
-likewise, so a run shared by two figures (e.g. BN at lr 0.1) has one config hash and is trained once.
+"""The registry: each experiment (a figure of the paper, or a check) -> what produces it, either a grid of
+training runs of one network (built by ``bnlab.recipes``) or an analysis function (``bnlab.recipes.Analysis``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import (DataConfig, ModelConfig, ProbeConfig, RunConfig, Scale, TrainConfig, get_scale,
-                     n_layers, PAPER_SETTINGS)
-
-def vgg_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
-    """A VGG run at ``scale`` with the standard probe set (paper-spec sections 2.1, 3, 5, 6)."""
-    in_ch = 1 if scale.dataset == "fashion_mnist" else 3
-    return RunConfig(
-        name=f"{norm}_lr{lr:g}",
-        model=ModelConfig(arch=PAPER_SETTINGS["vgg"]["arch"], norm=norm, width=scale.vgg_width, in_channels=in_ch),
-        data=DataConfig(scale.dataset, train_subset=scale.train_subset, test_subset=scale.test_subset),
-        train=TrainConfig(lr=lr, steps=scale.vgg_steps, batch_size=128, seed=seed, eval_every=scale.eval_every,
-                          precision=scale.train_precision),
-        probe=ProbeConfig(every=scale.probe_every,
-                          activation_layers=(2, 3, 9, 11, 13),   # layers the paper plots (Figs 1, 2, 6, 8)
-                          ics_layers=(5, 10),                    # Fig. 3a
-                          landscape=True, landscape_range=PAPER_SETTINGS["vgg"]["probe_range_x_lr"],
-                          landscape_points=8))                   # [ours] K = 8, log-spaced
-
-
-def dln_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
-    """A 25-layer deep linear network run (paper-spec sections 2.2, 3, Fig. 3b, 9, 10)."""
-    s = PAPER_SETTINGS["dln"]
-    return RunConfig(
-        name=f"{norm}_lr{lr:g}",
-        model=ModelConfig(arch="dln", norm=norm, dln_depth=s["depth"], dln_dim=s["dim"]),
-        data=DataConfig("dln_synthetic", dln_samples=s["samples"], dln_dim=s["dim"]),
-        train=TrainConfig(lr=lr, steps=scale.dln_steps, batch_size=s["samples"], seed=seed, precision="fp64",
-                          eval_every=scale.dln_steps),
-        probe=ProbeConfig(every=scale.dln_probe_every, activation_layers=(1, 11, 24), ics_layers=(9, 17),
-                          landscape=True, landscape_range=s["probe_range_x_lr"], landscape_points=8))
-
-
-# [ours] Bjorck et al. (2018) train a ResNet-110 on CIFAR-10; at cpu scale a ResNet-56 at a quarter of the width
-# (channels 4, 8, 16) is the deepest that fits. Depth matters: without BN the initial output grows with depth
-# (chapter 08_bjorck shows it), which is the effect Bjorck et al. build on.
-RESNET_SIZES = {"paper": dict(depth=110, width=1.0), "colab": dict(depth=56, width=0.5), "cpu": dict(depth=56, width=0.25),
-                "smoke": dict(depth=8, width=0.25)}
-
-
-def resnet_run(scale: Scale, norm: str, lr: float, seed: int, depth: int | None = None) -> RunConfig:
-    """A CIFAR ResNet run for Bjorck et al.'s learning-rate sweep (paper-spec section 11.3), the VGG's data and
-    length at ``scale``; layer-input statistics of the stem, a middle and the last residual block. ``depth``
-    overrides the scale's depth (its width is kept)."""
-    in_ch = 1 if scale.dataset == "fashion_mnist" else 3
-    sizes = dict(RESNET_SIZES[scale.size_key])
-    if depth is not None:
-        sizes["depth"] = depth
-    model = ModelConfig(arch="resnet", norm=norm, in_channels=in_ch, **sizes)
-    last = n_layers(model) - 1
-    return RunConfig(
-        name=f"resnet{model.depth}_{norm}_lr{lr:g}",
-        model=model,
-        data=DataConfig(scale.dataset, train_subset=scale.train_subset, test_subset=scale.test_subset),
-        train=TrainConfig(lr=lr, steps=scale.vgg_steps, batch_size=128, seed=seed, eval_every=scale.eval_every,
-                          precision=scale.train_precision),
-        probe=ProbeConfig(every=scale.probe_every, activation_layers=(1, (last + 1) // 2, last)))
-
-
-def resnet20_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
-    """The same ResNet at depth 20, shallow enough that its output does not explode at initialisation without BN."""
-    return resnet_run(scale, norm, lr, seed, depth=20)
-
-
-RUN_BUILDERS = {"vgg": vgg_run, "dln": dln_run, "resnet": resnet_run, "resnet20": resnet20_run}
+from . import analyses, theory
+from .config import Scale, get_scale
+from .recipes import RUN_BUILDERS, Analysis
 
 
 @dataclass(frozen=True)
@@ -79,18 +15,33 @@ class Experiment:
     name: str
     figures: str
     description: str
-    network: str                  # a key of RUN_BUILDERS, or "none" (an analysis, not a set of training runs)
+    network: str = ""             # a key of RUN_BUILDERS for a grid of training runs; "" for an analysis
     grid: tuple = ()              # (norm, lr, all_seeds): all_seeds False = first seed only [ours, for cost]
-    compute: str = ""             # for network "none": "module:function" taking (scale, device) -> arrays
-    dataset: str = "fashion_mnist"  # for network "none": the data the analysis reads
+    analysis: Analysis | None = None
 
-    def runs(self, scale) -> list:
-        scale = get_scale(scale) if isinstance(scale, str) else scale
-        if self.network == "none":
+    def __post_init__(self):
+        if (self.analysis is None) == (self.network == ""):
+            raise ValueError(f"experiment {self.name!r}: give a network and a grid, or an analysis")
+        if self.network and self.network not in RUN_BUILDERS:
+            raise ValueError(f"experiment {self.name!r}: unknown network {self.network!r}; one of {list(RUN_BUILDERS)}")
+
+    @property
+    def dataset(self) -> str:
+        """The data an analysis reads (a grid's runs name their own)."""
+        return self.analysis.dataset if self.analysis is not None else ""
+
+    def runs(self, scale: Scale | str) -> list:
+        """The training runs of a grid at ``scale`` (none for an analysis: it trains its own, see its config)."""
+        scale = get_scale(scale)
+        if self.analysis is not None:
             return []
         make = RUN_BUILDERS[self.network]
         return [make(scale, norm, lr, seed) for norm, lr, all_seeds in self.grid
                 for seed in (scale.seeds if all_seeds else scale.seeds[:1])]
+
+    def config_hash(self, scale: Scale | str) -> str:
+        """An analysis's sized config hash at ``scale`` (what its stored and cached results are checked against)."""
+        return self.analysis.config_hash(get_scale(scale))
 
 
 EXPERIMENTS = {e.name: e for e in (
@@ -116,12 +67,11 @@ EXPERIMENTS = {e.name: e for e in (
                tuple((n, 0.1, n in ("none", "batch")) for n in ("none", "batch", "l1", "l2", "linf"))),
     Experiment("lp_dln", "Fig. 5b, 13", "l_p normalisations beside BatchNorm, deep linear network", "dln",
                tuple((n, 1e-6, n in ("none", "batch")) for n in ("none", "batch", "l1", "l2", "linf"))),
-    Experiment("theory", "Sec. 4", "numerical checks of Theorems 4.1, 4.2, 4.4 and Lemma 4.5", "none",
-               compute="bnlab.theory:run_checks"),
+    Experiment("theory", "Sec. 4", "numerical checks of Theorems 4.1, 4.2, 4.4 and Lemma 4.5", analysis=theory.THEORY),
     # ---- beyond the paper (book/08_bjorck, book/09_smoothness); every setting here is [ours] unless a source is named ----
     # Bjorck et al. 2018, paper-spec.md 11.3: each network at its "normal" lr (BN 0.1, standard 1e-4)
     Experiment("bjorck_step_size", "Bjorck, rel. loss", "relative loss after one step vs step size, first "
-               "mini-batches (Bjorck et al.), VGG", "none", compute="bnlab.beyond:step_size", dataset="fashion_mnist"),
+               "mini-batches (Bjorck et al.), VGG", analysis=analyses.STEP_SIZE),
     # Bjorck et al. 2018, Fig. 1: a ResNet at lrs 0.0001, 0.003, 0.1 with and without BN
     Experiment("bjorck_lr_sweep", "Bjorck, Fig. 1", "ResNet with and without BatchNorm at three learning rates "
                "(Bjorck et al.)", "resnet", tuple((n, lr, False) for n in ("none", "batch") for lr in (1e-4, 3e-3, 0.1))),
@@ -130,12 +80,11 @@ EXPERIMENTS = {e.name: e for e in (
                "whose output does not explode at initialisation", "resnet20",
                tuple((n, lr, lr == 0.1) for n in ("none", "batch") for lr in (1e-4, 3e-3, 0.1))),
     Experiment("bjorck_step_size_resnet", "Bjorck, rel. loss", "relative loss after one step vs step size, first "
-               "mini-batches (Bjorck et al.), ResNet", "none", compute="bnlab.beyond:step_size_resnet",
-               dataset="fashion_mnist"),
+               "mini-batches (Bjorck et al.), ResNet", analysis=analyses.STEP_SIZE_RESNET),
     Experiment("sharpness", "beyond", "top Hessian eigenvalue during training, next to effective beta and 2/lr",
-               "none", compute="bnlab.beyond:sharpness", dataset="fashion_mnist"),
+               analysis=analyses.SHARPNESS),
     Experiment("loss_surface", "Li et al. 2-D", "2-D loss surface around a trained VGG, filter-normalised "
-               "directions (Li et al.)", "none", compute="bnlab.beyond:surface", dataset="fashion_mnist"),
+               "directions (Li et al.)", analysis=analyses.SURFACE),
     Experiment("confounders", "beyond", "LayerNorm, GroupNorm and a fixed rescaling beside BatchNorm, VGG", "vgg",
                tuple((n, 0.1, n in ("none", "batch")) for n in ("none", "batch", "layer", "group", "rescaled"))),
 )}

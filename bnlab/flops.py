@@ -11,8 +11,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from .config import ModelConfig, RunConfig, config_hash, get_scale
-from .experiments import EXPERIMENTS
+from .config import ModelConfig, RunConfig
 from .models import construct
 
 
@@ -106,15 +105,6 @@ def times_due(every: int, steps: int) -> int:
 TEST_SET_SIZE = {"cifar10": 10_000, "fashion_mnist": 10_000}
 
 
-def unique_runs(scale_name: str) -> list:
-    """Every registered experiment's runs at ``scale_name``, each once (runs shared by figures have one hash)."""
-    unique = {}
-    for exp in EXPERIMENTS.values():
-        for run in exp.runs(get_scale(scale_name)):
-            unique.setdefault(config_hash(run), run)
-    return list(unique.values())
-
-
 def evaluated_images(run) -> int:
     """Test images a run's evaluations forward in all (every ``eval_every`` steps and at the last step)."""
     t = run.train
@@ -136,18 +126,4 @@ def run_flops(run: RunConfig) -> dict:
     out = {"train": float(step * t.steps), "probes": float(step * n_probe * extra), "eval": float(evaluation)}
     out["tf32_eligible"] = float(step * (t.steps - n_probe) + evaluation) if t.precision == "tf32" else 0.0
     out["total"] = out["train"] + out["probes"] + out["eval"]
-    return out
-
-
-def suite_flops(scale_name: str) -> dict:
-    """FLOPs of every registered experiment's unique VGG and ResNet runs at ``scale_name`` (:func:`run_flops`),
-    and how many of them a run of precision "tf32" may take in TF32. The deep linear network's are negligible."""
-    out = {"train": 0.0, "eval": 0.0, "probes": 0.0, "tf32_eligible": 0.0}
-    for run in unique_runs(scale_name):
-        if run.model.arch == "dln":
-            continue
-        for k, v in run_flops(run).items():
-            if k != "total":
-                out[k] += v
-    out["total"] = out["train"] + out["eval"] + out["probes"]
     return out

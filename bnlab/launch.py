@@ -19,10 +19,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import store
-from .config import config_hash, get_scale
+from .config import config_hash
 from .experiments import get as get_experiment
+from .plan import RunPlan
 from .runner import compute, reproduce, run_one
+from .store import atomic_json, pid_alive
 
 LAUNCHERS = ("local", "slurm")
 # submitit job states that mean "not over yet" (queued, running, or coming back after a requeue)
@@ -58,10 +59,11 @@ class ClusterOptions:
             raise ValueError("gpus_per_job must be >= 0, time_min >= 1 and cpus_per_job >= 1")
 
 
-def executor(opts: ClusterOptions):
-    """The submitit executor for ``opts`` (the local one runs jobs as processes on this machine)."""
+def executor(opts: ClusterOptions, plan: RunPlan):
+    """The submitit executor for ``opts`` (the local one runs jobs as processes on this machine); its logs go to
+    ``opts.folder``, by default next to the plan's run store."""
     submitit = _submitit()
-    folder = opts.folder or str(store.runs_dir().parent / "submitit")
+    folder = opts.folder or str(plan.home / "submitit")
     if opts.launcher == "local":
         ex = submitit.LocalExecutor(folder)
         ex.update_parameters(timeout_min=opts.time_min, gpus_per_node=opts.gpus_per_job)
@@ -87,11 +89,15 @@ class RunJob:
     """One training run as a submitit job. ``checkpoint`` (called by submitit on preemption or time-out) requeues
     the same call: the run's own checkpoint in the store, written as the job is stopped, makes it resume."""
 
-    def __init__(self, cfg_dict: dict):
-        self.cfg_dict = cfg_dict
+    def __init__(self, cfg_dict: dict, plan: RunPlan):
+        self.cfg_dict, self.plan = cfg_dict, plan
+
+    def on_node(self) -> RunPlan:
+        """The plan as the job runs it: the device picked on the node it landed on, no progress bars in the log."""
+        return self.plan.with_(device=None, progress=False)
 
     def __call__(self) -> dict:
-        run, reused = run_one(self.cfg_dict, progress=False)
+        run, reused = run_one(self.cfg_dict, self.on_node())
         return {"config_hash": config_hash(self.cfg_dict), "status": run.status, "reused": reused}
 
     def checkpoint(self, *args, **kwargs):
@@ -99,13 +105,13 @@ class RunJob:
 
 
 class AnalysisJob(RunJob):
-    """An analysis experiment (network "none") as one job; it stores its result with the store's analyses."""
+    """An analysis experiment as one job; it stores its result with the store's analyses."""
 
-    def __init__(self, experiment: str, scale: str):
-        self.experiment, self.scale = experiment, scale
+    def __init__(self, experiment: str, plan: RunPlan):
+        self.experiment, self.plan = experiment, plan
 
     def __call__(self) -> dict:
-        res = compute(self.experiment, self.scale, progress=False)
+        res = compute(self.experiment, self.on_node())
         return {"experiment": self.experiment, "reused": bool(res.reused)}
 
 
@@ -117,64 +123,63 @@ class Work:
     key: str
     job: object
 
-    @property
-    def stored(self) -> bool:
+    def stored(self, plan: RunPlan) -> bool:
         if isinstance(self.job, AnalysisJob):
-            return store.has_analysis(self.job.experiment, self.job.scale)
-        return store.has_run(self.key)
+            return plan.store.has_analysis(self.job.experiment, self.key.rsplit("-", 1)[1])
+        return plan.store.has_run(self.key)
 
 
-def work_for(names, scale: str) -> list:
-    """The unique work of the experiments ``names`` at ``scale`` (a run shared by two experiments is one job)."""
+def work_for(names, plan: RunPlan) -> list:
+    """The unique work of the experiments ``names`` at the plan's scale (a run shared by two experiments is one
+    job); an analysis is keyed by its name and sized config hash."""
     out, seen = [], set()
-    sc = get_scale(scale)
     for name in names:
         exp = get_experiment(name)
-        if exp.network == "none":
-            key = f"{name}-{sc.name}-{store.source_hash()}"
+        if exp.analysis is not None:
+            key = f"{name}-{exp.config_hash(plan.scale)}"
             if key not in seen:
                 seen.add(key)
-                out.append(Work(key, AnalysisJob(name, sc.name)))
+                out.append(Work(key, AnalysisJob(name, plan)))
             continue
-        for cfg in exp.runs(sc):
+        for cfg in exp.runs(plan.scale):
             if cfg.hash not in seen:
                 seen.add(cfg.hash)
-                out.append(Work(cfg.hash, RunJob(cfg.to_dict())))
+                out.append(Work(cfg.hash, RunJob(cfg.to_dict(), plan)))
     return out
 
 
-def _marker(key: str) -> Path:
-    return store.runs_dir() / "jobs" / f"{key}.json"
+def _marker(plan: RunPlan, key: str) -> Path:
+    return plan.store.runs / "jobs" / f"{key}.json"
 
 
-def in_flight(key: str) -> bool:
+def in_flight(plan: RunPlan, key: str) -> bool:
     """Whether the work ``key`` is being done now: its store claim is live, or the job submitted for it is still
     queued or running (Slurm: by the scheduler's state; local: its controller process is alive on this host)."""
-    if store.claim_holder(key) is not None:
+    if plan.store.claim_holder(key) is not None:
         return True
     try:
-        job = json.loads(_marker(key).read_text())
+        job = json.loads(_marker(plan, key).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return False
     if job["launcher"] == "local":
-        return job["host"] == socket.gethostname() and store.pid_alive(int(job["job_id"]))
+        return job["host"] == socket.gethostname() and pid_alive(int(job["job_id"]))
     state = _submitit().SlurmJob(job["folder"], job["job_id"]).state
     return state.upper() in ACTIVE_STATES
 
 
-def submit(names, scale: str, opts: ClusterOptions, ex=None) -> dict:
+def submit(names, plan: RunPlan, opts: ClusterOptions, ex=None) -> dict:
     """Submit every unit of work not stored and not in flight; returns {"submitted": {key: job}, "in_flight": [keys],
     "stored": [keys]}. Each submission is recorded under ``runs/jobs/`` so later commands see it in flight."""
-    ex = ex if ex is not None else executor(opts)
+    ex = ex if ex is not None else executor(opts, plan)
     out = {"submitted": {}, "in_flight": [], "stored": []}
-    for w in work_for(names, scale):
-        if w.stored:
+    for w in work_for(names, plan):
+        if w.stored(plan):
             out["stored"].append(w.key)
-        elif in_flight(w.key):
+        elif in_flight(plan, w.key):
             out["in_flight"].append(w.key)
         else:
             job = ex.submit(w.job)
-            store.atomic_json(_marker(w.key), {"launcher": opts.launcher, "job_id": str(job.job_id),
+            atomic_json(_marker(plan, w.key), {"launcher": opts.launcher, "job_id": str(job.job_id),
                                                "folder": str(job.paths.folder), "host": socket.gethostname(),
                                                "submitted": time.time()})
             out["submitted"][w.key] = job
@@ -194,27 +199,27 @@ def wait(jobs: dict, poll_s: float = 2.0) -> dict:
     return failed
 
 
-def missing(names, scale: str) -> list:
-    return [w.key for w in work_for(names, scale) if not w.stored]
+def missing(names, plan: RunPlan) -> list:
+    return [w.key for w in work_for(names, plan) if not w.stored(plan)]
 
 
-def assemble(names, scale: str, out=None) -> list:
+def assemble(names, plan: RunPlan, out=None) -> list:
     """Each experiment's result from the stored runs, saved as a local ``reproduce`` saves it; an error naming the
     runs still missing (rerun the same command to submit them) if any is."""
-    absent = missing(names, scale)
+    absent = missing(names, plan)
     if absent:
         raise RuntimeError(f"{len(absent)} run(s) are not in the run store yet ({', '.join(absent[:5])}"
                            f"{', ...' if len(absent) > 5 else ''}): they are in flight, or their job died. Run the "
                            "same command again: it submits what is neither stored nor in flight, and assembles "
                            "once everything is stored.")
-    return [reproduce(name, scale, out=out, progress=False) for name in names]
+    return [reproduce(name, plan.with_(progress=False), out=out) for name in names]
 
 
-def launch(names, scale: str, opts: ClusterOptions, wait_for_jobs: bool = True, out=None, log=print) -> list:
+def launch(names, plan: RunPlan, opts: ClusterOptions, wait_for_jobs: bool = True, out=None, log=print) -> list:
     """Submit what is missing; with ``wait_for_jobs``, wait and assemble. Returns the assembled results (or [])."""
-    sub = submit(names, scale, opts)
+    sub = submit(names, plan, opts)
     log(f"{len(sub['submitted'])} job(s) submitted ({opts.launcher}), {len(sub['in_flight'])} in flight, "
-        f"{len(sub['stored'])} already in the run store ({store.runs_dir()})")
+        f"{len(sub['stored'])} already in the run store ({plan.store.runs})")
     if not wait_for_jobs:
         if sub["submitted"] or sub["in_flight"]:
             log("not waiting: run the same command again to assemble once the jobs have finished")
@@ -222,6 +227,6 @@ def launch(names, scale: str, opts: ClusterOptions, wait_for_jobs: bool = True, 
     failed = wait(sub["submitted"])
     for key, why in failed.items():
         log(f"job for {key} ended without its run: {why}")
-    while sub["in_flight"] and any(in_flight(k) for k in sub["in_flight"]):
+    while sub["in_flight"] and any(in_flight(plan, k) for k in sub["in_flight"]):
         time.sleep(5.0)      # someone else's jobs: wait until they are done too
-    return assemble(names, scale, out=out)
+    return assemble(names, plan, out=out)

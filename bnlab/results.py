@@ -18,6 +18,7 @@ import numpy as np
 from . import __version__, store
 from .config import SCALES, config_hash, diff_configs, get_scale
 from .experiments import get as get_experiment
+from .records import Run
 from .store import source_hash
 
 CACHED_DIR = Path(__file__).parent / "cached"
@@ -34,36 +35,6 @@ class CachedResultMissing(FileNotFoundError):
 
 
 @dataclass
-class Run:
-    """One run inside a result: its config, status and arrays."""
-
-    config: dict
-    status: str
-    diverged_step: int | None
-    arrays: dict
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.config["name"]
-
-    @property
-    def norm(self) -> str:
-        return self.config["model"]["norm"]
-
-    @property
-    def lr(self) -> float:
-        return self.config["train"]["lr"]
-
-    @property
-    def seed(self) -> int:
-        return self.config["train"]["seed"]
-
-    def __getitem__(self, key):
-        return self.arrays[key]
-
-
-@dataclass
 class Result:
     """An experiment's runs (or, for checks, arrays) and the provenance of how they were made."""
 
@@ -74,6 +45,7 @@ class Result:
     arrays: dict = field(default_factory=dict)
     source: str = "live"                # "cached" or "live"
     reused: int = 0                     # live: how many of its runs (or, for an analysis, 1) the run store held
+    store_dir: str = ""                 # live: the run store it was computed in
 
     def select(self, norm=None, lr=None, seed=None) -> list:
         return [r for r in self.runs if (norm is None or r.norm == norm) and (lr is None or r.lr == lr)
@@ -90,7 +62,7 @@ class Result:
             what, tail = "Cached result", " Set BNLAB_MODE=live to recompute."
         elif self.reused >= n:
             what, tail = "Live result, reused from the run store", f" All {n} run(s) were computed earlier " \
-                f"({store.runs_dir()}); delete them there to recompute."
+                f"({self.store_dir}); delete them there to recompute."
         else:
             what = "Live result"
             tail = f" {self.reused} of {n} runs reused from the run store." if self.reused else ""
@@ -159,8 +131,17 @@ def shipped_scales(experiment: str) -> list:
 def check_config(result: Result) -> None:
     """Raise :class:`CachedResultMismatch` when the stored runs differ from what the registry asks for."""
     exp = get_experiment(result.experiment)
-    if exp.network == "none":
-        return
+    if exp.analysis is not None:
+        wanted = exp.analysis.config(get_scale(result.scale))
+        have = result.provenance.get("config")
+        if have is not None and config_hash(have) == config_hash(wanted):
+            return
+        detail = ("it records no sized config (made before analyses were hashed)" if have is None else
+                  "differing fields: " + ", ".join(sorted(diff_configs(wanted, have))))
+        raise CachedResultMismatch(
+            f"the cached result for {result.experiment!r} at scale {result.scale!r} was made with other settings "
+            f"({detail}). Recompute it with `python -m bnlab reproduce {result.experiment} --scale {result.scale}` "
+            f"or set BNLAB_MODE=live.")
     wanted = [c.to_dict() for c in exp.runs(result.scale)]
     have = [r.config for r in result.runs]
     if [config_hash(c) for c in wanted] == [config_hash(c) for c in have]:

@@ -7,7 +7,6 @@ same config, and the second one reuses the first one's result.
 """
 from __future__ import annotations
 
-import importlib
 import multiprocessing as mp
 import os
 import time
@@ -15,35 +14,29 @@ from pathlib import Path
 
 import torch
 
-from . import device as devices, store
-from .config import config_hash, from_dict, get_scale
-from .device import describe, pick, strict_fp32
-from .engine import EngineOptions
-from .estimate import plan
+from .config import config_hash, from_dict
+from .device import describe, has_gpu, strict_fp32
+from .estimate import preview
 from .experiments import get as get_experiment
+from .plan import RunPlan
 from .results import CACHED_DIR, PRECISION_NAMES, Result, Run, load, provenance, save, write_manifest
 from .train import progress_bar, train
 
 
-def run_one(cfg_dict: dict, device=None, progress=None) -> tuple[Run, bool]:
-    """Train one run, or reuse a finished run with the same config hash from the run store: (the run, whether it
-    was reused). While it trains, the run's store claim keeps every other process from training it too."""
-    cfg = from_dict(cfg_dict)
+def run_one(cfg_dict: dict, plan: RunPlan) -> tuple[Run, bool]:
+    """Train one run, or reuse a finished run with the same config hash from the plan's run store: (the run,
+    whether it was reused). While it trains, the run's store claim keeps every other process from training it too."""
+    cfg, store = from_dict(cfg_dict), plan.store
     h = config_hash(cfg)
     stored = store.load_run(h)
     if stored is None:
         with store.claim(h):                    # waits while another live process trains this config
             stored = store.load_run(h)
             if stored is None:
-                dev = pick(device)
-                res = train(cfg, device=dev, progress=progress, checkpoint=store.checkpoint_path(h))
-                meta = {"config": cfg.to_dict(), "status": res.status, "diverged_step": res.diverged_step,
-                        "meta": {"wall_s": round(res.wall_s, 2), "steps_per_s": round(res.meta["steps_per_s"], 2),
-                                 "engine": res.meta["engine"], "resumed_at_step": res.meta["resumed_at_step"],
-                                 "device": str(dev),
-                                 "device_name": describe(dev)["device_name"]}}
-                store.save_run(h, meta, res.arrays)
-                return Run(meta["config"], res.status, res.diverged_step, res.arrays, meta["meta"]), False
+                run = train(cfg, plan, checkpoint=store.checkpoint_path(h))
+                store.save_run(h, {"config": run.config, "status": run.status, "diverged_step": run.diverged_step,
+                                   "meta": run.meta}, run.arrays)
+                return run, False
     meta, arrays = stored
     return Run(meta["config"], meta["status"], meta["diverged_step"], arrays, meta["meta"]), True
 
@@ -63,18 +56,18 @@ def worker_devices(device: torch.device, jobs: int, visible: int | None = None) 
 _WORKER = {}
 
 
-def _init_worker(devices, counter, threads):
-    """Pool initializer: take the next device of the round robin, split the CPU threads."""
+def _init_worker(plan, devices, counter, threads):
+    """Pool initializer: this worker's plan takes the next device of the round robin, without progress bars (the
+    parent's bar counts the runs); the CPU threads are split."""
     with counter.get_lock():
         index = counter.value
         counter.value += 1
-    _WORKER["device"] = devices[index % len(devices)]
+    _WORKER["plan"], _WORKER["device"] = plan, devices[index % len(devices)]
     torch.set_num_threads(threads)
-    os.environ["BNLAB_PROGRESS"] = "0"
 
 
 def _worker(cfg_dict):
-    return run_one(cfg_dict, device=_WORKER["device"], progress=False)
+    return run_one(cfg_dict, _WORKER["plan"].with_(device=_WORKER["device"], progress=False))
 
 
 def _device_summary(runs: list, fallback: str) -> str:
@@ -84,36 +77,38 @@ def _device_summary(runs: list, fallback: str) -> str:
 
 
 # ---- experiments ----------------------------------------------------------------------------------
-def _compute_analysis(experiment: str, scale: str, dev, progress) -> Result:
-    """An analysis experiment, or its result from the run store if these sources computed it before."""
-    stored = store.load_analysis(experiment, scale)
+def _compute_analysis(exp, plan: RunPlan) -> Result:
+    """An analysis experiment, or its result from the run store if these sources computed it, sized alike, before.
+    Its provenance records the sized config it ran (``config``, ``config_hash``)."""
+    scale, config = plan.scale, exp.analysis.config(plan.scale)
+    key = config_hash(config)
+    stored = plan.store.load_analysis(exp.name, key)
     if stored is not None:
         prov, arrays = stored
-        return Result(experiment, scale, prov, [], arrays, "live", reused=1)
-    exp = get_experiment(experiment)
-    module, function = exp.compute.split(":")
+        return Result(exp.name, scale.name, prov, [], arrays, "live", reused=1, store_dir=str(plan.store.runs))
     t0 = time.perf_counter()
-    arrays = getattr(importlib.import_module(module), function)(scale, device=dev, progress=progress)
+    arrays = exp.analysis.compute(scale, plan)
     precision = str(arrays.pop("precision", "fp64")) if "precision" in arrays else "fp64"
-    prov = provenance(experiment, scale, exp.dataset, describe(dev), time.perf_counter() - t0, precision)
-    store.save_analysis(experiment, scale, prov, arrays)
-    return Result(experiment, scale, prov, [], arrays, "live")
+    prov = provenance(exp.name, scale.name, exp.dataset, describe(plan.device), time.perf_counter() - t0, precision)
+    prov.update(config=config, config_hash=key, engine=plan.engine.describe())
+    plan.store.save_analysis(exp.name, key, prov, arrays)
+    return Result(exp.name, scale.name, prov, [], arrays, "live", store_dir=str(plan.store.runs))
 
 
-def compute(experiment: str, scale: str, device=None, jobs: int = 1, progress=None) -> Result:
-    """Run every run of ``experiment`` at ``scale`` (in ``jobs`` processes if > 1, spread over the visible GPUs)
-    and collect them; runs the run store holds are reused. One progress bar counts the runs (done of N, ETA)
-    above each run's own bar."""
-    exp, sc = get_experiment(experiment), get_scale(scale)
-    dev = pick(device)
+def compute(experiment: str, plan: RunPlan) -> Result:
+    """Run every run of ``experiment`` at the plan's scale (in ``plan.jobs`` processes if > 1, spread over the
+    visible GPUs) and collect them; runs the run store holds are reused. One progress bar counts the runs (done of
+    N, ETA) above each run's own bar."""
+    exp, store, jobs, dev = get_experiment(experiment), plan.store, plan.jobs, torch.device(plan.device)
     strict_fp32()       # what every run sets; done here too so the provenance reports it
     store.ensure_writable()
     store.remove_stale_temps()
-    if exp.network == "none":
-        return _compute_analysis(experiment, scale, dev, progress)
-    configs = [c.to_dict() for c in exp.runs(sc)]
+    if exp.analysis is not None:
+        return _compute_analysis(exp, plan)
+    scale = plan.scale.name
+    configs = [c.to_dict() for c in exp.runs(plan.scale)]
     stored = sum(store.has_run(config_hash(c)) for c in configs)
-    bar = progress_bar(len(configs), f"{experiment}: runs", progress, leave=True, initial=stored)
+    bar = progress_bar(len(configs), f"{experiment}: runs", plan.progress, leave=True, initial=stored)
     runs = []
 
     def collect(item):
@@ -128,7 +123,7 @@ def compute(experiment: str, scale: str, device=None, jobs: int = 1, progress=No
         workers = min(jobs, len(configs))
         threads = max(1, torch.get_num_threads() // workers)
         ctx = mp.get_context("spawn")
-        with ctx.Pool(workers, _init_worker, (worker_devices(dev, workers), ctx.Value("i", 0), threads)) as pool:
+        with ctx.Pool(workers, _init_worker, (plan, worker_devices(dev, workers), ctx.Value("i", 0), threads)) as pool:
             for item in pool.imap(_worker, configs, chunksize=1):
                 collect(item)
         done = [r for r, _ in runs]
@@ -136,23 +131,23 @@ def compute(experiment: str, scale: str, device=None, jobs: int = 1, progress=No
         info["device_name"] = f"{what} ({workers} processes x {threads} {'' if dev.type == 'cpu' else 'CPU '}threads)"
     else:
         for c in configs:
-            collect(run_one(c, dev, progress))
+            collect(run_one(c, plan))
         done = [r for r, _ in runs]
         info["device_name"] = _device_summary(done, info["device_name"])
     if bar is not None:
         bar.close()
-    info["engine"] = EngineOptions.from_env().describe()
+    info["engine"] = plan.engine.describe()
     wall = sum(r.meta.get("wall_s", 0.0) for r in done)
     precision = "; ".join(PRECISION_NAMES[p] for p in sorted({c["train"]["precision"] for c in configs}))
     return Result(experiment, scale, provenance(experiment, scale, configs[0]["data"]["dataset"], info, wall,
-                                                precision), done, {}, "live", reused=sum(r for _, r in runs))
+                                                precision), done, {}, "live", reused=sum(r for _, r in runs),
+                  store_dir=str(store.runs))
 
 
-def reproduce(experiment: str, scale: str = "cpu", out: Path | None = None, device=None, jobs: int = 1,
-              progress=None) -> Result:
-    """Compute ``experiment`` and save it: to ``out`` (e.g. ``bnlab/cached``) or the reader's run store."""
-    result = compute(experiment, scale, device, jobs, progress)
-    folder = Path(out) if out is not None else store.runs_dir() / "experiments"
+def reproduce(experiment: str, plan: RunPlan, out: Path | None = None) -> Result:
+    """Compute ``experiment`` and save it: to ``out`` (e.g. ``bnlab/cached``) or the plan's run store."""
+    result = compute(experiment, plan)
+    folder = Path(out) if out is not None else plan.store.runs / "experiments"
     save(result, folder)
     if Path(folder).resolve() == CACHED_DIR.resolve():
         write_manifest(CACHED_DIR)
@@ -161,27 +156,31 @@ def reproduce(experiment: str, scale: str = "cpu", out: Path | None = None, devi
 
 # ---- the one place that decides cached or live -------------------------------------------------
 def resolve_mode(mode: str | None = None) -> tuple[str, str]:
-    """(mode, why): the argument, else ``$BNLAB_MODE``, else auto (live with a GPU, cached without)."""
-    chosen = mode or os.environ.get("BNLAB_MODE") or "auto"
+    """(mode, why): ``mode`` (the argument, else ``$BNLAB_MODE``, read by :func:`run`), else auto (live with a
+    GPU, cached without)."""
+    chosen = mode or "auto"
     if chosen not in ("auto", "cached", "live"):
         raise ValueError(f"mode must be 'cached', 'live' or 'auto', got {chosen!r}")
     if chosen == "auto":
-        return ("live", "a GPU is present") if devices.has_gpu() else ("cached", "no GPU is present")
+        return ("live", "a GPU is present") if has_gpu() else ("cached", "no GPU is present")
     return chosen, "asked for"
 
 
 def run(experiment: str, mode: str | None = None, scale: str | None = None, device=None, quiet=False) -> Result:
     """The result of ``experiment``: shipped (cached) or recomputed (live), and a banner saying which. A live run
-    first prints its plan (runs to do and reused, estimated minutes on this device)."""
-    mode, _ = resolve_mode(mode)
+    first prints its plan (runs to do and reused, estimated minutes on this device).
+
+    This is the notebooks' edge: the arguments, else ``$BNLAB_MODE``, ``$BNLAB_SCALE`` and the rest of the
+    environment (``bnlab.plan``), are read here, once."""
+    mode, _ = resolve_mode(mode or os.environ.get("BNLAB_MODE") or None)
     scale = scale or os.environ.get("BNLAB_SCALE") or None      # an empty variable means unset, as for BNLAB_MODE
     if mode == "cached":
         result = load(experiment, scale)
     else:
-        scale = get_scale(scale or ("colab" if devices.has_gpu() else "cpu")).name
+        plan = RunPlan.from_env(scale=scale, device=device)
         if not quiet:
-            print(plan(experiment, scale, device=device)[0], flush=True)
-        result = reproduce(experiment, scale, device=device)
+            print(preview(experiment, plan)[0], flush=True)
+        result = reproduce(experiment, plan)
     if not quiet:
         print(result.banner())
     return result

@@ -20,22 +20,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .config import DataConfig, Scale
+from .data import load_images
+from .recipes import Analysis
 from .train import progress_bar
 
 F64 = torch.float64
 
-# [ours] sizes: the paper has no experiment for Section 4, so every scale is our choice.
-THEORY_SCALES = {
-    # hidden units d, units checked U, batch sizes m, training steps, training batch, lr, train subset
-    "smoke": dict(hidden=32, units=16, batch_sizes=(8, 32, 128), steps=60, train_batch=64, lr=0.1,
-                  train_subset=1024),
-    "colab": dict(hidden=512, units=128, batch_sizes=(8, 32, 128, 512), steps=3000, train_batch=128, lr=0.1,
-                  train_subset=0),
-    "cpu": dict(hidden=128, units=64, batch_sizes=(8, 32, 128), steps=1000, train_batch=128, lr=0.1,
-                train_subset=10_000),
-    "paper": dict(hidden=512, units=128, batch_sizes=(8, 32, 128, 512), steps=3000, train_batch=128, lr=0.1,
-                  train_subset=0),
-}
 LEMMA45_SCALES = (1e-3, 0.5, 2.0, 1e3)   # factors a in BN((aW)x) = BN(Wx)
 
 # What run_checks returns. P = 2 phases (init, trained), M batch sizes, U checked units, d hidden units,
@@ -163,7 +154,7 @@ def network_loss(x: torch.Tensor, labels: torch.Tensor, p: Params, bn: bool = Tr
     return bn_loss_from_y(y, labels, p) if bn else head_loss(y, labels, p)
 
 
-def train(p: Params, data, steps: int, batch_size: int, lr: float, seed: int = 0, progress=False):
+def train_bn_network(p: Params, data, steps: int, batch_size: int, lr: float, seed: int = 0, progress=False):
     """Plain SGD on the BN network (W, gamma, beta, V, c); returns (trained Params, losses [steps])."""
     p = p.clone()
     params = [t.requires_grad_(True) for t in p.tensors()]
@@ -325,33 +316,28 @@ def _np(t) -> np.ndarray:
     return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
 
 
-def flops(scale: str) -> float:
+def flops(scale: Scale) -> float:
     """FLOPs of :func:`run_checks` at ``scale`` (in fp64), roughly: the training steps (3 forwards of the one-hidden-layer
     network each) and, per phase and checked batch, one backward per checked unit (counted as 3 forwards) [ours]."""
-    from .config import get_scale
-    cfg = THEORY_SCALES[get_scale(scale).size_key]
-    per_sample = 2 * (1024 * cfg["hidden"] + cfg["hidden"] * 10)
-    train_flops = 3 * per_sample * cfg["train_batch"] * cfg["steps"]
-    checks = 2 * 3 * per_sample * sum(cfg["batch_sizes"]) * cfg["units"]
+    cfg = scale.theory
+    per_sample = 2 * (1024 * cfg.hidden + cfg.hidden * 10)
+    train_flops = 3 * per_sample * cfg.train_batch * cfg.steps
+    checks = 2 * 3 * per_sample * sum(cfg.batch_sizes) * cfg.units
     return float(train_flops + checks)
 
 
-def run_checks(scale: str, device=None, progress=None) -> dict:
-    """All checks at ``scale`` (see ``bnlab.config.SCALES``): a flat dict of numpy arrays, keys and shapes in
-    :data:`KEYS`. Trains the BN network briefly (SGD) and checks it at initialisation and after training.
+def run_checks(scale: Scale, plan) -> dict:
+    """All checks at ``scale`` (sizes: ``scale.theory``, ours: the paper has no experiment for Section 4): a flat
+    dict of numpy arrays, keys and shapes in :data:`KEYS`. Trains the BN network briefly (SGD) and checks it at
+    initialisation and after training.
     """
-    from .config import DataConfig
-    from .data import load_images
-    from .device import pick
-
-    from .config import get_scale
-    cfg = THEORY_SCALES[get_scale(scale).size_key]        # raises a clear error for an unknown scale
-    dev = pick(device)
-    data = load_images(DataConfig("fashion_mnist", train_subset=cfg["train_subset"], test_subset=16), device=dev)
-    p0 = init_params(cfg["hidden"], seed=0, device=dev)
-    p1, losses = train(p0, data, cfg["steps"], cfg["train_batch"], cfg["lr"], seed=0, progress=progress)
-    units = list(range(cfg["units"]))
-    eval_batches = {m: next(data.batches(m, seed=1000 + m, dtype=F64)) for m in cfg["batch_sizes"]}
+    cfg, dev = scale.theory, plan.device
+    data = load_images(DataConfig("fashion_mnist", train_subset=cfg.train_subset, test_subset=16), device=dev,
+                       root=plan.data_dir)
+    p0 = init_params(cfg.hidden, seed=0, device=dev)
+    p1, losses = train_bn_network(p0, data, cfg.steps, cfg.train_batch, cfg.lr, seed=0, progress=plan.progress)
+    units = list(range(cfg.units))
+    eval_batches = {m: next(data.batches(m, seed=1000 + m, dtype=F64)) for m in cfg.batch_sizes}
 
     per = {}
     for phase in (p0, p1):
@@ -364,7 +350,7 @@ def run_checks(scale: str, device=None, progress=None) -> dict:
     out = {k: np.stack(v) for k, v in per.items()}
 
     # Lemma 4.5: scale invariance on the trained network (largest batch), distance identity W0 -> W*
-    x, labels = eval_batches[max(cfg["batch_sizes"])]
+    x, labels = eval_batches[max(cfg.batch_sizes)]
     out.update({f"lemma45_{k}": _np(v) for k, v in scale_invariance(p1, x, labels).items()})
     out["lemma45_scales"] = np.asarray(LEMMA45_SCALES, dtype=np.float64)
     out.update({f"lemma45_unit_{k}": _np(v) for k, v in lemma45_distance(p0.W, p1.W).items()})
@@ -376,9 +362,9 @@ def run_checks(scale: str, device=None, progress=None) -> dict:
         out["lemma45_loss_kWstar"] = _np(network_loss(x, labels, kW))
 
     out.update(
-        batch_sizes=np.asarray(cfg["batch_sizes"]), phase_steps=np.asarray([0, cfg["steps"]]),
-        units=np.asarray(units), hidden=np.asarray(cfg["hidden"]), lr=np.asarray(cfg["lr"]),
-        train_batch=np.asarray(cfg["train_batch"]), train_loss=losses,
+        batch_sizes=np.asarray(cfg.batch_sizes), phase_steps=np.asarray([0, cfg.steps]),
+        units=np.asarray(units), hidden=np.asarray(cfg.hidden), lr=np.asarray(cfg.lr),
+        train_batch=np.asarray(cfg.train_batch), train_loss=losses,
         thm41_max_relerr=np.asarray(out["thm41_relerr"].max()),
         thm41_printed_violations=np.asarray(out["thm41_printed_violated"].sum()),
         thm42_max_relerr=np.asarray(out["thm42_relerr"].max()),
@@ -388,5 +374,8 @@ def run_checks(scale: str, device=None, progress=None) -> dict:
     return out
 
 
-__all__ = ["KEYS", "Params", "init_params", "batch_norm", "head_loss", "bn_loss_from_y", "network_loss", "train",
-           "unit_checks", "lemma45_distance", "scale_invariance", "run_checks", "flops", "THEORY_SCALES"]
+THEORY = Analysis(run_checks, sizes=lambda scale: scale.theory, flops=flops,
+                  block_steps=lambda scale: 2 * scale.theory.steps)
+
+__all__ = ["KEYS", "Params", "init_params", "batch_norm", "head_loss", "bn_loss_from_y", "network_loss",
+           "train_bn_network", "unit_checks", "lemma45_distance", "scale_invariance", "run_checks", "flops", "THEORY"]

@@ -1,62 +1,40 @@
 """The training loop: plain SGD at the paper's settings, measurement probes every n steps.
 
-No host sync per step: losses and accuracies go into device tensors that are read every
-``sync_every`` steps, where divergence (a non-finite loss) is detected and recorded, not raised.
-An interrupted run keeps a checkpoint and resumes from it.
+:func:`train` is the step and the order of things; its collaborators each do one job: :class:`Checkpointer`
+(resume, save every n steps and on interruption), :class:`DivergenceMonitor` (losses stay on the device; the first
+non-finite step is found where the host syncs anyway, and recorded, not raised), :class:`Evaluator` (test loss and
+accuracy every ``eval_every`` steps) and the probes of ``bnlab.measure`` (ICS, landscape, activations, ...).
 """
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from . import data as data_mod
 from .config import RunConfig
-from .device import dtype_of, pick, set_tf32, strict_fp32
+from .device import describe, dtype_of, set_tf32, strict_fp32
+from .engine import Stepper
 from .measure import make_probes
-from .engine import EngineOptions, Stepper
 from .models import build
 from .norms import ActivationNoise
-from . import store
-from .store import atomic_write
+from .plan import RunPlan
+from .records import Run
+from .store import atomic_write, quarantine
 
 
-@dataclass
-class RunResult:
-    """One run's curves and measurements (numpy arrays) with its status."""
-
-    config: RunConfig
-    arrays: dict
-    status: str = "ok"               # "ok" | "diverged"
-    diverged_step: int | None = None
-    wall_s: float = 0.0
-    meta: dict = field(default_factory=dict)
-
-    def __getitem__(self, key):
-        return self.arrays[key]
-
-    @property
-    def final_test_acc(self) -> float:
-        acc = self.arrays.get("test_acc")
-        return float(acc[-1]) if acc is not None and len(acc) and np.isfinite(acc[-1]) else float("nan")
-
-
-def progress_bar(total: int, desc: str, enabled=None, leave: bool = False, initial: int = 0):
-    """A tqdm bar on stderr, or None when ``enabled`` is False (None: unless ``$BNLAB_PROGRESS`` is "0")."""
-    if enabled is None:
-        enabled = os.environ.get("BNLAB_PROGRESS", "1") != "0"
+def progress_bar(total: int, desc: str, enabled: bool, leave: bool = False, initial: int = 0):
+    """A tqdm bar on stderr, or None when ``enabled`` is False (a run plan's ``progress``)."""
     if not enabled:
         return None
-    from tqdm import tqdm
     return tqdm(total=total, desc=desc, file=sys.stderr, mininterval=2.0, leave=leave, dynamic_ncols=True,
                 initial=initial)
 
@@ -86,20 +64,6 @@ def _signals_deferred(signums=(signal.SIGINT, signal.SIGTERM, getattr(signal, "S
                 signal.raise_signal(signum)
 
 
-def _load_checkpoint(path, device):
-    """The state saved at ``path``, or None when there is none; a checkpoint that cannot be read is moved aside
-    (``<name>.corrupt``, named in a warning) and the run starts over rather than failing."""
-    if path is None or not Path(path).exists():
-        return None
-    try:
-        return torch.load(path, weights_only=False, map_location=device)
-    except Exception as err:  # noqa: BLE001  (truncated zip, pickle or EOF errors: all mean "unreadable")
-        aside = store.quarantine(Path(path))
-        warnings.warn(f"checkpoint {path} could not be read ({type(err).__name__}: {err}); moved to {aside}, "
-                      f"the run starts from step 0", stacklevel=3)
-        return None
-
-
 @torch.no_grad()
 def evaluate(model, data, dtype, train: bool = False) -> tuple[float, float]:
     """(loss, accuracy) on the test set (or the training set) in inference mode."""
@@ -115,82 +79,158 @@ def evaluate(model, data, dtype, train: bool = False) -> tuple[float, float]:
     return total_loss / n, correct / n
 
 
-def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Path | None = None,
-          checkpoint_every: int = 250, sync_every: int = 50, extra_probes=(), engine=None) -> RunResult:
-    """Train one run as ``cfg`` says and return its curves and probe measurements.
+class Checkpointer:
+    """The run's latest state in one file: read when the run starts (a file that cannot be read is moved aside as
+    ``<name>.corrupt``, named in a warning, and the run starts over), rewritten every ``every`` steps and on
+    interruption, removed when the run is done. ``path`` None: no checkpoints."""
 
-    ``checkpoint``: a file that holds the latest state; if it exists the run resumes from it,
-    and it is rewritten every ``checkpoint_every`` steps and on interruption. ``extra_probes``: measurement
-    objects beyond those ``cfg.probe`` asks for (see ``bnlab.measure.Probe``), given the built model.
-    ``engine``: :class:`bnlab.engine.EngineOptions` (default: from the environment; all off).
+    def __init__(self, path: Path | None, every: int = 250):
+        self.path, self.every = (Path(path) if path is not None else None), every
+
+    def load(self, device) -> dict | None:
+        if self.path is None or not self.path.exists():
+            return None
+        try:
+            return torch.load(self.path, weights_only=False, map_location=device)
+        except Exception as err:  # noqa: BLE001  (truncated zip, pickle or EOF errors: all mean "unreadable")
+            aside = quarantine(self.path)
+            warnings.warn(f"checkpoint {self.path} could not be read ({type(err).__name__}: {err}); moved to {aside}, "
+                          f"the run starts from step 0", stacklevel=3)
+            return None
+
+    def due(self, done: int, last: bool) -> bool:
+        return self.path is not None and done % self.every == 0 and not last
+
+    def save(self, state: dict) -> None:
+        if self.path is not None:
+            atomic_write(self.path, lambda tmp: torch.save(state, tmp))   # a temp name of its own: never shared
+
+    def remove(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+class DivergenceMonitor:
+    """Per-step losses (and accuracies) kept on the device, so no step waits for the host. Every ``sync_every``
+    steps, and where a probe or an evaluation syncs anyway, :meth:`first_bad` looks for the first non-finite loss
+    since the last look: that step is where the run diverged."""
+
+    def __init__(self, steps: int, device, sync_every: int = 50):
+        self.losses = torch.full((steps,), float("nan"), device=device, dtype=torch.float64)
+        self.accs = torch.full((steps,), float("nan"), device=device, dtype=torch.float64)
+        self.sync_every, self.synced, self.done = sync_every, 0, 0
+
+    def record(self, step: int, loss, accuracy=None) -> None:
+        self.losses[step] = loss.detach()
+        if accuracy is not None:
+            self.accs[step] = accuracy
+
+    def first_bad(self) -> int | None:
+        """The first step since the last sync whose loss is not finite (one host sync)."""
+        bad = (~torch.isfinite(self.losses[self.synced:self.done])).nonzero()
+        return self.synced + int(bad[0]) if len(bad) else None
+
+    def sync_due(self, last: bool, evaluating: bool) -> bool:
+        return self.done % self.sync_every == 0 or last or evaluating
+
+    def state(self) -> dict:
+        return {"losses": self.losses, "accs": self.accs}
+
+    def load_state(self, state: dict, step: int) -> None:
+        self.losses.copy_(state["losses"]), self.accs.copy_(state["accs"])
+        self.synced = self.done = step
+
+
+class Evaluator:
+    """Test loss and accuracy every ``every`` steps and at the end; with precision ``tf32`` they may use TF32 (they
+    are not differences of gradients). Records after a divergence are dropped by :meth:`truncate`."""
+
+    def __init__(self, model, data, dtype, every: int, steps: int, tf32: bool):
+        self.model, self.data, self.dtype = model, data, dtype
+        self.every, self.steps, self.tf32 = every, steps, tf32
+        self.records = {"eval_step": [], "test_loss": [], "test_acc": []}
+
+    def due(self, done: int) -> bool:
+        return done % self.every == 0 or done == self.steps
+
+    def record(self, at_step: int) -> None:
+        set_tf32(self.tf32)
+        loss, acc = evaluate(self.model, self.data, self.dtype)
+        strict_fp32()
+        for k, v in zip(self.records, (at_step, loss, acc)):
+            self.records[k].append(v)
+
+    def resume(self, records: dict, start: int) -> None:
+        """Continue from a checkpoint's records; an evaluation the interruption cut off is done again."""
+        self.records = records
+        if start and start % self.every == 0 and records["eval_step"][-1:] != [start]:
+            self.record(start)
+
+    def truncate(self, last_good: int) -> None:
+        keep = [i for i, e in enumerate(self.records["eval_step"]) if e <= last_good]
+        self.records = {k: [v[i] for i in keep] for k, v in self.records.items()}
+
+    def arrays(self) -> dict:
+        return {k: np.asarray(v, dtype=np.float32 if k != "eval_step" else np.int64) for k, v in self.records.items()}
+
+
+def train(cfg: RunConfig, plan: RunPlan | None = None, data=None, checkpoint: Path | None = None,
+          extra_probes=(), checkpoint_every: int = 250, sync_every: int = 50) -> Run:
+    """Train one run as ``cfg`` says, on ``plan``'s device with its engine options and progress display, and return
+    its record (curves and probe measurements).
+
+    ``checkpoint``: a file that holds the latest state; if it exists the run resumes from it (:class:`Checkpointer`).
+    ``extra_probes``: measurement objects beyond those ``cfg.probe`` asks for (see ``bnlab.measure.Probe``), or
+    functions that make one from the built model.
     """
-    dev = pick(device)
+    plan = plan if plan is not None else RunPlan()
+    dev = torch.device(plan.device)
     strict_fp32()
     tc = cfg.train
     dtype = dtype_of(tc.precision)
-    data = data if data is not None else data_mod.load(cfg.data, tc.seed, dev)
+    data = data if data is not None else data_mod.load(cfg.data, tc.seed, dev, plan.data_dir)
     model = build(cfg.model, tc.seed, dev, dtype)
     model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum,
-                          weight_decay=tc.weight_decay)
-    stepper = Stepper(model, opt, engine if engine is not None else EngineOptions.from_env())
-    probes = make_probes(cfg, model, stepper.options.landscape_for(cfg.model.arch))
+    opt = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+    stepper = Stepper(model, opt, plan.engine)
+    probes = make_probes(cfg, model, plan.engine.landscape_for(cfg.model.arch))
     probes += [make(model) if callable(make) else make for make in extra_probes]
     classifier = model.kind == "classifier"
-
-    losses = torch.full((tc.steps,), float("nan"), device=dev, dtype=torch.float64)
-    accs = torch.full((tc.steps,), float("nan"), device=dev, dtype=torch.float64)
-    evals = {"eval_step": [], "test_loss": [], "test_acc": []}
-    start, status, diverged_step, wall_before = 0, "ok", None, 0.0
+    tf32_between = tc.precision == "tf32"
+    monitor = DivergenceMonitor(tc.steps, dev, sync_every)
+    evaluator = Evaluator(model, data, dtype, tc.eval_every, tc.steps, tf32_between) if classifier else None
+    ckpt = Checkpointer(checkpoint, checkpoint_every)
     # every random stream is the run's own and travels in its checkpoint: data order (``data.batches``), the
     # initialisation (``build``), and here the noise of noisy BatchNorm, on the run's device
     noise = torch.Generator(device=dev).manual_seed(tc.seed)
     for m in model.modules():
         if isinstance(m, ActivationNoise):
             m.generator = noise
-    state = _load_checkpoint(checkpoint, dev)
+
+    start, wall_before = 0, 0.0
+    state = ckpt.load(dev)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
-        losses.copy_(state["losses"]), accs.copy_(state["accs"])
-        evals = state["evals"]
+        start, wall_before = state["step"], state["wall_s"]
+        monitor.load_state(state, start)
         for p, s in zip(probes, state["probes"]):
             p.load_state(s)
         if "noise" in state:
             noise.set_state(state["noise"].cpu())
         elif dev.type == "cpu":
             noise.set_state(state["rng"])       # a checkpoint from bnlab before 0.2.0: the CPU's global stream
-        start, wall_before = state["step"], state["wall_s"]
-
-    def save_checkpoint(step):
-        if checkpoint is None:
-            return
-        state = {"model": model.state_dict(), "opt": opt.state_dict(), "losses": losses, "accs": accs,
-                 "evals": evals, "probes": [p.state() for p in probes], "noise": noise.get_state(),
-                 "step": step, "wall_s": wall_before + time.perf_counter() - t0}
-        atomic_write(Path(checkpoint), lambda tmp: torch.save(state, tmp))   # a temp name of its own: never shared
-
-    tf32_between = tc.precision == "tf32"
-
-    def record_evaluation(at_step):
-        set_tf32(tf32_between)      # test loss and accuracy are not differences of gradients
-        tl, ta = evaluate(model, data, dtype)
-        strict_fp32()
-        evals["eval_step"].append(at_step), evals["test_loss"].append(tl), evals["test_acc"].append(ta)
-
-    if classifier and start and start % tc.eval_every == 0 and evals["eval_step"][-1:] != [start]:
-        record_evaluation(start)                        # interrupted during that evaluation
-    batches = data.batches(tc.batch_size, tc.seed, dtype, start=start)
-    bar = progress_bar(tc.steps, f"{cfg.name} (seed {tc.seed})", progress)
-    if bar is not None:
-        bar.update(start)
+        if evaluator is not None:
+            evaluator.resume(state["evals"], start)
     t0 = time.perf_counter()
-    step, synced, done = start, start, start
 
-    def diverged_at() -> int | None:
-        """The first step whose loss is not finite (one host sync: only where a probe or evaluation syncs anyway)."""
-        bad = (~torch.isfinite(losses[synced:done])).nonzero()
-        return synced + int(bad[0]) if len(bad) else None
+    def snapshot(step: int) -> dict:
+        return {"model": model.state_dict(), "opt": opt.state_dict(), **monitor.state(),
+                "evals": evaluator.records if evaluator is not None else {}, "probes": [p.state() for p in probes],
+                "noise": noise.get_state(), "step": step, "wall_s": wall_before + time.perf_counter() - t0}
+
+    batches = data.batches(tc.batch_size, tc.seed, dtype, start=start)
+    bar = progress_bar(tc.steps, f"{cfg.name} (seed {tc.seed})", plan.progress, initial=start)
     try:
         for step in range(start, tc.steps):
             # A step and its measurements are one unit: an interrupt (Ctrl-C, a cluster job's preemption) that
@@ -201,60 +241,56 @@ def train(cfg: RunConfig, data=None, device=None, progress=None, checkpoint: Pat
                 if tf32_between:
                     set_tf32(not active)        # measured steps (and what the probes compute) in strict fp32
                 out, loss = stepper.step(step, x, y, active)
-                losses[step] = loss.detach()
-                if classifier:
-                    accs[step] = (out.argmax(1) == y).double().mean()
+                monitor.record(step, loss, (out.argmax(1) == y).double().mean() if classifier else None)
                 if active and not bool(torch.isfinite(loss)):
-                    done = step + 1
+                    monitor.done = step + 1
                     break                       # diverged here: nothing is measured on a non-finite loss
                 for p in active:
                     p.after_step(step, model, x, y)
-                done = step + 1
-            last = done == tc.steps
-            evaluating = classifier and (done % tc.eval_every == 0 or last)
-            if done % sync_every == 0 or last or evaluating:
-                if diverged_at() is not None:
+                monitor.done = step + 1
+            done, last = monitor.done, monitor.done == tc.steps
+            evaluating = evaluator is not None and evaluator.due(done)
+            if monitor.sync_due(last, evaluating):
+                if monitor.first_bad() is not None:
                     break
                 if bar is not None:
-                    bar.update(done - synced)
-                synced = done
+                    bar.update(done - monitor.synced)
+                monitor.synced = done
             if evaluating:
-                record_evaluation(done)
-            if checkpoint is not None and done % checkpoint_every == 0 and not last:
-                save_checkpoint(done)
+                evaluator.record(done)
+            if ckpt.due(done, last):
+                ckpt.save(snapshot(done))
     except (KeyboardInterrupt, SystemExit):    # Ctrl-C, or a cluster job's preemption / time-out (bnlab.launch)
         for p in probes:
-            p.truncate(done)
-        save_checkpoint(done)
+            p.truncate(monitor.done)
+        ckpt.save(snapshot(monitor.done))
         if bar is not None:
             bar.close()
         raise
     finally:
         strict_fp32()
-    first_bad = diverged_at()
-    if first_bad is not None:
+    status, diverged_step = "ok", monitor.first_bad()
+    if diverged_step is not None:
         # recorded at the step it happened; nothing measured on it or after it is kept
-        status, diverged_step = "diverged", first_bad
+        status = "diverged"
         for p in probes:
-            p.truncate(first_bad)
-        keep = [i for i, e in enumerate(evals["eval_step"]) if e <= first_bad]
-        evals = {k: [v[i] for i in keep] for k, v in evals.items()}
+            p.truncate(diverged_step)
+        if evaluator is not None:
+            evaluator.truncate(diverged_step)
     if bar is not None:
         bar.close()
     wall = wall_before + time.perf_counter() - t0
 
     keep = np.arange(0, tc.steps, tc.log_every)
-    arrays = {"step": keep, "train_loss": losses.cpu().numpy()[keep].astype(np.float32)}
+    arrays = {"step": keep, "train_loss": monitor.losses.cpu().numpy()[keep].astype(np.float32)}
     if classifier:
-        arrays["train_acc"] = accs.cpu().numpy()[keep].astype(np.float32)
-        arrays.update({k: np.asarray(v, dtype=np.float32 if k != "eval_step" else np.int64)
-                       for k, v in evals.items()})
+        arrays["train_acc"] = monitor.accs.cpu().numpy()[keep].astype(np.float32)
+        arrays.update(evaluator.arrays())
     for p in probes:
         arrays.update(p.arrays())
-    if checkpoint is not None and Path(checkpoint).exists():
-        Path(checkpoint).unlink()
+    ckpt.remove()
     steps_done = (diverged_step if diverged_step is not None else tc.steps) - start
-    return RunResult(cfg, arrays, status, diverged_step, wall,
-                     {"steps_per_s": steps_done / max(wall - wall_before, 1e-9),
-                      "engine": stepper.options.describe(cfg.model.arch), "resumed_at_step": start})
-
+    meta = {"wall_s": round(wall, 2), "steps_per_s": round(steps_done / max(wall - wall_before, 1e-9), 2),
+            "engine": plan.engine.describe(cfg.model.arch), "resumed_at_step": start, "device": str(dev),
+            "device_name": describe(dev)["device_name"]}
+    return Run(cfg.to_dict(), status, diverged_step, arrays, meta)

@@ -24,6 +24,18 @@ def _isolated_home(tmp_path, monkeypatch, _data_dir):
     yield
 
 
+def cpu_plan(**changes):
+    """The run plan a test runs with: the test's own run store and the session's data folder (the environment
+    ``_isolated_home`` sets, read at the edge as ``python -m bnlab`` reads it), smoke scale, the CPU, no bars."""
+    from bnlab.plan import RunPlan
+    return RunPlan.from_env(scale="smoke", device="cpu", progress=False).with_(**changes)
+
+
+@pytest.fixture
+def plan():
+    return cpu_plan()
+
+
 def fashion_available() -> bool:
     from bnlab.data import DEBIAN_FASHION_DIR
     return (DEBIAN_FASHION_DIR / "train-images-idx3-ubyte.gz").exists()

@@ -18,7 +18,7 @@ from bnlab.measure.surface import ModelHandle, filter_normalised_direction, loss
 from bnlab.models import Block, Blockwise, build, loss_fn
 from bnlab.norms import BatchNorm, FixedRescaling, frozen_state, group_count, make_norm
 from bnlab.results import Result
-from conftest import needs_fashion
+from conftest import cpu_plan, needs_fashion
 
 F64 = torch.float64
 
@@ -106,8 +106,8 @@ def tiny_run(norm="batch", steps=6, every=3, **probe):
 def test_sharpness_probe_leaves_training_unchanged(norm):
     from bnlab.train import train
     cfg = tiny_run(norm, steps=4, every=2)
-    plain = train(cfg, device="cpu", progress=False)
-    probed = train(cfg, device="cpu", progress=False, extra_probes=[lambda m: SharpnessProbe(2, iters=4)])
+    plain = train(cfg, cpu_plan())
+    probed = train(cfg, cpu_plan(), extra_probes=[lambda m: SharpnessProbe(2, iters=4)])
     np.testing.assert_array_equal(plain["train_loss"], probed["train_loss"])
     np.testing.assert_array_equal(probed["sharp_step"], [0, 2, 3])
     assert np.all(probed["sharp_max"] >= probed["sharp_min"])
@@ -221,7 +221,7 @@ def test_model_handle_returns_the_trained_network():
     from bnlab import data as data_mod
     cfg = tiny_run("batch", every=0)
     handle = ModelHandle()
-    res = train(cfg, device="cpu", progress=False, extra_probes=[handle])
+    res = train(cfg, cpu_plan(), extra_probes=[handle])
     data = data_mod.load(cfg.data, 0, "cpu")
     assert evaluate(handle.model, data, torch.float32)[1] == pytest.approx(res.final_test_acc)
     assert not handle.arrays()
@@ -336,9 +336,9 @@ def test_lr_sweep_claims_on_a_known_result():
 
 
 def test_paper_fmnist_takes_the_papers_sizes_and_unknown_scales_fail_clearly():
-    from bnlab import beyond, theory
-    assert beyond._check_scale("paper_fmnist", beyond.STEP_SIZE_SCALES) == beyond.STEP_SIZE_SCALES["paper"]
+    from bnlab.config import PAPER, PAPER_FMNIST
+    for sizes in ("resnet", "step_size", "sharpness", "surface", "theory"):
+        assert getattr(PAPER_FMNIST, sizes) == getattr(PAPER, sizes)
+    assert get("sharpness").config_hash("paper_fmnist") != get("sharpness").config_hash("paper")   # other data
     with pytest.raises(ValueError, match="unknown scale"):
-        beyond._check_scale("huge", beyond.SURFACE_SCALES)
-    with pytest.raises(ValueError, match="unknown scale"):
-        theory.run_checks("huge", device="cpu")
+        cpu_plan(scale="huge")

@@ -5,11 +5,12 @@ import torch
 
 from bnlab import results, runner
 from bnlab.config import SMOKE, DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig, replace
+from bnlab.plan import RunPlan
 from bnlab.engine import EngineOptions, Stepper
-from bnlab.experiments import dln_run
+from bnlab.recipes import dln_run
 from bnlab.models import build, loss_fn
 from bnlab.train import train
-from conftest import needs_fashion
+from conftest import cpu_plan, needs_fashion
 
 
 def tiny(norm="batch", steps=6, probes=True):
@@ -20,12 +21,12 @@ def tiny(norm="batch", steps=6, probes=True):
                                  ics_layers=(5,) if probes else (), landscape=probes, landscape_points=2))
 
 
-def test_options_come_from_the_environment(monkeypatch):
-    assert EngineOptions.from_env() == EngineOptions()
+def test_options_come_from_the_environment_at_the_edge(monkeypatch):
+    assert RunPlan.from_env().engine == EngineOptions()
     monkeypatch.setenv("BNLAB_CHANNELS_LAST", "1")
     monkeypatch.setenv("BNLAB_COMPILE", "0")
     monkeypatch.setenv("BNLAB_LANDSCAPE", "vmap")
-    assert EngineOptions.from_env() == EngineOptions(channels_last=True, compile=False, landscape="vmap")
+    assert RunPlan.from_env().engine == EngineOptions(channels_last=True, compile=False, landscape="vmap")
     with pytest.raises(ValueError, match="loop"):
         EngineOptions(landscape="fast")
 
@@ -71,15 +72,15 @@ def test_channels_last_takes_the_same_step():
 
 @needs_fashion
 def test_run_records_its_engine_options():
-    res = train(tiny(steps=3), progress=False, engine=EngineOptions(channels_last=True))
+    res = train(tiny(steps=3), cpu_plan(engine=EngineOptions(channels_last=True)))
     assert res.status == "ok" and res.meta["engine"] == {"channels_last": True, "compile": False, "landscape": "loop"}
     assert {"ics_l2", "land_loss", "act_var"} <= set(res.arrays)       # probes work on an NHWC model
 
 
 @needs_fashion
 def test_landscape_back_ends_give_the_same_measurements():
-    loop = train(tiny(steps=1), progress=False, engine=EngineOptions(landscape="loop"))
-    vmap = train(tiny(steps=1), progress=False, engine=EngineOptions(landscape="vmap"))
+    loop = train(tiny(steps=1), cpu_plan(engine=EngineOptions(landscape="loop")))
+    vmap = train(tiny(steps=1), cpu_plan(engine=EngineOptions(landscape="vmap")))
     assert vmap.meta["engine"]["landscape"] == "vmap"
     for key in ("land_loss", "land_grad_change"):
         np.testing.assert_allclose(vmap[key], loop[key], rtol=1e-4, err_msg=key)
@@ -87,9 +88,9 @@ def test_landscape_back_ends_give_the_same_measurements():
 
 @needs_fashion
 def test_independent_runs_in_parallel_processes_match_one_process(tmp_path, monkeypatch):
-    serial = runner.compute("bjorck_lr_sweep", "smoke", device="cpu", jobs=1)
+    serial = runner.compute("bjorck_lr_sweep", cpu_plan(jobs=1))
     monkeypatch.setenv("BNLAB_HOME", str(tmp_path / "fresh"))       # a fresh run store: nothing reused
-    parallel = runner.compute("bjorck_lr_sweep", "smoke", device="cpu", jobs=2)
+    parallel = runner.compute("bjorck_lr_sweep", cpu_plan(jobs=2))
     assert parallel.provenance["device_name"].startswith("CPU (2 processes")
     assert parallel.provenance["engine"] == {"channels_last": False, "compile": False, "landscape": "auto"}
     for a, b in zip(serial.runs, parallel.runs):
@@ -117,8 +118,8 @@ def test_compiled_step_matches_the_eager_step():
 def test_auto_back_end_measures_the_linear_network_as_the_loop_does(norm):
     base = dln_run(SMOKE, norm, 1e-6, 0)
     cfg = replace(base, train=replace(base.train, steps=3), probe=replace(base.probe, every=1))
-    auto = train(cfg, progress=False, engine=EngineOptions())
-    loop = train(cfg, progress=False, engine=EngineOptions(landscape="loop"))
+    auto = train(cfg, cpu_plan(engine=EngineOptions()))
+    loop = train(cfg, cpu_plan(engine=EngineOptions(landscape="loop")))
     assert auto.meta["engine"]["landscape"] == "vmap" and loop.meta["engine"]["landscape"] == "loop"
     np.testing.assert_array_equal(auto["train_loss"], loop["train_loss"])     # the probe leaves training alone
     for key in ("land_loss", "land_grad_change", "land_beta"):
@@ -145,7 +146,7 @@ def test_tf32_precision_trains_and_evaluates_in_tf32_between_measurements(monkey
     monkeypatch.setattr(Stepper, "step", spy_step)
     monkeypatch.setattr(train_mod, "evaluate", spy_eval)
     base = tiny(steps=6)
-    res = train(replace(base, train=replace(base.train, precision="tf32", eval_every=2)), progress=False)
+    res = train(replace(base, train=replace(base.train, precision="tf32", eval_every=2)), cpu_plan())
     # probes every 3 steps and at the last: steps 0, 3, 5 run strict, the others in TF32
     assert seen == [(True, False, False), (False, True, True), (False, True, True), (True, False, False),
                     (False, True, True), (True, False, False)]
@@ -156,15 +157,15 @@ def test_tf32_precision_trains_and_evaluates_in_tf32_between_measurements(monkey
 @needs_fashion
 def test_tf32_precision_changes_nothing_on_a_cpu():
     base = tiny(steps=4)
-    fp32 = train(base, progress=False)
-    tf32 = train(replace(base, train=replace(base.train, precision="tf32")), progress=False)
+    fp32 = train(base, cpu_plan())
+    tf32 = train(replace(base, train=replace(base.train, precision="tf32")), cpu_plan())
     for key in ("train_loss", "ics_l2", "land_loss", "test_acc"):
         np.testing.assert_array_equal(tf32[key], fp32[key], err_msg=key)
 
 
 def test_paper_scales_train_in_tf32_and_measure_strictly():
     from bnlab.config import CPU, PAPER, PAPER_FMNIST
-    from bnlab.experiments import resnet_run, vgg_run
+    from bnlab.recipes import resnet_run, vgg_run
     for scale in (PAPER, PAPER_FMNIST):
         assert vgg_run(scale, "batch", 0.1, 0).train.precision == "tf32"
         assert resnet_run(scale, "none", 0.1, 0).train.precision == "tf32"

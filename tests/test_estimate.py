@@ -3,45 +3,47 @@ import re
 
 import pytest
 
-from bnlab import estimate, store
+from bnlab import estimate
+from conftest import cpu_plan
 from bnlab.__main__ import main
 from bnlab.experiments import CHAPTERS, EXPERIMENTS, get
 from bnlab.flops import run_flops
 
 
 def test_every_analysis_has_a_cost():
-    assert {n for n, e in EXPERIMENTS.items() if e.network == "none"} == set(estimate.ANALYSIS_COSTS)
-    for name in estimate.ANALYSIS_COSTS:
-        (flops, block_steps), = estimate.experiment_cost(name, "colab").parts
+    analyses = [n for n, e in EXPERIMENTS.items() if e.analysis is not None]
+    assert len(analyses) == 5
+    for name in analyses:
+        (flops, block_steps), = estimate.experiment_cost(name, cpu_plan(scale="colab")).parts
         assert flops > 0 and block_steps > 0
 
 
 def test_every_chapter_runs_live_in_15_minutes_on_a_t4_at_colab_scale():
-    costs = estimate.chapter_costs("colab")
+    costs = estimate.chapter_costs(cpu_plan(scale="colab"))
     assert [c.label for c in costs] == list(CHAPTERS)
     for c in costs:
         assert c.minutes(4.5) <= 15.0, (c.label, c.minutes(4.5))
     # the scale still does real work: the VGG chapters take minutes, not seconds
     assert max(c.minutes(4.5) for c in costs) > 5.0
     # and the paper's sizes would not fit: the reason the scale exists
-    assert max(c.minutes(4.5) for c in estimate.chapter_costs("paper")) > 60
+    assert max(c.minutes(4.5) for c in estimate.chapter_costs(cpu_plan(scale="paper"))) > 60
 
 
 def test_a_chapter_counts_a_run_shared_by_two_experiments_once():
     shared = {r.hash for r in get("ics_dln").runs("cpu")} & {r.hash for r in get("landscape_dln").runs("cpu")}
     assert shared
-    alone = estimate.experiment_cost("ics_dln", "cpu").runs + estimate.experiment_cost("landscape_dln", "cpu").runs
+    alone = estimate.experiment_cost("ics_dln", cpu_plan(scale="cpu")).runs + estimate.experiment_cost("landscape_dln", cpu_plan(scale="cpu")).runs
     seen = set()
-    together = estimate.experiment_cost("ics_dln", "cpu", seen) + estimate.experiment_cost("landscape_dln", "cpu", seen)
+    together = estimate.experiment_cost("ics_dln", cpu_plan(scale="cpu"), seen) + estimate.experiment_cost("landscape_dln", cpu_plan(scale="cpu"), seen)
     assert together.runs == alone - len(shared)
 
 
 def test_runs_in_the_store_are_counted_as_stored_and_cost_nothing():
     runs = get("ics_vgg").runs("smoke")
-    before = estimate.experiment_cost("ics_vgg", "smoke")
+    before = estimate.experiment_cost("ics_vgg", cpu_plan(scale="smoke"))
     assert before.stored == 0 and before.flops == pytest.approx(sum(run_flops(r)["total"] for r in runs))
-    store.save_run(runs[0].hash, {"config": runs[0].to_dict()}, {})
-    after = estimate.experiment_cost("ics_vgg", "smoke")
+    cpu_plan().store.save_run(runs[0].hash, {"config": runs[0].to_dict()}, {})
+    after = estimate.experiment_cost("ics_vgg", cpu_plan(scale="smoke"))
     assert after.stored == 1 and after.runs == before.runs
     assert after.flops == pytest.approx(before.flops - run_flops(runs[0])["total"])
 
@@ -63,10 +65,10 @@ def test_cli_rejects_a_bad_tflops():
         main(["estimate", "--tflops", "0"])
 
 
-def test_plan_warns_with_the_cheaper_alternative_over_30_minutes():
-    text, minutes = estimate.plan("bn_vs_standard", "paper", tflops=4.5)
+def test_preview_warns_with_the_cheaper_alternative_over_30_minutes():
+    text, minutes = estimate.preview("bn_vs_standard", cpu_plan(scale="paper"), tflops=4.5)
     assert minutes > 30 and "WARNING" in text and "SCALE = 'colab'" in text
-    text, minutes = estimate.plan("bn_vs_standard", "colab", tflops=4.5)
+    text, minutes = estimate.preview("bn_vs_standard", cpu_plan(scale="colab"), tflops=4.5)
     assert minutes < 30 and "WARNING" not in text and "10 of 10 run(s) to compute" in text
 
 
@@ -90,7 +92,7 @@ def test_without_tflops_the_plan_times_the_experiments_own_network_here(capsys):
     assert run.model.arch == "dln" and estimate.representative_run("theory", "smoke").model.arch == "vgg16"
     rate = estimate.measure_tflops("cpu", run)
     assert 0 < rate < 10                                        # a real rate of this CPU, far below a GPU's
-    text, minutes = estimate.plan("ics_vgg", "smoke", device="cpu")
+    text, minutes = estimate.preview("ics_vgg", cpu_plan())
     assert "TFLOP/s)" in text and minutes > 0
     assert main(["estimate", "--scale", "smoke", "--experiment", "ics_dln"]) == 0
     assert capsys.readouterr().out.startswith("measured on this device:")

@@ -7,13 +7,13 @@ import pytest
 
 from bnlab import results, runner
 from bnlab.experiments import EXPERIMENTS
-from conftest import needs_fashion
+from conftest import cpu_plan, needs_fashion
 
 
 @needs_fashion
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_experiment_runs_at_smoke_scale(name, tmp_path):
-    res = runner.reproduce(name, "smoke", out=tmp_path, device="cpu")
+    res = runner.reproduce(name, cpu_plan(), out=tmp_path)
     back = results.load_file(tmp_path / name / "smoke.json", "live")
     assert back.provenance["scale"] == "smoke" and back.provenance["device"] == "cpu"
     if EXPERIMENTS[name].network == "none":

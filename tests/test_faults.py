@@ -19,7 +19,7 @@ from bnlab.config import DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainC
 from bnlab.experiments import get
 from bnlab.measure.ics import ICSProbe
 from bnlab.train import train
-from conftest import needs_fashion
+from conftest import cpu_plan, needs_fashion
 
 
 def small_vgg(norm="batch", steps=12, every=4, lr=0.1, ics=(5,)):
@@ -33,7 +33,7 @@ def small_vgg(norm="batch", steps=12, every=4, lr=0.1, ics=(5,)):
 @needs_fashion
 def test_ctrl_c_during_an_ics_measurement_keeps_that_point(tmp_path, monkeypatch, ctrl_c):
     cfg = small_vgg()
-    reference = train(cfg, progress=False)
+    reference = train(cfg, cpu_plan())
     real, calls = ICSProbe.after_step, {"n": 0}
 
     def interrupted(self, step, model, x, y):
@@ -44,9 +44,9 @@ def test_ctrl_c_during_an_ics_measurement_keeps_that_point(tmp_path, monkeypatch
     monkeypatch.setattr(ICSProbe, "after_step", interrupted)
     ckpt = tmp_path / "run.ckpt"
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, progress=False, checkpoint=ckpt)
+        train(cfg, cpu_plan(), checkpoint=ckpt)
     monkeypatch.setattr(ICSProbe, "after_step", real)
-    resumed = train(cfg, progress=False, checkpoint=ckpt)
+    resumed = train(cfg, cpu_plan(), checkpoint=ckpt)
     assert list(resumed["ics_step"]) == list(reference["ics_step"]) == [0, 4, 8, 11]
     for k in reference.arrays:
         np.testing.assert_allclose(resumed[k], reference[k], rtol=1e-6, atol=1e-7, err_msg=k)
@@ -108,7 +108,8 @@ def test_two_processes_on_one_config_train_it_once_and_leave_no_temp_files():
     code = textwrap.dedent(f"""
         import json
         from bnlab import runner
-        run, reused = runner.run_one(json.loads({json.dumps(json.dumps(cfg))}), device="cpu", progress=False)
+        from bnlab.plan import RunPlan
+        run, reused = runner.run_one(json.loads({json.dumps(json.dumps(cfg))}), RunPlan.from_env(device="cpu", progress=False))
         print("REUSED" if reused else "TRAINED", run.status)
     """)
     env = {**os.environ, "BNLAB_PROGRESS": "0"}
@@ -117,35 +118,35 @@ def test_two_processes_on_one_config_train_it_once_and_leave_no_temp_files():
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     assert sorted(o[0].split()[-2] for o in outs) == ["REUSED", "TRAINED"], outs
-    assert not list(store.runs_dir().glob("*.tmp")) and not list(store.runs_dir().glob(".*.tmp"))
-    assert not list(store.runs_dir().glob("*.claim"))
+    assert not list(cpu_plan().store.runs.glob("*.tmp")) and not list(cpu_plan().store.runs.glob(".*.tmp"))
+    assert not list(cpu_plan().store.runs.glob("*.claim"))
 
 
 # ---- 4. corrupt files: named, moved aside, recomputed ---------------------------------------------------
 def test_a_truncated_run_store_file_is_quarantined_and_the_run_computed_again():
     cfg = get("ics_dln").runs("smoke")[0].to_dict()
-    first, _ = runner.run_one(cfg, device="cpu", progress=False)
+    first, _ = runner.run_one(cfg, cpu_plan())
     h = config_hash(cfg)
-    js, npz = store.run_paths(h)
+    js, npz = cpu_plan().store.run_paths(h)
     npz.write_bytes(npz.read_bytes()[:100])
     with pytest.warns(UserWarning, match="could not be read"):
-        again, reused = runner.run_one(cfg, device="cpu", progress=False)
+        again, reused = runner.run_one(cfg, cpu_plan())
     assert not reused and (npz.parent / (npz.name + ".corrupt")).exists()
     np.testing.assert_array_equal(again["train_loss"], first["train_loss"])
     js.write_text("{not json")
     with pytest.warns(UserWarning, match="JSONDecodeError"):
-        _, reused = runner.run_one(cfg, device="cpu", progress=False)
+        _, reused = runner.run_one(cfg, cpu_plan())
     assert not reused
 
 
 @needs_fashion
 def test_a_truncated_checkpoint_is_moved_aside_and_the_run_starts_over(tmp_path):
     cfg = small_vgg(steps=6, every=0, ics=())
-    reference = train(cfg, progress=False)
+    reference = train(cfg, cpu_plan())
     ckpt = tmp_path / "run.ckpt"
     ckpt.write_bytes(b"PK\x03\x04 truncated")
     with pytest.warns(UserWarning, match="run.ckpt could not be read"):
-        res = train(cfg, progress=False, checkpoint=ckpt)
+        res = train(cfg, cpu_plan(), checkpoint=ckpt)
     assert (tmp_path / "run.ckpt.corrupt").exists()
     np.testing.assert_array_equal(res["train_loss"], reference["train_loss"])
 
@@ -163,12 +164,12 @@ def test_a_corrupt_dataset_cache_falls_back_to_the_source_files(tmp_path, monkey
 
 
 def test_stale_temp_files_are_removed_and_fresh_ones_kept():
-    folder = store.ensure_writable()
+    folder = cpu_plan().store.ensure_writable()
     old, fresh = folder / ".abc.npz.1234.tmp", folder / ".def.npz.5678.tmp"
     old.write_text("x"), fresh.write_text("y")
     past = time.time() - 2 * store.TMP_STALE_S
     os.utime(old, (past, past))
-    assert store.remove_stale_temps() == [old]
+    assert cpu_plan().store.remove_stale_temps() == [old]
     assert fresh.exists() and not old.exists()
 
 
@@ -183,7 +184,7 @@ def test_bad_arguments_are_refused_with_the_choices(argv, capsys):
 
 
 def test_jobs_beyond_the_runs_start_only_as_many_workers_and_say_so():
-    res = runner.compute("ics_dln", "smoke", device="cpu", jobs=1000, progress=False)
+    res = runner.compute("ics_dln", cpu_plan(jobs=1000))
     assert res.provenance["device_name"].startswith("CPU (4 processes")      # four runs, four workers, not 1000
 
 
@@ -201,7 +202,7 @@ def test_divergence_is_recorded_at_its_step_and_nothing_is_measured_after_it():
     cfg = small_vgg(norm="none", steps=40, every=1, lr=90.0, ics=(5,))
     cfg = RunConfig(cfg.name, cfg.model, cfg.data, TrainConfig(lr=90.0, steps=40, batch_size=32, eval_every=2),
                     cfg.probe)
-    res = train(cfg, progress=False)
+    res = train(cfg, cpu_plan())
     assert res.status == "diverged"
     d = res.diverged_step
     losses = res["train_loss"]
@@ -233,14 +234,14 @@ def test_a_home_that_cannot_be_written_says_to_set_bnlab_home(tmp_path, monkeypa
     blocker.write_text("not a folder")                        # unwritable for any user, root included
     monkeypatch.setenv("BNLAB_HOME", str(blocker / "bnlab"))
     with pytest.raises(store.StoreNotWritable, match="Set BNLAB_HOME"):
-        runner.compute("ics_dln", "smoke", device="cpu", progress=False)
+        runner.compute("ics_dln", cpu_plan())
 
 
 @needs_fashion
 def test_noisy_batchnorm_draws_from_the_runs_own_generator_saved_in_its_checkpoint(tmp_path, monkeypatch, ctrl_c):
     import bnlab.engine as engine_mod
     cfg = small_vgg(norm="noisy_batch", steps=12, every=4)
-    reference = train(cfg, progress=False)
+    reference = train(cfg, cpu_plan())
     real, calls = engine_mod.loss_fn, {"n": 0}
 
     def interrupting(model, out, y):
@@ -251,10 +252,10 @@ def test_noisy_batchnorm_draws_from_the_runs_own_generator_saved_in_its_checkpoi
     monkeypatch.setattr(engine_mod, "loss_fn", interrupting)
     ckpt = tmp_path / "run.ckpt"
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, progress=False, checkpoint=ckpt)
+        train(cfg, cpu_plan(), checkpoint=ckpt)
     monkeypatch.setattr(engine_mod, "loss_fn", real)
     assert "noise" in torch.load(ckpt, weights_only=False)
     torch.manual_seed(12345)                                  # whatever else uses the global generator meanwhile
     torch.rand(1000)
-    resumed = train(cfg, progress=False, checkpoint=ckpt)
+    resumed = train(cfg, cpu_plan(), checkpoint=ckpt)
     np.testing.assert_array_equal(resumed["train_loss"], reference["train_loss"])

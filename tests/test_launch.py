@@ -17,7 +17,7 @@ from bnlab import runner, store
 from bnlab.__main__ import main
 from bnlab.config import config_hash
 from bnlab.experiments import get
-from conftest import needs_fashion
+from conftest import cpu_plan, needs_fashion
 
 
 # ---- several GPUs ---------------------------------------------------------------------------------------
@@ -36,16 +36,16 @@ def test_each_pool_worker_keeps_the_device_its_turn_gives(monkeypatch):
     counter = ctx.Value("i", 0)
     seen = []
     for _ in range(3):                                  # three workers start, one after another
-        runner._init_worker(["cuda:0", "cuda:1"], counter, 1)
+        runner._init_worker(cpu_plan(), ["cuda:0", "cuda:1"], counter, 1)
         seen.append(runner._WORKER["device"])
     assert seen == ["cuda:0", "cuda:1", "cuda:0"]
 
 
 def test_a_run_records_the_device_that_ran_it():
     cfg = get("ics_dln").runs("smoke")[0]
-    run, reused = runner.run_one(cfg.to_dict(), device="cpu", progress=False)
+    run, reused = runner.run_one(cfg.to_dict(), cpu_plan())
     assert not reused and run.meta["device"] == "cpu" and run.meta["device_name"].startswith("CPU")
-    again, reused = runner.run_one(cfg.to_dict(), device="cpu", progress=False)
+    again, reused = runner.run_one(cfg.to_dict(), cpu_plan())
     assert reused and again.meta["device"] == "cpu"
 
 
@@ -55,24 +55,24 @@ def test_a_claim_waits_for_its_live_holder_and_takes_over_a_dead_one():
     released = threading.Event()
 
     def hold():
-        with store.claim(key):
+        with cpu_plan().store.claim(key):
             time.sleep(1.0)
         released.set()
     t = threading.Thread(target=hold)
     t.start()
-    while store.claim_holder(key) is None:
+    while plan.store.claim_holder(key) is None:
         time.sleep(0.01)
-    assert store.claim_holder(key)["pid"] == os.getpid()
-    with store.claim(key, poll_s=0.05):
+    assert plan.store.claim_holder(key)["pid"] == os.getpid()
+    with cpu_plan().store.claim(key, poll_s=0.05):
         assert released.is_set()                        # got it only once the holder let go
     t.join()
-    assert not store.claim_path(key).exists()
+    assert not cpu_plan().store.claim_path(key).exists()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    store.claim_path(key).write_text(json.dumps({"pid": dead.pid, "host": __import__("socket").gethostname()}))
-    assert store.claim_holder(key) is None              # its process is gone: stale
+    cpu_plan().store.claim_path(key).write_text(json.dumps({"pid": dead.pid, "host": __import__("socket").gethostname()}))
+    assert plan.store.claim_holder(key) is None              # its process is gone: stale
     t0 = time.perf_counter()
-    with store.claim(key, poll_s=5.0):
+    with cpu_plan().store.claim(key, poll_s=5.0):
         assert time.perf_counter() - t0 < 1.0           # taken over at once, no waiting
 
 
@@ -115,36 +115,36 @@ def test_local_submitit_jobs_with_one_preempted_and_one_killed_assemble_what_a_l
     from bnlab import launch
     names, scale = ["ics_dln", "theory"], "smoke"
     opts = launch.ClusterOptions("local", folder=str(tmp_path / "submitit"), gpus_per_job=0, time_min=10)
-    monkeypatch.setenv("BNLAB_PROGRESS", "0")
-    keys = [w.key for w in launch.work_for(names, scale)]
+    plan = cpu_plan()
+    keys = [w.key for w in launch.work_for(names, plan)]
     assert len(keys) == 5                               # four DLN runs and the theory analysis, one job each
 
-    first = launch.submit(names, scale, opts)
+    first = launch.submit(names, plan, opts)
     assert sorted(first["submitted"]) == sorted(keys)
-    runs = [k for k in keys if len(k) == 16]
+    runs = [k for k in keys if len(k) == 16]           # config hashes; the analysis is theory-<hash>
     preempted, killed = runs[0], runs[1]
-    _wait_for(lambda: store.claim_holder(preempted) is not None)        # its run has started
+    _wait_for(lambda: plan.store.claim_holder(preempted) is not None)        # its run has started
     # preemption, as Slurm signals it: submitit checkpoints the job and requeues it, and the run resumes
-    os.kill(store.claim_holder(preempted)["pid"], signal.SIGUSR2)
-    _wait_for(lambda: store.claim_holder(killed) is not None)
-    again = launch.submit(names, scale, opts)                            # while the jobs are going
+    os.kill(plan.store.claim_holder(preempted)["pid"], signal.SIGUSR2)
+    _wait_for(lambda: plan.store.claim_holder(killed) is not None)
+    again = launch.submit(names, plan, opts)                            # while the jobs are going
     assert not again["submitted"] and killed in again["in_flight"]
-    os.kill(store.claim_holder(killed)["pid"], signal.SIGKILL)           # a job dies half-way
+    os.kill(plan.store.claim_holder(killed)["pid"], signal.SIGKILL)           # a job dies half-way
     failed = launch.wait(first["submitted"], poll_s=0.2)
     assert list(failed) == [killed]
     job = first["submitted"][preempted]
     assert "Requeued job" in (job.stdout() or "") + (job.stderr() or "")   # it came back after the signal
     with pytest.raises(RuntimeError, match="Run the same command again"):
-        launch.assemble(names, scale)
+        launch.assemble(names, plan)
 
-    third = launch.submit(names, scale, opts)                            # resubmits the dead one only
+    third = launch.submit(names, plan, opts)                            # resubmits the dead one only
     assert list(third["submitted"]) == [killed] and sorted(third["stored"]) == sorted(set(keys) - {killed})
     assert launch.wait(third["submitted"], poll_s=0.2) == {}
-    assembled = {r.experiment: r for r in launch.assemble(names, scale)}
-    assert not launch.submit(names, scale, opts)["submitted"]           # nothing is ever resubmitted once stored
+    assembled = {r.experiment: r for r in launch.assemble(names, plan)}
+    assert not launch.submit(names, plan, opts)["submitted"]           # nothing is ever resubmitted once stored
 
     monkeypatch.setenv("BNLAB_HOME", str(tmp_path / "local"))          # the same experiments, computed here
-    local = {n: runner.compute(n, scale, device="cpu", progress=False) for n in names}
+    local = {n: runner.compute(n, cpu_plan(scale=scale)) for n in names}
     for a, b in zip(assembled["ics_dln"].runs, local["ics_dln"].runs):
         assert config_hash(a.config) == config_hash(b.config) and a.status == b.status
         assert sorted(a.arrays) == sorted(b.arrays)

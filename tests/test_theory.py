@@ -7,6 +7,8 @@ import torch
 from torch.autograd.functional import hessian, jacobian
 
 from bnlab import theory
+from bnlab.config import TheorySizes
+from conftest import cpu_plan
 
 F64 = torch.float64
 
@@ -171,10 +173,9 @@ def test_lemma45_scale_invariance_of_bn():
         assert out[k].max() < 1e-12, k
 
 
-def test_run_checks_smoke_on_fashion_mnist(tmp_path, monkeypatch):
-    monkeypatch.setenv("BNLAB_HOME", str(tmp_path))
-    monkeypatch.delenv("BNLAB_DATA", raising=False)
-    out = theory.run_checks("smoke", device="cpu")
+def test_run_checks_smoke_on_fashion_mnist(tmp_path):
+    plan = cpu_plan(home=tmp_path, data_dir=tmp_path / "data")
+    out = theory.run_checks(plan.scale, plan)
     assert set(out) == set(theory.KEYS)
     P, M, U = 2, len(out["batch_sizes"]), len(out["units"])
     for k, v in out.items():
@@ -200,5 +201,5 @@ def test_run_checks_smoke_on_fashion_mnist(tmp_path, monkeypatch):
     assert abs(out["lemma45_loss_kWstar"] - out["lemma45_loss_Wstar"]) < 1e-12
     assert out["train_loss"][-10:].mean() < out["train_loss"][:10].mean()    # the training did something
     assert np.any(out["sigma"][0] != out["sigma"][1])                          # trained W differs from init
-    with pytest.raises(ValueError):
-        theory.run_checks("huge", device="cpu")
+    with pytest.raises(ValueError, match="units"):
+        TheorySizes(hidden=8, units=16, batch_sizes=(8,), steps=1, train_batch=8, lr=0.1, train_subset=0)

@@ -8,7 +8,7 @@ import torch
 import bnlab.engine as engine_mod
 from bnlab.config import DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig
 from bnlab.train import train
-from conftest import needs_fashion
+from conftest import cpu_plan, needs_fashion
 
 
 def small_vgg(norm="batch", steps=20, every=5, seed=0, lr=0.1):
@@ -27,7 +27,7 @@ def dln(norm="none", lr=1e-6, steps=40, every=10):
 
 
 def test_divergence_is_recorded_not_raised():
-    res = train(dln(lr=0.5, steps=120, every=0 or 200), progress=False)
+    res = train(dln(lr=0.5, steps=120, every=0 or 200), cpu_plan())
     assert res.status == "diverged"
     assert 0 <= res.diverged_step < 120
     loss = res.arrays["train_loss"]
@@ -35,7 +35,7 @@ def test_divergence_is_recorded_not_raised():
 
 
 def test_dln_trains_at_the_papers_learning_rate():
-    res = train(dln(norm="batch", steps=60), progress=False)
+    res = train(dln(norm="batch", steps=60), cpu_plan())
     assert res.status == "ok"
     loss = res.arrays["train_loss"]
     assert loss[-1] < loss[0]
@@ -44,7 +44,7 @@ def test_dln_trains_at_the_papers_learning_rate():
 
 @needs_fashion
 def test_vgg_learns_fashion_mnist_and_records_everything():
-    res = train(small_vgg(steps=60, every=20), progress=False)
+    res = train(small_vgg(steps=60, every=20), cpu_plan())
     a = res.arrays
     assert res.status == "ok"
     assert a["train_loss"][-10:].mean() < a["train_loss"][:5].mean()
@@ -57,8 +57,8 @@ def test_vgg_learns_fashion_mnist_and_records_everything():
 @needs_fashion
 @pytest.mark.parametrize("norm", ["batch", "noisy_batch"])
 def test_probes_do_not_disturb_training(norm):
-    with_probes = train(small_vgg(norm, steps=12, every=3), progress=False)
-    without = train(small_vgg(norm, steps=12, every=0), progress=False)
+    with_probes = train(small_vgg(norm, steps=12, every=3), cpu_plan())
+    without = train(small_vgg(norm, steps=12, every=0), cpu_plan())
     np.testing.assert_array_equal(with_probes.arrays["train_loss"], without.arrays["train_loss"])
     np.testing.assert_array_equal(with_probes.arrays["test_acc"], without.arrays["test_acc"])
 
@@ -66,7 +66,7 @@ def test_probes_do_not_disturb_training(norm):
 @needs_fashion
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, ctrl_c):
     cfg = small_vgg("noisy_batch", steps=24, every=4)
-    reference = train(cfg, progress=False)
+    reference = train(cfg, cpu_plan())
     calls = {"n": 0}
     real_loss = engine_mod.loss_fn         # the training step's loss (probes compute theirs separately)
 
@@ -79,10 +79,10 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, ctrl_
     ckpt = tmp_path / "run.ckpt"
     monkeypatch.setattr(engine_mod, "loss_fn", interrupting)
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, progress=False, checkpoint=ckpt)
+        train(cfg, cpu_plan(), checkpoint=ckpt)
     assert ckpt.exists()
     monkeypatch.setattr(engine_mod, "loss_fn", real_loss)
-    resumed = train(cfg, progress=False, checkpoint=ckpt)
+    resumed = train(cfg, cpu_plan(), checkpoint=ckpt)
     assert not ckpt.exists()
     assert set(resumed.arrays) == set(reference.arrays)
     for k, v in reference.arrays.items():
@@ -96,5 +96,5 @@ def test_activation_probe_handles_batches_smaller_than_its_sample():
                     DataConfig("fashion_mnist", train_subset=256, test_subset=64),
                     TrainConfig(lr=0.1, steps=3, batch_size=16, eval_every=3),
                     ProbeConfig(every=1, activation_layers=(2, 13)))
-    res = train(cfg, progress=False)        # layer 13 holds 16 x 2 x 2 = 64 values per channel
+    res = train(cfg, cpu_plan())        # layer 13 holds 16 x 2 x 2 = 64 values per channel
     assert res.arrays["act_samples"].shape[-1] == SAMPLES

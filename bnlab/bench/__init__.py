@@ -22,7 +22,8 @@ CPU, CUDA events + synchronize on a GPU. ``benchmarks/README.md`` says how to ru
 from __future__ import annotations
 
 from ..data import load_regression
-from ..flops import block_flops, flop_ratios, model_flops, suite_flops, times_due, vgg_flops
+from ..estimate import suite_flops
+from ..flops import block_flops, flop_ratios, model_flops, times_due, vgg_flops
 from .baselines import synthetic_images
 from .report import format_report, run_all, write
 from .baselines import ics_agreement

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 from ..device import describe, pick, strict_fp32
-from ..flops import suite_flops, vgg_flops
+from ..estimate import suite_flops
+from ..flops import vgg_flops
 from .baselines import bench_data
 from .sections import (VGG_ACT_LAYERS, bench_dln_costs, bench_engine_vs_baseline, bench_loop_vs_vmap,
                        bench_probe_costs, minutes_at_peak, project_suite)

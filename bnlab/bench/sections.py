@@ -9,8 +9,10 @@ from ..config import DataConfig, ModelConfig, get_scale
 from ..data import ImageData, load_regression
 from ..device import set_tf32, strict_fp32
 from ..engine import EngineOptions
-from ..experiments import EXPERIMENTS, dln_run, vgg_run
-from ..flops import block_flops, evaluated_images, flop_ratios, model_flops, times_due, unique_runs
+from ..experiments import EXPERIMENTS
+from ..recipes import dln_run, vgg_run
+from ..estimate import unique_runs
+from ..flops import block_flops, evaluated_images, flop_ratios, model_flops, times_due
 from ..measure import ActivationProbe, ICSProbe, LandscapeProbe, probe_along_gradient
 from ..measure.landscape import etas_for
 from ..models import loss_fn

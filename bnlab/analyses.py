@@ -1,9 +1,11 @@
-"""Analyses beyond Santurkar et al. (chapters ``08_bjorck`` and ``09_smoothness``): Bjorck et al.'s step-size test, Hessian sharpness
-during training, and Li et al.'s 2-D loss surface, each for the VGG of a scale with and without BatchNorm.
+"""Analyses of the loss landscape's stability (chapters ``08_bjorck`` and ``09_smoothness``): Bjorck et al.'s
+step-size test, Hessian sharpness during training, and Li et al.'s 2-D loss surface, each for a network of a scale
+with and without BatchNorm.
 
-Each ``compute`` function takes ``(scale, device=None)`` and returns a flat dict of numpy arrays (keys prefixed
-``none/`` and ``batch/`` per network), the form :func:`bnlab.runner.compute` saves for an analysis experiment.
-Sizes per scale are ours (the papers give none that fit a CPU); the chapter states them.
+Each compute function takes ``(scale, plan)`` and returns a flat dict of numpy arrays (keys prefixed ``none/`` and
+``batch/`` per network); :data:`STEP_SIZE`, :data:`STEP_SIZE_RESNET`, :data:`SHARPNESS` and :data:`SURFACE` register
+them (``bnlab.recipes.Analysis``) with the sizes they read from the scale (``Scale.step_size``, ``.sharpness``,
+``.surface``: ours, the papers give none that fit a CPU; the chapters state them) and the runs they train.
 """
 from __future__ import annotations
 
@@ -12,16 +14,17 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from . import data as data_mod, store
-from .config import PAPER_SETTINGS, ProbeConfig, get_scale, n_layers
-from .device import pick, strict_fp32
-from .experiments import resnet_run, vgg_run
+from . import data as data_mod
+from .config import PAPER_SETTINGS, ProbeConfig, Scale, n_layers
+from .device import strict_fp32
+from .norms import frozen_state
+from .recipes import Analysis, resnet_run, vgg_run
 from .flops import model_flops, run_flops, times_due
 from .measure.sharpness import SharpnessProbe
 from .measure.step_size import DIVERGENCE, relative_loss
 from .measure.surface import ModelHandle, filter_normalised_direction, loss_surface
 from .models import build, loss_fn
-from .train import progress_bar
+from .train import progress_bar, train
 
 PRECISION = "strict fp32 (TF32 off)"
 REL_CAP = 1e30          # stored in place of a relative loss that overflowed (mask: <net>/nonfinite)
@@ -29,46 +32,18 @@ REL_CAP = 1e30          # stored in place of a relative loss that overflowed (ma
 # Bjorck et al.'s "normal" learning rate of each network (paper-spec.md 11.3)
 NORMAL_LR = {"none": 1e-4, "batch": 0.1}
 
-# [ours] sizes. batches: first mini-batches measured; etas: log10 range and number of step sizes.
-STEP_SIZE_SCALES = {
-    "smoke": dict(batches=2, log_eta=(-5.0, 3.0), etas=9),
-    "colab": dict(batches=50, log_eta=(-5.0, 3.0), etas=33),
-    "cpu": dict(batches=20, log_eta=(-5.0, 3.0), etas=33),
-    "paper": dict(batches=50, log_eta=(-5.0, 3.0), etas=33),
-}
-# steps: training length (None = the scale's VGG length); every: probe interval; iters: power-iteration cap.
-SHARPNESS_SCALES = {
-    "smoke": dict(steps=12, every=6, iters=4, lr=0.1),
-    "colab": dict(steps=None, every=250, iters=20, lr=0.1),
-    "cpu": dict(steps=600, every=50, iters=20, lr=0.1),
-    "paper": dict(steps=None, every=500, iters=30, lr=0.1),
-}
-# steps: training before the surface is drawn; points: grid points per axis over [-1, 1]; images: fixed set.
-SURFACE_SCALES = {
-    "smoke": dict(steps=12, points=5, images=128, lr=0.1),
-    "colab": dict(steps=None, points=31, images=2048, lr=0.1),
-    "cpu": dict(steps=500, points=21, images=512, lr=0.1),
-    "paper": dict(steps=None, points=31, images=5000, lr=0.1),
-}
-
-
-def _check_scale(scale: str, table: dict) -> dict:
-    """The sizes for ``scale`` (``paper_fmnist`` takes the paper's); a clear error for an unknown scale."""
-    return table[get_scale(scale).size_key]
-
-
 # ---- Bjorck et al.: relative loss vs step size in the first mini-batches ---------------------------
-def step_size(scale: str, device=None, progress=None) -> dict:
+def step_size(scale: Scale, plan) -> dict:
     """Bjorck et al.'s step-size test on the VGG of ``scale``: see :func:`step_size_for`."""
-    return step_size_for(scale, vgg_run, device, progress)
+    return step_size_for(scale, vgg_run, plan)
 
 
-def step_size_resnet(scale: str, device=None, progress=None) -> dict:
+def step_size_resnet(scale: Scale, plan) -> dict:
     """Bjorck et al.'s step-size test on the ResNet of ``scale`` (the network of their learning-rate sweep)."""
-    return step_size_for(scale, resnet_run, device, progress)
+    return step_size_for(scale, resnet_run, plan)
 
 
-def step_size_for(scale: str, make_run, device=None, progress=None) -> dict:
+def step_size_for(scale: Scale, make_run, plan) -> dict:
     """For each network (``make_run(scale, norm, lr, seed)``) at its normal lr: train on the first mini-batches;
     before each step, record L(w - eta g) / L(w) on that batch for eta on a log grid (BN in training mode, parameters restored).
 
@@ -77,22 +52,21 @@ def step_size_for(scale: str, make_run, device=None, progress=None) -> dict:
     ``n/wnorm`` [T] the norms of g and w over all parameters (so eta |g| / |w| is the relative distance moved),
     ``n/lr``, and ``n/block_rms`` [blocks] the scale of each block's output at initialisation (:func:`block_rms`).
     """
-    cfg_s = _check_scale(scale, STEP_SIZE_SCALES)
-    sc, dev = get_scale(scale), pick(device)
+    cfg_s, dev = scale.step_size, plan.device
     strict_fp32()
-    etas = torch.logspace(*cfg_s["log_eta"], cfg_s["etas"], dtype=torch.float64)
+    etas = torch.logspace(*cfg_s.log_eta, cfg_s.etas, dtype=torch.float64)
     out = {"eta": etas.numpy(), "threshold": np.asarray(DIVERGENCE), "precision": PRECISION}
     data = None
-    bar = progress_bar(len(NORMAL_LR) * cfg_s["batches"], "step sizes: mini-batches", progress)
+    bar = progress_bar(len(NORMAL_LR) * cfg_s.batches, "step sizes: mini-batches", plan.progress)
     for norm, lr in NORMAL_LR.items():
-        cfg = make_run(sc, norm, lr, seed=0)
-        data = data if data is not None else data_mod.load(cfg.data, 0, dev)
+        cfg = make_run(scale, norm, lr, seed=0)
+        data = data if data is not None else data_mod.load(cfg.data, 0, dev, plan.data_dir)
         model = build(cfg.model, 0, dev)
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=lr)
         batches = data.batches(cfg.train.batch_size, 0)
         rel, losses, gnorm, wnorm = [], [], [], []
-        for t in range(cfg_s["batches"]):
+        for t in range(cfg_s.batches):
             x, y = next(batches)
             if t == 0:
                 out[f"{norm}/block_rms"] = block_rms(model, x).cpu().numpy()
@@ -122,7 +96,6 @@ def step_size_for(scale: str, make_run, device=None, progress=None) -> dict:
 def block_rms(model, x) -> torch.Tensor:
     """Root mean square of each block's output on the batch ``x`` (training mode, running statistics restored):
     how the signal's scale grows or stays put with depth (Bjorck et al.'s activation growth without BN)."""
-    from .norms import frozen_state
     rms, h = [], x
     with frozen_state(model):
         for block in model.blocks:
@@ -137,68 +110,64 @@ def block_rms(model, x) -> torch.Tensor:
 HVP_FORWARDS = 5
 
 
-def sharpness_run(scale: str, norm: str):
+def sharpness_run(scale: Scale, norm: str):
     """The VGG run that :func:`sharpness` trains for ``norm`` at ``scale``: the landscape probe every ``every`` steps."""
-    cfg_s, sc = _check_scale(scale, SHARPNESS_SCALES), get_scale(scale)
-    base = vgg_run(sc, norm, cfg_s["lr"], seed=0)
-    return replace(base, name=f"{base.name}_sharpness", train=replace(base.train, steps=cfg_s["steps"] or sc.vgg_steps),
-                   probe=ProbeConfig(every=cfg_s["every"], landscape=True, landscape_points=8,
+    cfg_s = scale.sharpness
+    base = vgg_run(scale, norm, cfg_s.lr, seed=0)
+    return replace(base, name=f"{base.name}_sharpness", train=replace(base.train, steps=cfg_s.steps or scale.vgg_steps),
+                   probe=ProbeConfig(every=cfg_s.every, landscape=True, landscape_points=8,
                                      landscape_range=PAPER_SETTINGS["vgg"]["probe_range_x_lr"]))
 
 
-def surface_run(scale: str, norm: str):
+def surface_run(scale: Scale, norm: str):
     """The VGG run that :func:`surface` trains for ``norm`` at ``scale`` (no probes, one evaluation at the end)."""
-    cfg_s, sc = _check_scale(scale, SURFACE_SCALES), get_scale(scale)
-    base = vgg_run(sc, norm, cfg_s["lr"], seed=0)
-    steps = cfg_s["steps"] or sc.vgg_steps
+    base = vgg_run(scale, norm, scale.surface.lr, seed=0)
+    steps = scale.surface.steps or scale.vgg_steps
     return replace(base, name=f"{base.name}_surface", train=replace(base.train, steps=steps, eval_every=steps),
                    probe=ProbeConfig())
 
 
-def step_size_flops(scale: str, make_run=vgg_run) -> float:
+def step_size_runs(scale: Scale, make_run=vgg_run) -> list:
+    """The networks the step-size test builds and steps (each at its normal learning rate)."""
+    return [make_run(scale, norm, lr, seed=0) for norm, lr in NORMAL_LR.items()]
+
+
+def step_size_flops(scale: Scale, make_run=vgg_run) -> float:
     """FLOPs of :func:`step_size_for`: per network, one forward for the block scales, then per mini-batch a step
     (3 forwards), the loss at w and one forward per step size."""
-    cfg_s, sc = _check_scale(scale, STEP_SIZE_SCALES), get_scale(scale)
-    total = 0.0
-    for norm, lr in NORMAL_LR.items():
-        run = make_run(sc, norm, lr, seed=0)
-        total += model_flops(run.model) * run.train.batch_size * (1 + cfg_s["batches"] * (4 + cfg_s["etas"]))
-    return total
+    cfg_s = scale.step_size
+    return sum(model_flops(run.model) * run.train.batch_size * (1 + cfg_s.batches * (4 + cfg_s.etas))
+               for run in step_size_runs(scale, make_run))
 
 
-def step_size_block_steps(scale: str, make_run=vgg_run) -> int:
+def step_size_block_steps(scale: Scale, make_run=vgg_run) -> int:
     """The launch floor of :func:`step_size_for` in block-steps: per network, a step and 2 + K forwards a batch."""
-    cfg_s, sc = _check_scale(scale, STEP_SIZE_SCALES), get_scale(scale)
-    return sum(n_layers(make_run(sc, norm, lr, seed=0).model) * cfg_s["batches"] * (2 + cfg_s["etas"])
-               for norm, lr in NORMAL_LR.items())
+    cfg_s = scale.step_size
+    return sum(n_layers(run.model) * cfg_s.batches * (2 + cfg_s.etas) for run in step_size_runs(scale, make_run))
 
 
-def sharpness_flops(scale: str) -> float:
+def sharpness_flops(scale: Scale) -> float:
     """FLOPs of :func:`sharpness`: both training runs with their landscape probes and evaluations, and at each
     probe up to ``iters`` + 1 Hessian-vector products on the step's batch."""
-    cfg_s = _check_scale(scale, SHARPNESS_SCALES)
+    cfg_s = scale.sharpness
     total = 0.0
     for norm in ("none", "batch"):
         run = sharpness_run(scale, norm)
-        hvps = times_due(cfg_s["every"], run.train.steps) * (cfg_s["iters"] + 1)
+        hvps = times_due(cfg_s.every, run.train.steps) * (cfg_s.iters + 1)
         total += run_flops(run)["total"] + hvps * HVP_FORWARDS * model_flops(run.model) * run.train.batch_size
     return total
 
 
-def surface_flops(scale: str) -> float:
+def surface_flops(scale: Scale) -> float:
     """FLOPs of :func:`surface`: both training runs, then one forward of the fixed images per grid point and per
     point of the training-mode slice."""
-    cfg_s = _check_scale(scale, SURFACE_SCALES)
-    total = 0.0
-    for norm in ("none", "batch"):
-        run = surface_run(scale, norm)
-        total += run_flops(run)["total"] + model_flops(run.model) * cfg_s["images"] * (cfg_s["points"] ** 2 +
-                                                                                     cfg_s["points"])
-    return total
+    cfg_s = scale.surface
+    return sum(run_flops(run)["total"] + model_flops(run.model) * cfg_s.images * (cfg_s.points ** 2 + cfg_s.points)
+               for run in (surface_run(scale, norm) for norm in ("none", "batch")))
 
 
 # ---- sharpness next to effective beta-smoothness ---------------------------------------------------
-def sharpness(scale: str, device=None, progress=None) -> dict:
+def sharpness(scale: Scale, plan) -> dict:
     """Train the VGG with and without BN at lr 0.1 with the landscape probe and :class:`SharpnessProbe`.
 
     Keys per network n: ``n/step`` [S] and ``n/train_loss`` [S] (up to divergence), ``n/sharp_step`` [P],
@@ -207,18 +176,16 @@ def sharpness(scale: str, device=None, progress=None) -> dict:
     ``n/land_beta`` [P, K], ``n/eval_step``, ``n/test_acc``, ``n/diverged_step`` (-1 = ok); and ``lr``,
     ``steps``, ``every``.
     """
-    from .train import train
-    cfg_s = _check_scale(scale, SHARPNESS_SCALES)
-    sc, dev = get_scale(scale), pick(device)
-    steps = cfg_s["steps"] or sc.vgg_steps
-    out = {"lr": np.asarray(cfg_s["lr"]), "steps": np.asarray(steps), "every": np.asarray(cfg_s["every"]),
+    cfg_s, dev = scale.sharpness, plan.device
+    steps = cfg_s.steps or scale.vgg_steps
+    out = {"lr": np.asarray(cfg_s.lr), "steps": np.asarray(steps), "every": np.asarray(cfg_s.every),
            "precision": PRECISION}
     data = None
     for norm in ("none", "batch"):
         cfg = sharpness_run(scale, norm)
-        data = data if data is not None else data_mod.load(cfg.data, 0, dev)
-        res = train(cfg, data=data, device=dev, progress=progress, checkpoint=store.checkpoint_path(cfg.hash),
-                    extra_probes=[lambda model: SharpnessProbe(cfg_s["every"], cfg_s["iters"], seed=0)])
+        data = data if data is not None else data_mod.load(cfg.data, 0, dev, plan.data_dir)
+        res = train(cfg, plan, data=data, checkpoint=plan.store.checkpoint_path(cfg.hash),
+                    extra_probes=[lambda model: SharpnessProbe(cfg_s.every, cfg_s.iters, seed=0)])
         n_ok = res.diverged_step if res.diverged_step is not None else steps
         out[f"{norm}/step"] = res["step"][:n_ok]
         out[f"{norm}/train_loss"] = res["train_loss"][:n_ok]
@@ -231,7 +198,7 @@ def sharpness(scale: str, device=None, progress=None) -> dict:
 
 
 # ---- Li et al.'s 2-D loss surface ------------------------------------------------------------------
-def surface(scale: str, device=None, progress=None) -> dict:
+def surface(scale: Scale, plan) -> dict:
     """Train each VGG briefly at lr 0.1, then the loss on a fixed image set at w + a d1 + b d2 on a grid
     (filter-normalised d1, d2; BN in inference mode), plus the a-axis slice with BN in training mode.
 
@@ -239,22 +206,19 @@ def surface(scale: str, device=None, progress=None) -> dict:
     [P, P] (index [i, j] = (a_i, b_j)), ``n/slice_train_mode`` [P] (b = 0, batch statistics of chunks of 128),
     ``n/train_loss`` [steps], ``n/test_acc`` (final), ``n/cos_d1_d2``.
     """
-    from .train import train
-    cfg_s = _check_scale(scale, SURFACE_SCALES)
-    sc, dev = get_scale(scale), pick(device)
-    steps = cfg_s["steps"] or sc.vgg_steps
-    coords = torch.linspace(-1.0, 1.0, cfg_s["points"], dtype=torch.float64)
-    out = {"coords": coords.numpy(), "steps": np.asarray(steps), "images": np.asarray(cfg_s["images"]),
+    cfg_s, dev = scale.surface, plan.device
+    steps = cfg_s.steps or scale.vgg_steps
+    coords = torch.linspace(-1.0, 1.0, cfg_s.points, dtype=torch.float64)
+    out = {"coords": coords.numpy(), "steps": np.asarray(steps), "images": np.asarray(cfg_s.images),
            "precision": PRECISION}
     data = None
     for norm in ("none", "batch"):
         cfg = surface_run(scale, norm)
-        data = data if data is not None else data_mod.load(cfg.data, 0, dev)
+        data = data if data is not None else data_mod.load(cfg.data, 0, dev, plan.data_dir)
         handle = ModelHandle()
-        res = train(cfg, data=data, device=dev, progress=progress, checkpoint=store.checkpoint_path(cfg.hash),
-                    extra_probes=[handle])
+        res = train(cfg, plan, data=data, checkpoint=plan.store.checkpoint_path(cfg.hash), extra_probes=[handle])
         model = handle.model
-        n = min(cfg_s["images"], data.x_train.shape[0])
+        n = min(cfg_s.images, data.x_train.shape[0])
         x, y = data.normalise(data.x_train[:n]), data.y_train[:n]
         gen = torch.Generator().manual_seed(0)
         d1, d2 = filter_normalised_direction(model, gen), filter_normalised_direction(model, gen)
@@ -270,6 +234,31 @@ def surface(scale: str, device=None, progress=None) -> dict:
     return out
 
 
-__all__ = ["NORMAL_LR", "STEP_SIZE_SCALES", "SHARPNESS_SCALES", "SURFACE_SCALES", "step_size", "step_size_resnet",
-           "step_size_for", "block_rms", "sharpness",
-           "surface"]
+# ---- the registered analyses -------------------------------------------------------------------------
+def _sharpness_runs(scale: Scale) -> list:
+    return [sharpness_run(scale, norm) for norm in ("none", "batch")]
+
+
+def _surface_runs(scale: Scale) -> list:
+    return [surface_run(scale, norm) for norm in ("none", "batch")]
+
+
+def _training_block_steps(runs) -> int:
+    """The launch floor of training ``runs``, in block-steps."""
+    return sum(n_layers(run.model) * run.train.steps for run in runs)
+
+
+STEP_SIZE = Analysis(step_size, sizes=lambda scale: scale.step_size, runs=step_size_runs, flops=step_size_flops,
+                     block_steps=step_size_block_steps)
+STEP_SIZE_RESNET = Analysis(step_size_resnet, sizes=lambda scale: scale.step_size,
+                            runs=lambda scale: step_size_runs(scale, resnet_run),
+                            flops=lambda scale: step_size_flops(scale, resnet_run),
+                            block_steps=lambda scale: step_size_block_steps(scale, resnet_run))
+SHARPNESS = Analysis(sharpness, sizes=lambda scale: scale.sharpness, runs=_sharpness_runs, flops=sharpness_flops,
+                     block_steps=lambda scale: _training_block_steps(_sharpness_runs(scale)))
+SURFACE = Analysis(surface, sizes=lambda scale: scale.surface, runs=_surface_runs, flops=surface_flops,
+                   block_steps=lambda scale: _training_block_steps(_surface_runs(scale)))
+
+
+__all__ = ["NORMAL_LR", "STEP_SIZE", "STEP_SIZE_RESNET", "SHARPNESS", "SURFACE", "step_size", "step_size_resnet",
+           "step_size_for", "block_rms", "sharpness", "surface", "sharpness_run", "surface_run"]
