@@ -20,7 +20,22 @@ class Claim:
     holds: bool
 
     def __str__(self):
-        return f"[{'reproduced' if self.holds else 'NOT reproduced'}] {self.text}\n    {self.evidence}"
+        return f"[{self.verdict}] {self.text}\n    {self.evidence}"
+
+    @property
+    def verdict(self) -> str:
+        return "reproduced" if self.holds else "NOT reproduced"
+
+    def _repr_html_(self) -> str:
+        return verdict_table(self)._repr_html_()
+
+
+def verdict_table(*claims):
+    """The verdicts as a table (one row per claim: verdict, claim, evidence) that a notebook shows as HTML, with
+    lines that wrap. Takes claims and lists of claims, as the ``claim_*`` functions return them."""
+    from .tables import Table
+    flat = [c for item in claims for c in (item if isinstance(item, (list, tuple)) else [item])]
+    return Table([[c.verdict, c.text, c.evidence] for c in flat], columns=["verdict", "claim", "evidence"])
 
 
 def _final_by(result, norm, lr, key):

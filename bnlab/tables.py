@@ -1,14 +1,48 @@
 """The chapters' tables: the statistics of a result (``bnlab.statistics``) formatted for reading.
 
 A chapter shows these instead of typing numbers, so the text always matches the result it shows (cached or live).
+Each is a :class:`Table`, a pandas DataFrame of pre-formatted cells (each number at the precision that suits it, the
+same on every machine) that Jupyter, Jupyter Book and Colab show as an HTML table and ``print`` as plain text. A
+mean over seeds has the spread over seeds (the standard deviation) in a column of its own.
 """
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from .norms import NORM_LABELS
 from .statistics import (BEYOND_NETS, final, groups, ics_stats, landscape_stats, moment_stats, nan_safe, sharpness_stats,
                          step_size_stats, surface_stats)
+
+
+class Table(pd.DataFrame):
+    """A DataFrame shown without its row index: as an HTML table (``_repr_html_``, class ``bnlab-table``) in a
+    notebook or the book, as aligned plain text by ``print`` and ``repr``."""
+
+    @property
+    def _constructor(self):
+        return Table
+
+    def _repr_html_(self) -> str:
+        return self.to_html(index=False, border=0, classes="bnlab-table", na_rep="")
+
+    def __repr__(self) -> str:
+        return self.to_string(index=False)
+
+    __str__ = __repr__
+
+
+def _mean(values, spec=".3f") -> str:
+    v = np.asarray(values, dtype=np.float64)
+    return "n/a" if not len(v) or np.all(np.isnan(v)) else format(nan_safe(np.nanmean, v), spec)
+
+
+def _sd(values, spec=".3f") -> str:
+    """The spread over seeds, as +- sd; "-" for a single seed."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) < 2 or np.all(np.isnan(v)):
+        return "-"
+    return "\u00b1 " + format(nan_safe(np.nanstd, v), spec)
 
 
 def mean_std(values) -> str:
@@ -20,33 +54,34 @@ def mean_std(values) -> str:
     return f"{nan_safe(np.nanmean, v):.3f} +- {nan_safe(np.nanstd, v):.3f}"
 
 
-def table(rows, headers) -> str:
-    """A plain-text table (stable across machines: values are pre-formatted strings)."""
-    rows = [[str(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+def table(rows, headers) -> Table:
+    """A :class:`Table` of pre-formatted cells (stable across machines: values are formatted strings)."""
+    return Table([[str(c) for c in r] for r in rows], columns=list(headers))
 
 
-def training_table(result) -> str:
-    """Final training accuracy/loss and test accuracy per network and learning rate, over seeds."""
+def training_table(result) -> Table:
+    """Final training accuracy/loss and test accuracy per network and learning rate: mean over seeds, and the
+    standard deviation over seeds in the column after it."""
     rows = []
     classifier = "train_acc" in result.runs[0].arrays
     for norm, lr, runs in groups(result):
         div = [r for r in runs if r.status == "diverged"]
         status = "ok" if not div else f"{len(div)}/{len(runs)} diverged (step {min(r.diverged_step for r in div)})"
         if classifier:
-            rows.append([NORM_LABELS[norm], f"{lr:g}", len(runs), mean_std([final(r, "train_acc") for r in runs]),
-                         mean_std([final(r, "test_acc") for r in runs]), status])
+            train, test = [final(r, "train_acc") for r in runs], [final(r, "test_acc") for r in runs]
+            rows.append([NORM_LABELS[norm], f"{lr:g}", len(runs), _mean(train), _sd(train), _mean(test), _sd(test),
+                         status])
         else:
+            loss = [final(r, "train_loss") for r in runs]
             rows.append([NORM_LABELS[norm], f"{lr:g}", len(runs),
-                         f"{nan_safe(np.nanmean, [final(r, 'train_loss') for r in runs]):.4g}", status])
-    headers = (["network", "lr", "seeds", "final train acc", "final test acc", "status"] if classifier else
-               ["network", "lr", "seeds", "final training loss", "status"])
+                         f"{nan_safe(np.nanmean, loss):.4g}", _sd(loss, ".2g"), status])
+    headers = (["network", "lr", "seeds", "final train acc", "train acc sd over seeds", "final test acc",
+                "test acc sd over seeds", "status"] if classifier else
+               ["network", "lr", "seeds", "final training loss", "sd over seeds", "status"])
     return table(rows, headers)
 
 
-def ics_table(result) -> str:
+def ics_table(result) -> Table:
     rows = []
     for norm, lr, _ in groups(result):
         s = ics_stats(result, norm, lr)
@@ -57,7 +92,7 @@ def ics_table(result) -> str:
                         "median cos(G,G')"])
 
 
-def landscape_table(result, lr=None) -> str:
+def landscape_table(result, lr=None) -> Table:
     rows = []
     for norm, lr_, _ in groups(result):
         if lr is not None and lr_ != lr:
@@ -69,7 +104,7 @@ def landscape_table(result, lr=None) -> str:
                         "largest beta"])
 
 
-def moments_table(result, layers, norms, lr=None) -> str:
+def moments_table(result, layers, norms, lr=None) -> Table:
     rows = []
     for layer in layers:
         for norm in norms:
@@ -80,7 +115,7 @@ def moments_table(result, layers, norms, lr=None) -> str:
                         "mean |var drift|"])
 
 
-def theory_table(result) -> str:
+def theory_table(result) -> Table:
     """Largest relative error of each identity and how often the printed Thm 4.1 bound fails."""
     a = result.arrays
     n = a["thm41_printed_violated"].size
@@ -95,7 +130,7 @@ def theory_table(result) -> str:
     return table(rows, ["statement", "max relative error", "note"])
 
 
-def theory_details(result) -> str:
+def theory_details(result) -> Table:
     """Per batch size and phase: how much BN shrinks the gradient, how often the Thm 4.2 quadratic form is
     negative, how often <g, yhat> > 0, and how tight the Thm 4.4 bound is (medians over units)."""
     a = result.arrays
@@ -114,7 +149,7 @@ def _eta_txt(x: float, eta_max: float) -> str:
     return f"> {eta_max:g}" if not np.isfinite(x) else f"{x:.3g}"
 
 
-def step_size_table(result) -> str:
+def step_size_table(result) -> Table:
     """One row per network for the first mini-batch (the network at initialisation) and one for the medians
     over all measured mini-batches."""
     rows = []
@@ -131,7 +166,7 @@ def step_size_table(result) -> str:
                         "... as eta |g|/|w|", "largest eta < 1", "best eta", "min rel. loss", "rel. loss at lr"])
 
 
-def _per_network_table(result, stats, columns) -> str:
+def _per_network_table(result, stats, columns) -> Table:
     """One row per network of chapters 8 and 9 (``BEYOND_NETS``): ``stats(result, net)`` formatted by ``columns``, a list of
     (header, key, format spec)."""
     rows = [[NORM_LABELS[net]] + [format(s[key], spec) for _, key, spec in columns]
@@ -139,7 +174,7 @@ def _per_network_table(result, stats, columns) -> str:
     return table(rows, ["network"] + [header for header, _, _ in columns])
 
 
-def sharpness_table(result) -> str:
+def sharpness_table(result) -> Table:
     lr = float(result.arrays["lr"])
     return _per_network_table(result, sharpness_stats, [
         ("lmax step 0", "first", ".3g"), ("lmin step 0", "min_first", ".3g"), ("gHg/|g|^2 step 0", "curv_first", ".3g"),
@@ -148,7 +183,7 @@ def sharpness_table(result) -> str:
         ("median |Hg|/|g|", "hg", ".3g"), ("final test acc", "test_acc", ".3f")])
 
 
-def surface_table(result) -> str:
+def surface_table(result) -> Table:
     return _per_network_table(result, surface_stats, [
         ("test acc", "test_acc", ".3f"), ("centre loss", "centre", ".3f"), ("frac. < 2x centre", "within2x", ".2f"),
         ("frac. < ln 10", "below_chance", ".2f"), ("median edge loss", "edge", ".3g"),
@@ -156,7 +191,7 @@ def surface_table(result) -> str:
         ("max a-axis (training mode)", "slice_train_max", ".3g")])
 
 
-def initial_signal_table(result, norms=BEYOND_NETS, lr=0.1, seed=0) -> str:
+def initial_signal_table(result, norms=BEYOND_NETS, lr=0.1, seed=0) -> Table:
     """Variance of the layer inputs at step 0 (mean over the recorded units), per recorded layer and network:
     how much signal reaches each depth at initialisation."""
     runs = {n: result.select(norm=n, lr=lr, seed=seed)[0] for n in norms}
@@ -166,7 +201,7 @@ def initial_signal_table(result, norms=BEYOND_NETS, lr=0.1, seed=0) -> str:
     return table(rows, ["layer"] + [f"variance at step 0, {NORM_LABELS[n]}" for n in norms])
 
 
-def depth_profile_table(result, every: int = 4) -> str:
+def depth_profile_table(result, every: int = 4) -> Table:
     """The scale (root mean square) of every ``every``-th block's output at initialisation, per network, and the
     ratio of the last block's to the first's: Bjorck et al.'s growth of activations with depth without BN."""
     rms = {n: result.arrays[f"{n}/block_rms"] for n in BEYOND_NETS}

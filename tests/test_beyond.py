@@ -17,6 +17,7 @@ from bnlab.measure.step_size import relative_loss
 from bnlab.measure.surface import ModelHandle, filter_normalised_direction, loss_on, loss_surface
 from bnlab.models import Block, Blockwise, build, loss_fn
 from bnlab.norms import BatchNorm, FixedRescaling, frozen_state, group_count, make_norm
+from bnlab.experiments import get
 from bnlab.results import Result
 from conftest import cpu_plan, needs_fashion
 

@@ -5,14 +5,21 @@ For the intro and every page listed in ``_toc.yml`` this takes a screenshot and 
 - math was typeset by MathJax (served from the book's own ``_static/mathjax/``, never a CDN): every
   Sphinx math element holds an ``mjx-container``, MathJax reported no errors, and no raw ``$$`` or
   ``$\\command ...$`` is left in the visible text;
-- images are present (at least one per image output of the chapter's notebook) and *loaded*.
+- images are present (at least one per image output of the chapter's notebook) and *loaded*;
+- readable at a glance, at desktop width (a 1300 px window): every figure is shown at 90% or more of the width
+  it was drawn at (its PNG's pixels at the page's devicePixelRatio; a figure drawn wider than the column is
+  scaled down and its text shrinks), and no output block (``.cell_output`` children, their ``pre``, tables)
+  is wider than its box (a horizontal scroll bar) or reaches past the content column;
+- and one chapter at a phone's width (400 px): a screenshot in which every figure fits the viewport whole.
 
 How "loaded" is seen: Chromium's ``--dump-dom`` only serializes the DOM, so a small harness page (written
 to a temporary folder) shows the chapter in a full-window iframe, waits for MathJax and for every image,
 and writes what it found (each image's ``complete`` and ``naturalWidth``, the MathJax counts, the visible
 text) as JSON into its own DOM, which ``--dump-dom`` then prints. ``--allow-file-access-from-files`` lets
 the harness read the iframe's ``file://`` document. ``test_harness_detects_broken_pages`` checks that
-this detector does fail on a page with a broken image and untypeset math.
+this detector does fail on a page with a broken image and untypeset math, and
+``test_harness_detects_overflowing_pages`` that the layout check fails on a scaled-down figure and a text
+output wider than the column.
 
 If ``_build/html/index.html`` is missing the book is built first (``scripts/build_book.sh``). The tests
 skip only when no Chromium is installed (``apt-get install -y chromium``); set ``BNLAB_CHROMIUM`` to use
@@ -39,7 +46,9 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
          "--hide-scrollbars", "--mute-audio", "--allow-file-access-from-files")
-WINDOW = (1280, 900)
+WINDOW = (1300, 900)            # a desktop browser window (the book's default theme, sidebar shown)
+PHONE = (400, 860)              # a phone held upright
+MIN_SHOWN = 0.9                 # a figure is shown at no less than 90% of the width it was drawn at
 VIRTUAL_TIME_MS = 30_000        # virtual time: the page's timers run fast, so this costs seconds, not 30 s
 REPORT_RE = re.compile(r'<pre id="bnlab-report">(.*?)</pre>', re.S)
 
@@ -74,6 +83,13 @@ frame.addEventListener("load", async () => {
     const images = [...doc.images];
     images.forEach(img => { img.loading = "eager"; });     // lazy images below the fold load too
     for (let i = 0; i < 400 && images.some(img => !img.complete); i++) await sleep(50);
+    // The content column, and every output block in it: an output's own boxes and the text/table boxes inside.
+    const column = doc.querySelector("article.bd-article") || doc.querySelector("article");
+    const blocks = [...doc.querySelectorAll(".cell_output > *, .cell_output pre, .cell_output table, " +
+                                            ".cell_output .highlight, .cell_output .output")];
+    const pad = (el, side) => parseFloat(win.getComputedStyle(el)["padding" + side]) || 0;
+    const describe = el => el.tagName.toLowerCase() + (el.className ? "." + String(el.className).split(" ")[0] : "")
+                           + ": " + el.textContent.trim().slice(0, 60);
     const text = doc.body.cloneNode(true);
     text.querySelectorAll("script, style, noscript, template, pre, code, textarea, mjx-assistive-mml")
         .forEach(el => el.remove());
@@ -88,7 +104,17 @@ frame.addEventListener("load", async () => {
       mjx_errors: [...doc.querySelectorAll("mjx-merror")].map(el => el.textContent.slice(0, 80)),
       images: images.map(img => ({src: img.getAttribute("src"), complete: img.complete,
                                   width: img.naturalWidth, height: img.naturalHeight,
-                                  in_article: !!img.closest("article")})),
+                                  in_article: !!img.closest("article"),
+                                  shown: img.getBoundingClientRect().width,
+                                  left: img.getBoundingClientRect().left,
+                                  right: img.getBoundingClientRect().right})),
+      dpr: win.devicePixelRatio || 1,
+      viewport: win.innerWidth,
+      column: column ? column.clientWidth - pad(column, "Left") - pad(column, "Right") : null,
+      column_right: column ? column.getBoundingClientRect().right - pad(column, "Right") : null,
+      blocks: blocks.map(el => ({what: describe(el), scroll: el.scrollWidth, client: el.clientWidth,
+                                 width: el.getBoundingClientRect().width,
+                                 right: el.getBoundingClientRect().right})),
       text: text.textContent,
     });
   } catch (err) {
@@ -150,12 +176,14 @@ def expected_images(page: str) -> int:
                if any(k.startswith("image/") for k in output.get("data", {})))
 
 
-def open_page(browser: str, url: str, workdir: Path, screenshot: Path | None = None) -> dict:
-    """Load ``url`` through the harness in headless Chromium; return the harness report."""
+def open_page(browser: str, url: str, workdir: Path, screenshot: Path | None = None,
+              window: tuple[int, int] = WINDOW) -> dict:
+    """Load ``url`` through the harness in headless Chromium (a ``window`` of width x height CSS px); return
+    the harness report."""
     workdir.mkdir(parents=True, exist_ok=True)
     harness = workdir / "harness.html"
     harness.write_text(HARNESS.replace("__URL__", html.escape(url, quote=True)))
-    cmd = [browser, *FLAGS, f"--user-data-dir={workdir / 'profile'}", f"--window-size={WINDOW[0]},{WINDOW[1]}",
+    cmd = [browser, *FLAGS, f"--user-data-dir={workdir / 'profile'}", f"--window-size={window[0]},{window[1]}",
            f"--virtual-time-budget={VIRTUAL_TIME_MS}", "--dump-dom"]
     if screenshot is not None:
         cmd.append(f"--screenshot={screenshot}")
@@ -202,12 +230,44 @@ def problems(report: dict, min_images: int = 0) -> list[str]:
     return found
 
 
-def check_screenshot(path: Path) -> None:
+def layout_problems(report: dict) -> list[str]:
+    """What makes the page hard to read at a glance (an empty list means every output fits the column):
+
+    - a figure shown narrower than ``MIN_SHOWN`` of the width it was drawn at (its PNG's pixel width, in CSS px
+      at the page's devicePixelRatio): it was drawn wider than the column and scaled down, so its text shrank;
+    - an output block (stream text, table, HTML) whose content is wider than its box (a horizontal scroll
+      bar hides the rest) or that reaches past the content column's right edge."""
+    found = []
+    for img in report["images"]:
+        if not img["in_article"] or not img["width"]:
+            continue
+        drawn = img["width"] / report["dpr"]
+        if img["shown"] < MIN_SHOWN * drawn - 0.5:
+            found.append(f"image {img['src']} drawn {drawn:.0f} px wide but shown at {img['shown']:.0f} px "
+                         f"({img['shown'] / drawn:.0%})")
+    right = report["column_right"]
+    for block in report["blocks"]:
+        if block["scroll"] > block["client"] + 1:
+            found.append(f"output block overflows ({block['scroll']} px of content in {block['client']} px): "
+                         f"{block['what']!r}")
+        elif right is not None and block["right"] > right + 1:
+            found.append(f"output block reaches {block['right'] - right:.0f} px past the column: {block['what']!r}")
+    return found
+
+
+def phone_problems(report: dict) -> list[str]:
+    """Figures that do not fit whole into a phone's viewport."""
+    return [f"image {img['src']} spans {img['left']:.0f}..{img['right']:.0f} px, the viewport is "
+            f"{report['viewport']} px wide" for img in report["images"]
+            if img["in_article"] and (img["left"] < -0.5 or img["right"] > report["viewport"] + 0.5)]
+
+
+def check_screenshot(path: Path, window: tuple[int, int] = WINDOW) -> None:
     assert path.is_file(), f"no screenshot written at {path}"
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
     width, height = struct.unpack(">II", data[16:24])
-    assert (width, height) == WINDOW, f"{path} is {width}x{height}, expected {WINDOW}"
+    assert (width, height) == window, f"{path} is {width}x{height}, expected {window}"
     assert len(data) > 10_000, f"{path} is only {len(data)} bytes: a blank page?"
     try:
         from PIL import Image
@@ -278,6 +338,30 @@ def test_harness_detects_broken_pages(browser, tmp_path):
     assert problems(clean, min_images=1) == []
 
 
+def test_harness_detects_overflowing_pages(browser, tmp_path):
+    """The layout detector: a figure scaled down to fit the column and a wide text output are reported, a page
+    whose outputs fit is not."""
+    (tmp_path / "wide.png").write_bytes(tiny_png(1400, 30))
+    (tmp_path / "fits.png").write_bytes(tiny_png(600, 30))
+    style = ("<style>article { width: 700px; } img { max-width: 100%; } "
+             ".cell_output pre { overflow: auto; }</style>")
+    (tmp_path / "wide.html").write_text(
+        f'<!doctype html><html><head><title>wide</title>{style}</head><body><article class="bd-article">'
+        '<div class="cell_output"><img src="wide.png"></div>'
+        '<div class="cell_output"><pre>' + "a wide table row  " * 20 + '</pre></div>'
+        '</article></body></html>')
+    (tmp_path / "fits.html").write_text(
+        f'<!doctype html><html><head><title>fits</title>{style}</head><body><article class="bd-article">'
+        '<div class="cell_output"><img src="fits.png"></div>'
+        '<div class="cell_output"><pre>a short line</pre></div></article></body></html>')
+    found = "\n".join(layout_problems(open_page(browser, (tmp_path / "wide.html").as_uri(), tmp_path / "wide")))
+    assert "wide.png drawn 1400 px wide but shown at 700 px (50%)" in found
+    assert "output block overflows" in found and "a wide table row" in found
+    assert layout_problems(open_page(browser, (tmp_path / "fits.html").as_uri(), tmp_path / "fits")) == []
+    phone = open_page(browser, (tmp_path / "fits.html").as_uri(), tmp_path / "phone", window=(400, 600))
+    assert "fits.png spans" in "\n".join(phone_problems(phone))
+
+
 def test_mathjax_is_local(book):
     """No page refers to a MathJax CDN; the local copy is part of the site."""
     assert (book / "_static" / "mathjax" / "tex-mml-chtml.js").is_file(), \
@@ -302,5 +386,18 @@ def test_page_renders(browser, book, page, tmp_path):
     report = open_page(browser, path.as_uri(), tmp_path, screenshot=shot)
     check_screenshot(shot)
     assert report["title"], f"{page} has no title"
-    found = problems(report, min_images=expected_images(page))
+    found = problems(report, min_images=expected_images(page)) + layout_problems(report)
     assert not found, f"{page}:\n  " + "\n  ".join(found)
+
+
+def test_chapter_fits_a_phone(browser, book, tmp_path):
+    """One chapter at a phone's width: a screenshot, and every figure fits whole into the viewport (scaled down,
+    never cut off)."""
+    page = "book/02_bn_vs_standard"
+    shot = tmp_path / "phone.png"
+    report = open_page(browser, (book / f"{page}.html").as_uri(), tmp_path, screenshot=shot, window=PHONE)
+    check_screenshot(shot, PHONE)
+    shown = [img for img in report["images"] if img["in_article"]]
+    assert len(shown) >= expected_images(page) > 0
+    found = phone_problems(report)
+    assert not found, f"{page} at {PHONE[0]} px:\n  " + "\n  ".join(found)

@@ -5,6 +5,7 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 
+from . import style
 from .common import smooth
 from .style import colour, label
 
@@ -27,16 +28,17 @@ def step_size_figure(res):
     then both networks against the relative distance moved, eta |g| / |w|, one line per mini-batch."""
     a = res.arrays
     eta, thr = a["eta"], float(a["threshold"])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
+    fig, axes = style.panels(3, height=2.9, sharey=True)
     for ax, net, cmap in zip(axes[:2], NETS, ("Blues", "Oranges")):
         _step_panel(ax, eta, a[f"{net}/rel_loss"], a[f"{net}/nonfinite"], float(a[f"{net}/lr"]), cmap)
-        ax.set_title(f"{label(net)} (one line per mini-batch)")
+        ax.set_title(f"{label(net)}\n(one line per mini-batch)")
+        ax.get_lines()[-1].set_label(f"{label(net)}'s learning rate ({float(a[f'{net}/lr']):g})")
     for net in NETS:
         rel = np.where(a[f"{net}/nonfinite"], SHOW_CAP, np.minimum(a[f"{net}/rel_loss"], SHOW_CAP))
         dist = eta[None, :] * (a[f"{net}/gnorm"] / a[f"{net}/wnorm"])[:, None]
         for t in range(len(rel)):
             axes[2].plot(dist[t], rel[t], color=colour(net), lw=0.8, alpha=0.6, label=label(net) if t == 0 else None)
-    axes[2].set_title("both networks against the distance moved")
+    axes[2].set_title("both networks against\nthe distance moved")
     for ax in axes:
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -45,16 +47,17 @@ def step_size_figure(res):
         ax.set_xlabel(r"step size $\eta$ along $-g$")
         ax.set_ylim(top=SHOW_CAP * 5)
     axes[2].set_xlabel(r"relative distance moved $\eta\,\|g\| / \|w\|$")
-    for ax in axes:
-        ax.legend(fontsize=7, loc="upper left")
-    axes[0].set_ylabel(r"relative loss $L(w-\eta g)\,/\,L(w)$ (same batch)")
+    axes[2].yaxis.set_tick_params(labelleft=True)
+    for ax in axes[::2]:
+        ax.set_ylabel("relative loss\n" r"$L(w-\eta g)\,/\,L(w)$ (same batch)")
+    style.legend(fig, None, spare=fig.spare)
     fig.tight_layout()
     return fig
 
 
 def depth_profile_figure(res):
     """Scale (rms) of each block's output at initialisation against depth, both networks, log scale."""
-    fig, ax = plt.subplots(figsize=(6.2, 3.6))
+    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH * 0.9, 3.2))
     for net in NETS:
         rms = res.arrays[f"{net}/block_rms"]
         ax.plot(np.arange(1, len(rms) + 1), rms, "o-", ms=3, color=colour(net), label=label(net))
@@ -70,7 +73,7 @@ def sharpness_figure(res, window: int = 20):
     """Training loss; lambda_max of the Hessian with 2/lr; effective beta (landscape probe) and |Hg|/|g|."""
     a = res.arrays
     lr = float(a["lr"])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.9))
+    fig, axes = style.panels(3, height=2.8)
     for net in NETS:
         c = colour(net)
         axes[0].plot(a[f"{net}/step"], smooth(a[f"{net}/train_loss"], window), color=c, lw=1.4, label=label(net))
@@ -87,15 +90,16 @@ def sharpness_figure(res, window: int = 20):
     axes[1].axhline(2 / lr, color="#c44e52", ls="--", lw=1, label=rf"$2/\mathrm{{lr}}$ = {2 / lr:g}")
     axes[0].set_ylabel("training loss (batch, smoothed)")
     axes[0].set_yscale("log")
-    axes[1].set_ylabel(r"top Hessian eigenvalue $\lambda_{max}$ (log)")
-    axes[2].set_ylabel("gradient change per unit distance (log)")
+    axes[1].set_ylabel("top Hessian eigenvalue\n" r"$\lambda_{max}$ (log)")
+    axes[2].set_ylabel("gradient change per\nunit distance (log)")
+    axes[0].set_title("training loss")
     axes[1].set_title("sharpness on the step's batch")
-    axes[2].set_title(r"effective $\beta$-smoothness vs. local $\|Hg\|/\|g\|$")
+    axes[2].set_title(r"effective $\beta$-smoothness" "\n" r"vs. local $\|Hg\|/\|g\|$")
     for ax in axes:
         ax.set_xlabel("training step")
-        ax.legend(fontsize=7)
     for ax in axes[1:]:
         ax.set_yscale("log")
+    style.legend(fig, None, spare=fig.spare)
     fig.tight_layout()
     return fig
 
@@ -113,19 +117,19 @@ def surface_contour_figure(res):
     a = res.arrays
     c = a["coords"]
     levels = _levels(res)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 3.3), constrained_layout=True)
     for ax, net in zip(axes, NETS):
         cs = ax.contourf(c, c, a[f"{net}/loss"].T, levels=levels, norm=LogNorm(levels[0], levels[-1]),
                          cmap="viridis", extend="both")
         ax.contour(c, c, a[f"{net}/loss"].T, levels=levels[::3], colors="w", linewidths=0.4)
         ax.plot(0, 0, "r*", ms=9, label="trained weights")
         ax.set_title(label(net))
-        ax.set_xlabel(r"$a$ (along filter-normalised $d_1$)")
-        ax.set_ylabel(r"$b$ (along filter-normalised $d_2$)")
+        ax.set_xlabel(r"$a$ (along filter-norm. $d_1$)")
+        ax.set_ylabel(r"$b$ (along filter-norm. $d_2$)")
         ax.set_aspect("equal")
-        ax.legend(fontsize=7, loc="upper right")
-    fig.colorbar(cs, ax=axes, label="training loss (fixed image set, BN in inference mode)", ticks=[0.1, 0.3, 1, 3, 10,
-                                                                                                     30, 100, 300])
+    axes[1].legend(loc="upper right")
+    fig.colorbar(cs, ax=axes, label="training loss\n(BN in inference mode)", ticks=[0.1, 0.3, 1, 3, 10, 30, 100, 300],
+                 fraction=0.05, pad=0.02)
     return fig
 
 
@@ -136,7 +140,7 @@ def surface_3d_figure(res):
     A, B = np.meshgrid(c, c, indexing="ij")
     zs = {net: np.log10(a[f"{net}/loss"]) for net in NETS}
     lo, hi = min(float(z.min()) for z in zs.values()), max(float(z.max()) for z in zs.values())
-    fig = plt.figure(figsize=(11, 4.6))
+    fig = plt.figure(figsize=(style.COLUMN_WIDTH, 3.4))
     for k, net in enumerate(NETS):
         ax = fig.add_subplot(1, 2, k + 1, projection="3d")
         ax.plot_surface(A, B, zs[net], cmap="viridis", vmin=lo, vmax=hi, linewidth=0, antialiased=True)
@@ -156,7 +160,7 @@ def surface_slice_figure(res):
     a = res.arrays
     c = a["coords"]
     mid = len(c) // 2
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH * 0.9, 3.2))
     for net in NETS:
         ax.plot(c, a[f"{net}/loss"][:, mid], "o-", color=colour(net), ms=3, label=f"{label(net)}, inference mode")
     ax.plot(c, a["batch/slice_train_mode"], "s--", color=colour("batch"), ms=3,
@@ -164,7 +168,7 @@ def surface_slice_figure(res):
     ax.set_yscale("log")
     ax.set_xlabel(r"$a$ (along filter-normalised $d_1$, $b = 0$)")
     ax.set_ylabel("training loss (fixed image set)")
-    ax.legend(fontsize=7.5)
+    ax.legend()
     fig.tight_layout()
     return fig
 

@@ -3,6 +3,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..statistics import layer_index as _layer_index, moment_changes
+from . import style
 from .style import colour, label
 
 
@@ -20,64 +21,68 @@ def quantile_panel(ax, run, layer, unit=0):
 
 
 def distribution_figure(result, layers, norms, lr=None, seed=None, unit=0):
-    """Rows: networks; columns: layers. One randomly chosen unit per layer, as the paper shows."""
-    fig, axes = plt.subplots(len(norms), len(layers), figsize=(3.4 * len(layers), 2.4 * len(norms)),
-                             squeeze=False, sharex=True)
-    for i, norm in enumerate(norms):
+    """One panel per (layer, network), layer by layer, two panels a row. One randomly chosen unit per layer, as
+    the paper shows."""
+    fig, axes = style.panels(len(layers) * len(norms), height=2.3, sharex=True)
+    pairs = [(layer, norm) for layer in layers for norm in norms]
+    for k, (ax, (layer, norm)) in enumerate(zip(axes, pairs)):
         run = result.select(norm=norm, lr=lr, seed=seed)[0]
-        for j, layer in enumerate(layers):
-            ax = axes[i][j]
-            quantile_panel(ax, run, layer, unit)
-            ax.set_title(f"{label(norm)}\nlayer #{layer}", fontsize=9)
-            if i < len(norms) - 1:
-                ax.set_xlabel("")
-            if j:
-                ax.set_ylabel("")
-    axes[0][-1].legend(loc="upper right", fontsize=7)
+        quantile_panel(ax, run, layer, unit)
+        ax.set_title(f"{label(norm)}, layer #{layer}")
+        if k < len(axes) - 2:
+            ax.set_xlabel("")
+        if k % 2:
+            ax.set_ylabel("")
+    axes[0].legend(loc="upper left")
     fig.tight_layout()
     return fig
 
 
 def histogram_figure(result, layer, norms, lr=None, seed=None):
     """Histograms of one unit's input at a few training steps (colour = step), one panel per network."""
-    fig, axes = plt.subplots(1, len(norms), figsize=(3.2 * len(norms), 2.8), squeeze=False)
+    fig, axes = style.panels(len(norms), height=2.5)
     cmap = plt.get_cmap("viridis")
-    for ax, norm in zip(axes[0], norms):
+    for k, (ax, norm) in enumerate(zip(axes, norms)):
         run = result.select(norm=norm, lr=lr, seed=seed)[0]
         li = _layer_index(run, layer)
         steps, samples = run.arrays["act_sample_step"], run.arrays["act_samples"][:, li, :]
         lo, hi = np.nanpercentile(samples, [0.5, 99.5])
         bins = np.linspace(lo, hi, 40)
-        for k, (s, v) in enumerate(zip(steps, samples)):
+        for j, (s, v) in enumerate(zip(steps, samples)):
             ax.hist(v, bins=bins, density=True, histtype="step", lw=1.3,
-                    color=cmap(k / max(len(steps) - 1, 1)), label=f"step {s}")
-        ax.set_title(f"{label(norm)}, layer #{layer}", fontsize=9)
+                    color=cmap(j / max(len(steps) - 1, 1)), label=f"step {s}")
+        ax.set_title(f"{label(norm)}, layer #{layer}")
         ax.set_xlabel("layer input (pre-ReLU)")
-    axes[0][0].set_ylabel("density")
-    axes[0][-1].legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
+        if k % 2 == 0:
+            ax.set_ylabel("density")
+    if fig.spare is not None:
+        style.legend(fig, None, spare=fig.spare, ncol=2)
+        fig.tight_layout()
+    else:
+        style.legend_below(fig, ncol=min(len(steps), 4))
     return fig
 
 
 def moments_figure(result, layers, norms, lr=None):
-    """Fig. 8: how much the first two moments of layer inputs move, step to step and from the start."""
+    """Fig. 8: how much the first two moments of layer inputs move, step to step and from the start: four panels
+    per layer (two rows), the networks as lines."""
     from .common import band
-    keys = (("d_mean", "|change of mean| per interval"), ("d_var", "|change of variance| per interval"),
-            ("drift_mean", "|mean - mean at step 0|"), ("drift_var", "|variance - variance at step 0|"))
-    fig, axes = plt.subplots(len(keys), len(layers), figsize=(3.4 * len(layers), 2.3 * len(keys)),
-                             squeeze=False, sharex=True)
+    keys = (("d_mean", "|change of mean|\nper interval"), ("d_var", "|change of variance|\nper interval"),
+            ("drift_mean", "|mean - mean\nat step 0|"), ("drift_var", "|variance - variance\nat step 0|"))
+    fig, axes = style.panels(len(keys) * len(layers), height=2.1, sharex=True)
     for j, layer in enumerate(layers):
         for norm in norms:
             runs = result.select(norm=norm, lr=lr)
             m = moment_changes(runs, layer)
             steps = runs[0].arrays["act_step"]
             for i, (k, name) in enumerate(keys):
+                ax = axes[len(keys) * j + i]
                 x = steps[1:] if k.startswith("d_") else steps
-                band(axes[i][j], x[:m[k].shape[1]], m[k], colour(norm), label(norm), log=True)
-                axes[i][j].set_yscale("log")
-                axes[i][0].set_ylabel(name, fontsize=8)
-        axes[0][j].set_title(f"layer #{layer}")
-        axes[-1][j].set_xlabel("training step")
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
+                band(ax, x[:m[k].shape[1]], m[k], colour(norm), label(norm), log=True)
+                ax.set_yscale("log")
+                ax.set_ylabel(name)
+                ax.set_title(f"layer #{layer}")
+    for ax in axes[-2:]:
+        ax.set_xlabel("training step")
+    style.legend_below(fig, ncol=min(len(norms), 3))
     return fig

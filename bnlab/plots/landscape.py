@@ -5,6 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..statistics import stack
+from . import style
 from .style import colour, label
 
 PANELS = (("land_loss", "loss landscape", "loss along the gradient"),
@@ -21,9 +22,10 @@ def ranges(runs, key):
 
 
 def landscape_figure(result, norms=None, lr=None, log_all=False):
-    """Three panels: loss range, gradient-change range (bands over eta and seeds), max beta (per seed)."""
+    """Three panels: loss range, gradient-change range (bands over eta and seeds), max beta (per seed); the
+    legend in the fourth cell of the 2 x 2 grid."""
     norms = norms or list(dict.fromkeys(r.norm for r in result.runs))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    fig, axes = style.panels(3, height=2.6)
     for norm in norms:
         runs = result.select(norm=norm, lr=lr)
         if not runs:
@@ -46,17 +48,18 @@ def landscape_figure(result, norms=None, lr=None, log_all=False):
             if key == "land_loss" or log_all:
                 ax.set_yscale("log")
     eta = result.runs[0].arrays["land_eta"]
-    fig.suptitle(f"probed step sizes eta in [{eta[0]:.3g}, {eta[-1]:.3g}] ({len(eta)} values)", fontsize=10)
-    axes[0].legend(fontsize=7.5)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.spare.legend(handles, labels, loc="center", frameon=True,
+                     title=f"probed step sizes $\\eta$ in\n[{eta[0]:.3g}, {eta[-1]:.3g}] ({len(eta)} values)")
     fig.tight_layout()
     return fig
 
 
 def predictiveness_vs_distance(result, norms, lr=None, seed=None, log=False):
     """Fig. 11: gradient change against distance moved, one curve per probed step (colour = step)."""
-    fig, axes = plt.subplots(1, len(norms), figsize=(4.6 * len(norms), 3.5), squeeze=False, sharey=True)
+    fig, axes = style.panels(len(norms), height=3.0, sharey=True)
     cmap = plt.get_cmap("plasma")
-    for ax, norm in zip(axes[0], norms):
+    for k, (ax, norm) in enumerate(zip(axes, norms)):
         run = result.select(norm=norm, lr=lr, seed=seed)[0]
         eta, steps, change = run.arrays["land_eta"], run.arrays["land_step"], run.arrays["land_grad_change"]
         for k in range(len(steps)):
@@ -67,8 +70,9 @@ def predictiveness_vs_distance(result, norms, lr=None, seed=None, log=False):
             ax.set_yscale("log")
         ax.set_title(label(norm))
         ax.set_xlabel(r"step size $\eta$ along the gradient")
-        ax.set_ylabel(r"$\|\nabla L(w) - \nabla L(w - \eta g)\|_2$")
+        if k % 2 == 0:
+            ax.set_ylabel(r"$\|\nabla L(w) - \nabla L(w - \eta g)\|_2$")
         sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(steps[0], steps[-1]))
-        fig.colorbar(sm, ax=ax, label="training step")
+        fig.colorbar(sm, ax=ax, label="training step", fraction=0.08, pad=0.03)
     fig.tight_layout()
     return fig

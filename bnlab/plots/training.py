@@ -4,6 +4,7 @@ import numpy as np
 
 from ..statistics import stack
 from .common import band, smooth
+from . import style
 from .style import LR_STYLES, colour, label
 
 METRICS = {"train_acc": ("training accuracy (batch, smoothed)", False),
@@ -46,21 +47,23 @@ def curves(ax, result, metric="train_acc", norms=None, lrs=None, window=None):
 
 def training_figure(result, metrics=("train_acc", "test_acc"), norms=None, lrs=None, title=None, ylims=None,
                     legend_below=False):
-    """Side-by-side panels of the given metrics; returns the figure. ``ylims``: {metric: (bottom, top)}, e.g. to
-    keep a diverged run's last finite loss (10^30 and more) from flattening the others; ``legend_below``: one
-    legend under the panels instead of inside the last one."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.6), squeeze=False)
-    for ax, m in zip(axes[0], metrics):
+    """Panels of the given metrics, two side by side, more stacked in rows; returns the figure. ``ylims``:
+    {metric: (bottom, top)}, e.g. to keep a diverged run's last finite loss (10^30 and more) from flattening the
+    others. The legend goes into the grid cell left over by an odd number of panels, else inside the last panel,
+    or (``legend_below``) under the panels."""
+    fig, axes = style.panels(len(metrics))
+    for ax, m in zip(axes, metrics):
         curves(ax, result, m, norms, lrs)
         if ylims and m in ylims:
             ax.set_ylim(*ylims[m])
     if title:
         fig.suptitle(title)
-    if legend_below:
-        handles, labels = axes[0][-1].get_legend_handles_labels()
-        fig.tight_layout(rect=(0, 0.12, 1, 1))
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), frameon=True)
-        return fig
-    axes[0][-1].legend(loc="best", frameon=True)
-    fig.tight_layout()
+    if fig.spare is not None:
+        style.legend(fig, None, spare=fig.spare)
+        fig.tight_layout()
+    elif legend_below:
+        style.legend_below(fig)
+    else:
+        style.legend(fig, axes[-1], loc="best")
+        fig.tight_layout()
     return fig
