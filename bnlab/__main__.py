@@ -1,12 +1,23 @@
 """Command line: ``python -m bnlab list | reproduce EXPERIMENT --scale cpu | estimate --scale colab | verify``."""
 import argparse
+import os
 import sys
 from dataclasses import replace
+
+import torch
+
+from . import claims, results
+from .config import SCALES
+from .engine import LANDSCAPE_BACKENDS
+from .estimate import main as estimate_main, preview
+from .experiments import EXPERIMENTS
+from .launch import ClusterOptions, launch
+from .plan import RunPlan
+from .runner import reproduce
 
 
 def _check_device(parser, device: str) -> None:
     """--device must name a device torch knows and this machine has."""
-    import torch
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError):
@@ -20,9 +31,6 @@ def _check_device(parser, device: str) -> None:
 
 
 def main(argv=None) -> int:
-    from .config import SCALES
-    from .engine import LANDSCAPE_BACKENDS
-    from .experiments import EXPERIMENTS
     parser = argparse.ArgumentParser(prog="python -m bnlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the experiments and which scales ship as cached results")
@@ -58,23 +66,39 @@ def main(argv=None) -> int:
     cluster.add_argument("--no-wait", action="store_true",
                          help="submit and return; the same command later assembles the finished runs")
     sub.add_parser("verify", help="check the shipped cache against MANIFEST.json")
+    cl = sub.add_parser("claims", help="every tested claim with its verdict, effect, seed range and scale")
+    cl.add_argument("--scale", default="cpu", choices=SCALES,
+                    help="the shipped results at this scale, else those `reproduce` left in the run store")
     sub.add_parser("estimate", add_help=False,
                    help="runs, PFLOP and minutes per chapter at a scale, before running (estimate --help)")
     if argv is None:
         argv = sys.argv[1:]
     if argv[:1] == ["estimate"]:
-        from .estimate import main as estimate_main
         return estimate_main(argv[1:])
     args = parser.parse_args(argv)
     if getattr(args, "device", None) is not None:
         _check_device(parser, args.device)
 
-    from . import results
     if args.command == "list":
         w_name, w_fig = max(map(len, EXPERIMENTS)), max(len(e.figures) for e in EXPERIMENTS.values())
         for name, exp in EXPERIMENTS.items():
             shipped = ", ".join(results.shipped_scales(name)) or "none"
             print(f"{name:{w_name}s}  {exp.figures:{w_fig}s}  shipped: {shipped:12s} {exp.description}")
+        return 0
+    if args.command == "claims":
+        store = RunPlan.from_env(scale=args.scale).store
+
+        def load(experiment, scale):
+            if scale in results.shipped_scales(experiment):
+                return results.load(experiment, scale)
+            stored = store.runs / "experiments" / experiment / f"{scale}.json"
+            if not stored.exists():
+                raise results.CachedResultMissing(f"none at scale {scale} (`python -m bnlab reproduce {experiment} "
+                                                  f"--scale {scale}` makes one)")
+            found = results.load_file(stored, "live")
+            results.check_config(found)
+            return found
+        print(claims.format_text(claims.judge_all(load, args.scale)))
         return 0
     if args.command == "verify":
         try:
@@ -95,19 +119,16 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")
     # the edge: arguments and environment resolved once into the plan every run below is given
-    from .plan import RunPlan
     env_plan = RunPlan.from_env(scale=args.scale, device=args.device, jobs=args.jobs)
     engine = replace(env_plan.engine, channels_last=args.channels_last or env_plan.engine.channels_last,
                      compile=args.compile or env_plan.engine.compile,
                      landscape=args.landscape or env_plan.engine.landscape)
     plan = env_plan.with_(engine=engine)
     if args.launcher:
-        from .launch import ClusterOptions, launch
         bad = [a for a in args.slurm_arg if "=" not in a]
         if bad:
             parser.error(f"--slurm-arg takes KEY=VALUE, got {bad}")
         if args.gpus_per_job is None:
-            import torch
             args.gpus_per_job = 1 if args.launcher == "slurm" or torch.cuda.is_available() else 0
         try:
             opts = ClusterOptions(args.launcher, args.cluster_folder, args.partition, args.gpus_per_job, args.time,
@@ -116,8 +137,6 @@ def main(argv=None) -> int:
             parser.error(str(err))
         assembled = launch(names, plan, opts, wait_for_jobs=not args.no_wait, out=args.out)
     else:
-        from .estimate import preview
-        from .runner import reproduce
         assembled = []
         for name in names:
             print(preview(name, plan)[0], flush=True)
@@ -131,7 +150,6 @@ def main(argv=None) -> int:
 
 def cli() -> int:
     """``main`` with a closed pipe (``python -m bnlab list | head``) treated as the reader's choice, not an error."""
-    import os
     try:
         return main()
     except BrokenPipeError:

@@ -1,164 +1,517 @@
-"""The claims a chapter tests, each with its criterion fixed in code, and the verdict on a result."""
+"""The claims the book tests, as data: one registry, each claim with its criterion fixed in code, judged per seed.
+
+A :class:`ClaimSpec` names the paper's statement (with its number where the paper gives one), the experiment,
+the statistic and the criterion; its ``measure(result, seed)`` returns the effect for one seed and whether the
+criterion holds there. :func:`judge` turns that into a :class:`Verdict` over the seeds:
+
+- **reproduced**: the criterion holds in every seed;
+- **not reproduced**: it holds in none;
+- **mixed**: the seeds disagree;
+- **not meaningful**: smoke scale, fewer seeds than the claim needs, or a run it compares diverged where the claim
+  is about training.
+
+Every verdict is shown with its effect (median over seeds), the per-seed range and the scale. Chapters show their
+claims' verdicts (:func:`verdicts`); ``python -m bnlab claims`` and the scorecard page list them all.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from .norms import NORM_LABELS
-from .statistics import (SWEEP_FAILED_ACC, SWEEP_MARGIN, _sweep, final, ics_stats, landscape_stats, nan_safe,
-                         sharpness_stats, step_size_stats, surface_stats)
-from .tables import _eta_txt, mean_std
+from .statistics import (SWEEP_FAILED_ACC, SWEEP_MARGIN, final, ics_stats, landscape_stats, sharpness_stats,
+                         step_size_stats, surface_stats, sweep)
+from .tables import Table
+
+VERDICTS = ("reproduced", "not reproduced", "mixed", "not meaningful")
+MIN_SEEDS = 3            # a claim about training needs this many seeds before it gets a verdict
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    """One tested claim. ``measure(result, seed) -> (effect, holds)`` for one seed (``seed`` None for an analysis,
+    which is one computation); ``arms``: the (norm, lr) pairs it compares, whose common seeds are judged."""
+
+    id: str
+    chapter: str
+    experiment: str
+    paper: str                   # the statement we test, with the paper's number where it gives one
+    statistic: str               # what ``measure`` returns as the effect, per seed
+    criterion: str               # when the claim holds for one seed, in words (the code is ``measure``)
+    measure: Callable
+    arms: tuple = ()             # (norm, lr) pairs; () for an analysis
+    needs_training: bool = True  # a diverged run makes the verdict "not meaningful"
+    min_seeds: int = MIN_SEEDS
+    effect_format: str = ".3g"
+    source: str = "Santurkar et al. 2018"
 
 
 @dataclass
-class Claim:
-    """A claim of the paper, the number we measured, and whether our run reproduces it."""
+class Verdict:
+    """A claim judged on one result: per-seed effects and outcomes, and the verdict over them."""
 
-    text: str
-    evidence: str
-    holds: bool
-
-    def __str__(self):
-        return f"[{self.verdict}] {self.text}\n    {self.evidence}"
+    spec: ClaimSpec
+    scale: str
+    seeds: list
+    effects: list
+    holds: list
+    verdict: str
+    why: str = ""
 
     @property
-    def verdict(self) -> str:
-        return "reproduced" if self.holds else "NOT reproduced"
+    def effect(self) -> float:
+        """The median effect over the seeds."""
+        v = [e for e in self.effects if not np.isnan(e)]
+        return float(np.median(v)) if v else float("nan")
+
+    @property
+    def seed_range(self) -> tuple:
+        v = [e for e in self.effects if not np.isnan(e)]
+        return (min(v), max(v)) if v else (float("nan"), float("nan"))
+
+    def ours(self) -> str:
+        """The effect and its per-seed range, as the tables show it."""
+        f = self.spec.effect_format
+        if not self.effects:
+            return "-"
+        if len(self.effects) == 1:
+            return format(self.effect, f)
+        lo, hi = self.seed_range
+        return f"{format(self.effect, f)} (seeds: {format(lo, f)} to {format(hi, f)})"
+
+    def row(self) -> list:
+        seeds = "-" if self.seeds == [None] else str(len(self.seeds))
+        verdict = self.verdict + (f" ({self.why})" if self.why else "")
+        return [self.spec.id, self.spec.paper, self.spec.criterion, self.ours(), verdict, self.scale, seeds]
+
+    def __str__(self):
+        return f"[{self.verdict}] {self.spec.id}: {self.spec.paper}\n    {self.spec.statistic}: {self.ours()}" + \
+            (f"; {self.why}" if self.why else "")
 
     def _repr_html_(self) -> str:
-        return verdict_table(self)._repr_html_()
+        return table([self])._repr_html_()
 
 
-def verdict_table(*claims):
-    """The verdicts as a table (one row per claim: verdict, claim, evidence) that a notebook shows as HTML, with
-    lines that wrap. Takes claims and lists of claims, as the ``claim_*`` functions return them."""
-    from .tables import Table
-    flat = [c for item in claims for c in (item if isinstance(item, (list, tuple)) else [item])]
-    return Table([[c.verdict, c.text, c.evidence] for c in flat], columns=["verdict", "claim", "evidence"])
+COLUMNS = ["claim", "statement", "criterion (per seed)", "ours: median (seed range)", "verdict", "scale", "seeds"]
 
 
-def _final_by(result, norm, lr, key):
-    return [final(r, key) for r in result.select(norm=norm, lr=lr)]
+def table(found: list) -> Table:
+    """Verdicts as a table (one row per claim) that a notebook shows as HTML with lines that wrap."""
+    return Table([v.row() for v in found], columns=COLUMNS)
 
 
-def claim_faster(result, norm_a="batch", norm_b="none", lr=None, key="train_acc") -> Claim:
-    """Network a reaches a higher final training accuracy than b (mean over seeds)."""
-    a, b = _final_by(result, norm_a, lr, key), _final_by(result, norm_b, lr, key)
-    ma, mb = nan_safe(np.nanmean, a), nan_safe(np.nanmean, b)
-    holds = bool(np.isfinite(ma) and (not np.isfinite(mb) or ma > mb))
-    return Claim(f"{NORM_LABELS[norm_a]} trains better than {NORM_LABELS[norm_b]} at lr {lr:g}",
-                 f"final {key.replace('_', ' ')}: {mean_std(a)} vs {mean_std(b)}", holds)
+# ---- judging -------------------------------------------------------------------------------------------------
+def common_seeds(result, arms) -> list:
+    """The seeds every compared arm has (sorted)."""
+    sets = [{r.seed for r in result.select(norm=n, lr=lr)} for n, lr in arms]
+    return sorted(set.intersection(*sets)) if sets else []
 
 
-def claim_smoother(result, lr=None, smooth="batch", rough="none") -> list:
-    """BN's landscape: narrower loss range, smaller gradient change, smaller beta (medians over steps)."""
-    a, b = landscape_stats(result, smooth, lr), landscape_stats(result, rough, lr)
-    out = []
-    for key, what in (("loss_spread", "loss varies less along the gradient"),
-                      ("grad_change", "gradients are more predictive (smaller change)"),
-                      ("beta", "effective beta-smoothness is smaller")):
-        ratio = b[key] / a[key] if a[key] > 0 else float("inf")
-        out.append(Claim(f"with {NORM_LABELS[smooth]}, {what}",
-                         f"median {key}: {a[key]:.4g} vs {b[key]:.4g} for {NORM_LABELS[rough]} "
-                         f"(ratio {ratio:.3g})", bool(a[key] < b[key])))
-    out.append(Claim(f"with {NORM_LABELS[smooth]}, the worst effective beta-smoothness over training is smaller",
-                     f"largest beta: {a['beta_max']:.4g} vs {b['beta_max']:.4g} for {NORM_LABELS[rough]}",
-                     bool(a["beta_max"] < b["beta_max"])))
-    return out
+def judge(spec: ClaimSpec, result) -> Verdict:
+    """The verdict of ``spec`` on ``result`` (see the module docstring for the rules)."""
+    seeds = common_seeds(result, spec.arms) if spec.arms else [None]
+    effects, holds = [], []
+    for seed in seeds:
+        effect, ok = spec.measure(result, seed)
+        effects.append(float(effect))
+        holds.append(bool(ok))
+    why = ""
+    if result.scale == "smoke":
+        why = "smoke scale: a few steps of noise"
+    elif len(seeds) < spec.min_seeds:
+        why = f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}; the criterion needs {spec.min_seeds}"
+    elif spec.needs_training and any(r.status == "diverged" for n, lr in spec.arms
+                                     for r in result.select(norm=n, lr=lr) if r.seed in seeds):
+        why = "a compared run diverged"
+    if why:
+        verdict = "not meaningful"
+    elif all(holds):
+        verdict = "reproduced"
+    elif not any(holds):
+        verdict = "not reproduced"
+    else:
+        verdict = "mixed"
+    return Verdict(spec, result.scale, seeds, effects, holds, verdict, why)
 
 
-def claim_ics_not_reduced(result, lr) -> Claim:
-    """[S Fig. 3]: BN does not reduce gradient-based ICS. Criterion (ours): at every measured layer the BN
-    network's median ||G - G'|| is at least half the standard network's and its median cosine is at most
-    0.05 above it."""
-    bn, std = ics_stats(result, "batch", lr), ics_stats(result, "none", lr)
-    holds = bool(np.all(bn["l2"] >= 0.5 * std["l2"]) and np.all(bn["cos"] <= std["cos"] + 0.05))
-    parts = [f"layer #{k}: ||G-G'|| {b:.3g} vs {s:.3g}, cos {cb:.3f} vs {cs:.3f}" for k, b, s, cb, cs in
-             zip(bn["layers"], bn["l2"], std["l2"], bn["cos"], std["cos"])]
-    return Claim(f"BatchNorm does not reduce gradient-based ICS at lr {lr:g} (BN vs standard, medians)",
-                 "; ".join(parts), holds)
+def specs(experiment: str | None = None, chapter: str | None = None) -> list:
+    return [s for s in REGISTRY if (experiment is None or s.experiment == experiment)
+            and (chapter is None or s.chapter == chapter)]
 
 
-def claim_bjorck_step_size(result) -> list:
-    """Bjorck et al. (paper-spec.md 11.3), read twice: at initialisation (the first mini-batch) and as medians over
-    all measured mini-batches. Criteria (ours): (1) the standard network's divergence onset lies within a decade
-    of 10^-3; (2) BN's range of loss-lowering step sizes and its divergence onset are both at least 100 times the
-    standard network's (no divergence in the grid counts as beyond the grid)."""
-    thr = float(result.arrays["threshold"])
-    out = []
-    n_all = len(result.arrays["none/rel_loss"])
-    for first, when in ((1, "at initialisation (first mini-batch)"), (None, f"median over {n_all} mini-batches")):
+def verdicts(result, chapter: str | None = None, ids=None) -> Table:
+    """The table of the registered claims on ``result``'s experiment (those of ``chapter``, or the ``ids``)."""
+    chosen = [s for s in specs(result.experiment, chapter) if ids is None or s.id in ids]
+    return table([judge(s, result) for s in chosen])
+
+
+def get(claim_id: str) -> ClaimSpec:
+    for s in REGISTRY:
+        if s.id == claim_id:
+            return s
+    raise KeyError(f"unknown claim {claim_id!r}; `python -m bnlab claims` lists them")
+
+
+# ---- measures: one seed each ----------------------------------------------------------------------------------
+def _finals(result, norm, lr, seed, key):
+    runs = result.select(norm=norm, lr=lr, seed=seed)
+    return final(runs[0], key) if runs else float("nan")
+
+
+def better(a, b, lr, key="train_acc", margin=0.01):
+    """Effect: final ``key`` of network a minus b; holds when a is ahead by more than ``margin`` (NaN: diverged,
+    counts as behind)."""
+    def measure(result, seed):
+        va, vb = _finals(result, a, lr, seed, key), _finals(result, b, lr, seed, key)
+        effect = va - vb
+        return effect, bool(np.isfinite(va) and (not np.isfinite(vb) or effect > margin))
+    return measure
+
+
+def within(a, b, lr, key="train_acc", tol=0.02):
+    """Effect: final ``key`` of a minus b; holds when |a - b| <= ``tol``."""
+    def measure(result, seed):
+        effect = _finals(result, a, lr, seed, key) - _finals(result, b, lr, seed, key)
+        return effect, bool(np.isfinite(effect) and abs(effect) <= tol)
+    return measure
+
+
+def lower_loss(a, b, lr):
+    """Effect: final training loss of b over a's; holds when a's is lower (ratio > 1)."""
+    def measure(result, seed):
+        la, lb = _finals(result, a, lr, seed, "train_loss"), _finals(result, b, lr, seed, "train_loss")
+        ratio = lb / la if la > 0 else float("nan")
+        return ratio, bool(np.isfinite(ratio) and ratio > 1)
+    return measure
+
+
+def fails(norm, lr, below=SWEEP_FAILED_ACC):
+    """Effect: final training accuracy (0 when the run diverged); holds when it stays below ``below``."""
+    def measure(result, seed):
+        runs = result.select(norm=norm, lr=lr, seed=seed)
+        acc = 0.0 if runs[0].status == "diverged" else final(runs[0], "train_acc")
+        return acc, bool(acc < below)
+    return measure
+
+
+def smoother(key, lr, smooth="batch", rough="none", min_ratio=2.0, steps=None):
+    """Effect: the rough network's median ``key`` (landscape_stats) over the smooth one's; holds when >= min_ratio."""
+    def measure(result, seed):
+        a = landscape_stats(result, smooth, lr, seed, steps)[key]
+        b = landscape_stats(result, rough, lr, seed, steps)[key]
+        ratio = b / a if a > 0 else float("inf")
+        return ratio, bool(ratio >= min_ratio)
+    return measure
+
+
+def ics_similar_or_larger(lr, min_ratio=0.5):
+    """Effect: the smallest, over the measured layers, of BN's median ||G - G'|| over the standard network's; holds
+    when it is >= ``min_ratio`` ("similar or larger") at every layer."""
+    def measure(result, seed):
+        bn, std = ics_stats(result, "batch", lr, seed), ics_stats(result, "none", lr, seed)
+        ratio = float(np.min(bn["l2"] / std["l2"]))
+        return ratio, bool(ratio >= min_ratio)
+    return measure
+
+
+def dln_ics_contrast(lr, bn_below=0.5, std_above=0.9):
+    """Effect: BN's median cos(G, G') (the largest over layers); holds when it is < ``bn_below`` (nearly
+    uncorrelated) at every layer while the standard network's is > ``std_above`` (almost no ICS) at every layer."""
+    def measure(result, seed):
+        bn, std = ics_stats(result, "batch", lr, seed), ics_stats(result, "none", lr, seed)
+        return float(np.max(bn["cos"])), bool(np.all(bn["cos"] < bn_below) and np.all(std["cos"] > std_above))
+    return measure
+
+
+def more_than_rescaling(lr):
+    """Effect: the fixed-rescaling network's median max beta over BN's; holds when both its beta and its gradient
+    change are larger than BN's."""
+    def measure(result, seed):
+        bn, rs = landscape_stats(result, "batch", lr, seed), landscape_stats(result, "rescaled", lr, seed)
+        return rs["beta"] / bn["beta"], bool(rs["beta"] > bn["beta"] and rs["grad_change"] > bn["grad_change"])
+    return measure
+
+
+def theory_error(key, tol):
+    def measure(result, seed):
+        err = float(np.max(result.arrays[key]))
+        return err, bool(err < tol)
+    return measure
+
+
+def printed_thm41_fails(result, seed):
+    n = int(result.arrays["thm41_printed_violations"])
+    return n, bool(n > 0)
+
+
+def step_size_onset(first):
+    """Effect: the standard network's smallest step size with relative loss > 10^3 (median over mini-batches);
+    holds within a decade of 1e-3."""
+    def measure(result, seed):
+        onset = step_size_stats(result, "none", first)["onset"]
+        return onset, bool(1e-4 <= onset <= 1e-2)
+    return measure
+
+
+def step_size_range(first):
+    """Effect: BN's largest loss-lowering step size over the standard network's; holds when that ratio and the
+    ratio of the divergence onsets are both >= 100 (no divergence in the grid counts as beyond it)."""
+    def measure(result, seed):
         std, bn = step_size_stats(result, "none", first), step_size_stats(result, "batch", first)
-        out.append(Claim(f"without BatchNorm the relative loss exceeds {thr:g} once the step size passes about 1e-3 "
-                         f"-- {when}", f"smallest step size with relative loss > {thr:g}: "
-                         f"{_eta_txt(std['onset'], std['eta_max'])}", bool(1e-4 <= std["onset"] <= 1e-2)))
-        out.append(Claim(f"with BatchNorm a step lowers the loss over a much wider range of step sizes -- {when}",
-                         f"largest step size with every step lowering the loss: {bn['decreasing']:.3g} vs "
-                         f"{std['decreasing']:.3g}; divergence onset: {_eta_txt(bn['onset'], bn['eta_max'])} vs "
-                         f"{_eta_txt(std['onset'], std['eta_max'])}",
-                         bool(bn["decreasing"] >= 100 * std["decreasing"] and bn["onset"] >= 100 * std["onset"])))
-    return out
+        ratio = bn["decreasing"] / std["decreasing"] if std["decreasing"] > 0 else float("inf")
+        return ratio, bool(bn["decreasing"] >= 100 * std["decreasing"] and bn["onset"] >= 100 * std["onset"])
+    return measure
 
 
-def claim_sharpness(result) -> list:
-    """(1) The smoothness story predicts a smaller top Hessian eigenvalue with BN: median over all measurements.
-    (2) Cohen et al.'s edge of stability (shown for full-batch GD): lambda_max settles near 2/lr. Criterion
-    (ours): the median over the second half of the measurements lies within a factor 2 of 2/lr."""
-    std, bn = sharpness_stats(result, "none"), sharpness_stats(result, "batch")
-    edge = 2 / float(result.arrays["lr"])
-    out = [Claim("with BatchNorm the top Hessian eigenvalue is smaller",
-                 f"median lambda_max: {bn['median']:.3g} vs {std['median']:.3g} for {NORM_LABELS['none']}",
-                 bool(bn["median"] < std["median"]))]
-    for net, s in (("none", std), ("batch", bn)):
-        out.append(Claim(f"{NORM_LABELS[net]}: lambda_max settles near 2/lr = {edge:g} (edge of stability)",
-                         f"median lambda_max over the second half: {s['late']:.3g} "
-                         f"(ratio to 2/lr {s['late'] / edge:.2f})", bool(0.5 <= s["late"] / edge <= 2.0)))
-    return out
-
-
-def claim_surface(result) -> Claim:
-    """The smoothness story, read on Li et al.'s picture: with BN, a larger share of the plotted square keeps the
-    loss below twice its value at the trained weights."""
-    std, bn = surface_stats(result, "none"), surface_stats(result, "batch")
-    return Claim("with BatchNorm the basin around the trained weights is wider (share of the square with loss "
-                 "< 2x centre)", f"{bn['within2x']:.2f} vs {std['within2x']:.2f}; curvature at the centre "
-                 f"{bn['curv']:.3g} vs {std['curv']:.3g}", bool(bn["within2x"] > std["within2x"]))
-
-
-def claim_more_than_rescaling(result, lr=None) -> Claim:
-    """BN's smoothing is more than its rescaling at initialisation. Criterion (ours): the fixed-rescaling
-    network's median effective beta and median gradient change are both larger than BN's."""
-    bn, rs = landscape_stats(result, "batch", lr), landscape_stats(result, "rescaled", lr)
-    return Claim("BatchNorm's smoothing is more than a fixed rescaling set at initialisation",
-                 f"median max beta {bn['beta']:.4g} (BN) vs {rs['beta']:.4g} (fixed rescaling); median max gradient "
-                 f"change {bn['grad_change']:.4g} vs {rs['grad_change']:.4g}",
-                 bool(rs["beta"] > bn["beta"] and rs["grad_change"] > bn["grad_change"]))
-
-
-def claim_bjorck_lr_sweep(result) -> list:
-    """Bjorck et al.'s Fig. 1 (paper-spec.md 11.2), on means over seeds. Criteria (ours): (1) without BN the largest
-    rate fails (every seed diverges, or the final training accuracy stays < 0.2); (2) at the smallest rate both
-    networks learn (training accuracy >= 0.2) and their test accuracies lie within 0.05; (3) BN's best test
-    accuracy comes at a rate above the smallest and beats the best of the network without BN by more than 0.01."""
-    std, bn = _sweep(result, "none"), _sweep(result, "batch")
-    lrs = sorted(std)
-    lo, hi = lrs[0], lrs[-1]
-    txt = lambda t: "diverged" if t[2] else f"train {t[0]:.3f}, test {t[1]:.3f}"  # noqa: E731
-    fails = std[hi][2] or not std[hi][0] >= SWEEP_FAILED_ACC
-    c1 = Claim(f"without BatchNorm the largest learning rate ({hi:g}) fails", f"standard at lr {hi:g}: "
-               f"{txt(std[hi])}; with BN: {txt(bn[hi])}", bool(fails))
-    gap = abs(bn[lo][1] - std[lo][1])
+def sweep_same_at_smallest(result, seed):
+    std, bn = sweep(result, "none", seed), sweep(result, "batch", seed)
+    lo = min(std)
+    gap = bn[lo][1] - std[lo][1]
     learned = min(bn[lo][0], std[lo][0]) >= SWEEP_FAILED_ACC
-    c2 = Claim(f"at the smallest rate ({lo:g}) both networks reach about the same test accuracy",
-               f"test accuracy {bn[lo][1]:.3f} with BN vs {std[lo][1]:.3f} without (gap {gap:.3f}; criterion 0.05, "
-               f"and both must have learned: final training accuracy >= {SWEEP_FAILED_ACC:g})"
-               + ("" if learned else "; at least one network has not learned at this rate yet"),
-               bool(np.isfinite(gap) and gap <= 0.05 and learned))
+    return gap, bool(np.isfinite(gap) and abs(gap) <= 0.05 and learned)
+
+
+def sweep_bn_best_at_larger(result, seed):
+    std, bn = sweep(result, "none", seed), sweep(result, "batch", seed)
     best = lambda d: max(d, key=lambda lr: -1.0 if not np.isfinite(d[lr][1]) else d[lr][1])  # noqa: E731
     b_bn, b_std = best(bn), best(std)
-    c3 = Claim("with BatchNorm a larger learning rate gives the best test accuracy, better than any rate without BN",
-               f"best with BN: {bn[b_bn][1]:.3f} at lr {b_bn:g}; best without: {std[b_std][1]:.3f} at lr {b_std:g} "
-               f"(criterion: a margin of {SWEEP_MARGIN:g})",
-               bool(b_bn > lo and bn[b_bn][1] > std[b_std][1] + SWEEP_MARGIN))
-    return [c1, c2, c3]
+    margin = bn[b_bn][1] - std[b_std][1]
+    return margin, bool(b_bn > min(bn) and margin > SWEEP_MARGIN)
+
+
+def sharpness_smaller(result, seed):
+    std, bn = sharpness_stats(result, "none"), sharpness_stats(result, "batch")
+    return std["median"] / bn["median"], bool(bn["median"] < std["median"])
+
+
+def edge_of_stability(net):
+    def measure(result, seed):
+        s = sharpness_stats(result, net)
+        ratio = s["late"] / (2 / float(result.arrays["lr"]))
+        return ratio, bool(0.5 <= ratio <= 2.0)
+    return measure
+
+
+def wider_basin(result, seed):
+    std, bn = surface_stats(result, "none"), surface_stats(result, "batch")
+    return bn["within2x"] - std["within2x"], bool(bn["within2x"] > std["within2x"])
+
+
+# ---- the registry -------------------------------------------------------------------------------------------
+def _vgg_pair(lr):
+    return (("none", lr), ("batch", lr))
+
+
+BN, STD = NORM_LABELS["batch"], NORM_LABELS["none"]
+BJORCK = "Bjorck et al. 2018"
+EARLY = (200, 500)     # [ours] "early in training": after the standard VGG's initial plateau (~200 steps), to step 500
+
+
+def _registry() -> list:
+    out = [
+        # ---- chapter 2: BN against the standard network (Fig. 1) ----
+        *[ClaimSpec(f"bn_trains_faster_lr{lr:g}", "02_bn_vs_standard", "bn_vs_standard",
+                    f"BN trains faster than the standard VGG at lr {lr:g} (Fig. 1a)",
+                    "final training accuracy, BN minus standard", "BN ahead by more than 0.01",
+                    better("batch", "none", lr), _vgg_pair(lr), needs_training=False)
+          for lr in (0.1, 0.5)],
+        ClaimSpec("bn_generalises_better_lr0.1", "02_bn_vs_standard", "bn_vs_standard",
+                  "BN reaches a higher test accuracy at lr 0.1 (Fig. 1b; 83% vs 80% at 15k steps, no augmentation)",
+                  "final test accuracy, BN minus standard", "BN ahead by more than 0.01",
+                  better("batch", "none", 0.1, "test_acc"), _vgg_pair(0.1)),
+        # ---- chapter 3: noisy BN (Fig. 2) ----
+        ClaimSpec("noisy_bn_trains_like_bn", "03_noisy_bn", "noisy_bn",
+                  "BN with injected distributional noise trains almost exactly like BN (Fig. 2)",
+                  "final training accuracy, noisy BN minus BN", "within 0.02 of BN's",
+                  within("noisy_batch", "batch", 0.1), (("noisy_batch", 0.1), ("batch", 0.1))),
+        ClaimSpec("noisy_bn_beats_standard", "03_noisy_bn", "noisy_bn",
+                  "noisy BN still trains far better than the standard network (Fig. 2)",
+                  "final training accuracy, noisy BN minus standard", "noisy BN ahead by more than 0.01",
+                  better("noisy_batch", "none", 0.1), (("noisy_batch", 0.1), ("none", 0.1)), needs_training=False),
+        ClaimSpec("noise_stops_standard", "03_noisy_bn", "noisy_bn",
+                  "the same noise added to the standard network stops it from training at all (Sec. 2.1)",
+                  "final training accuracy of standard + noise (0 if diverged)",
+                  f"below {SWEEP_FAILED_ACC:g} (chance is 0.1)", fails("noise", 0.1), (("noise", 0.1),),
+                  needs_training=False),
+        # ---- chapter 4: gradient-based ICS (Fig. 3) ----
+        *[ClaimSpec(f"ics_not_reduced_vgg_lr{lr:g}", "04_gradient_ics", "ics_vgg",
+                    f"BN does not reduce gradient-based ICS of the VGG at lr {lr:g}: similar or larger (Fig. 3a)",
+                    "smallest over layers #5, #10 of BN's median ||G-G'|| over the standard network's",
+                    ">= 0.5 at every measured layer", ics_similar_or_larger(lr), _vgg_pair(lr))
+          for lr in (0.1, 0.01)],
+        ClaimSpec("ics_dln_contrast_summed", "04_gradient_ics", "dln_summed_loss",
+                  "DLN (summed loss, the main reading): the standard network has almost no ICS, with BN G and G' "
+                  "look almost uncorrelated (Fig. 3b)", "largest over layers #9, #17 of BN's median cos(G, G')",
+                  "BN's median cosine < 0.5 and the standard network's > 0.9 at every layer",
+                  dln_ics_contrast(1e-3), _vgg_pair(1e-3), min_seeds=5),
+        ClaimSpec("ics_dln_contrast_averaged", "04_gradient_ics", "ics_dln",
+                  "the same, read with an averaged loss at the paper's lr 1e-6 (side reading)",
+                  "largest over layers #9, #17 of BN's median cos(G, G')",
+                  "BN's median cosine < 0.5 and the standard network's > 0.9 at every layer",
+                  dln_ics_contrast(1e-6), _vgg_pair(1e-6), min_seeds=5),
+    ]
+    # ---- chapter 5: the landscape (Fig. 4, 10) ----
+    for exp, lr, what, seeds in (("landscape_vgg", 0.1, "VGG", MIN_SEEDS), ("dln_summed_loss", 1e-3, "DLN, summed loss", 5),
+                                 ("landscape_dln", 1e-6, "DLN, averaged loss (side reading)", 5)):
+        tag = {"landscape_vgg": "vgg", "dln_summed_loss": "dln_summed", "landscape_dln": "dln_averaged"}[exp]
+        fig = "Fig. 4" if exp == "landscape_vgg" else "Fig. 10"
+        out += [
+            ClaimSpec(f"smoother_loss_{tag}", "05_landscape", exp,
+                      f"{what}: with BN the loss varies less along the gradient ({fig}a)",
+                      "standard network's median loss range over BN's", ">= 2", smoother("loss_spread", lr),
+                      _vgg_pair(lr), min_seeds=seeds),
+            ClaimSpec(f"predictive_gradients_{tag}", "05_landscape", exp,
+                      f"{what}: with BN the gradient changes less along it: more predictive ({fig}b)",
+                      "standard network's median max gradient change over BN's", ">= 2",
+                      smoother("grad_change", lr), _vgg_pair(lr), min_seeds=seeds),
+            ClaimSpec(f"smaller_beta_{tag}", "05_landscape", exp,
+                      f"{what}: with BN the effective beta-smoothness is smaller ({fig}c)",
+                      "standard network's median max effective beta over BN's", ">= 2", smoother("beta", lr),
+                      _vgg_pair(lr), min_seeds=seeds),
+        ]
+    out += [
+        ClaimSpec("predictive_gradients_early_vgg", "05_landscape", "landscape_vgg",
+                  "VGG: early in training the gradient change differs by close to two orders of magnitude (Sec. 3.2)",
+                  f"standard network's median max gradient change over BN's, probes at steps {EARLY[0]}-{EARLY[1]}",
+                  ">= 30", smoother("grad_change", 0.1, min_ratio=30.0, steps=EARLY), _vgg_pair(0.1)),
+        # ---- chapter 6: l_p normalisations (Fig. 5) ----
+        *[ClaimSpec(f"{n}_like_bn_vgg", "06_lp_normalization", "lp_vgg",
+                    f"the VGG with {NORM_LABELS[n].split(' + ')[1]} normalisation trains comparably to BN (Fig. 5a)",
+                    f"final training accuracy, {n} minus BN", "within 0.02 of BN's", within(n, "batch", 0.1),
+                    ((n, 0.1), ("batch", 0.1))) for n in ("l1", "l2", "linf")],
+        ClaimSpec("l1_better_than_bn_dln", "06_lp_normalization", "lp_dln",
+                  "for the DLN, l1 normalisation is even better than BN (Fig. 5b)",
+                  "final training loss of BN over l1's", "> 1 (l1 lower)", lower_loss("l1", "batch", 1e-6),
+                  (("l1", 1e-6), ("batch", 1e-6)), min_seeds=5),
+        # ---- chapter 7: theory (Sec. 4), one computation each ----
+        ClaimSpec("thm41_identity", "07_theory", "theory",
+                  "Thm 4.1 with the corrected 1/m factor holds as an equality", "largest relative error",
+                  "< 1e-8", theory_error("thm41_relerr", 1e-8), needs_training=False, min_seeds=1,
+                  effect_format=".1e"),
+        ClaimSpec("thm41_printed_bound_fails", "07_theory", "theory",
+                  "Thm 4.1 as printed (1/sqrt m) is violated somewhere (our erratum)",
+                  "unit-batches where the printed bound fails", "> 0", printed_thm41_fails, needs_training=False,
+                  min_seeds=1, effect_format=".0f", source="ours"),
+        ClaimSpec("thm42_identity", "07_theory", "theory", "Thm 4.2, eq. (50), holds as an equality",
+                  "largest relative error", "< 1e-8", theory_error("thm42_relerr", 1e-8), needs_training=False,
+                  min_seeds=1, effect_format=".1e"),
+        ClaimSpec("lemma45_identity", "07_theory", "theory", "Lemma 4.5's distance identity (an identity, per unit)",
+                  "largest relative error", "< 1e-10", theory_error("lemma45_unit_relerr", 1e-10),
+                  needs_training=False, min_seeds=1, effect_format=".1e"),
+    ]
+    # ---- chapter 8: Bjorck et al. ----
+    for first, when, tag in ((1, "at initialisation", "init"), (None, "over the measured mini-batches", "median")):
+        for exp, net in (("bjorck_step_size", "VGG"), ("bjorck_step_size_resnet", "ResNet")):
+            suffix = "" if exp == "bjorck_step_size" else "_resnet"
+            out += [
+                ClaimSpec(f"step_size_onset_{tag}{suffix}", "08_bjorck", exp,
+                          f"{net} without BN: the relative loss exceeds 10^3 once the step size passes about 1e-3 "
+                          f"({when})", "smallest step size with relative loss > 10^3 (median over mini-batches)",
+                          "within a decade of 1e-3", step_size_onset(first), needs_training=False, min_seeds=1,
+                          source=BJORCK),
+                ClaimSpec(f"step_size_range_{tag}{suffix}", "08_bjorck", exp,
+                          f"{net} with BN: a step lowers the loss over a much wider range of step sizes ({when})",
+                          "BN's largest loss-lowering step size over the standard network's",
+                          ">= 100, and the divergence onset too", step_size_range(first), needs_training=False,
+                          min_seeds=1, source=BJORCK),
+            ]
+    sweep_arms = tuple((n, lr) for n in ("none", "batch") for lr in (1e-4, 3e-3, 0.1))
+    out += [
+        ClaimSpec("sweep_standard_fails_at_0.1", "08_bjorck", "bjorck_lr_sweep",
+                  "ResNet without BN: the largest rate (0.1) fails (Bjorck et al., Fig. 1)",
+                  "final training accuracy without BN at lr 0.1 (0 if diverged)", f"below {SWEEP_FAILED_ACC:g}",
+                  fails("none", 0.1), (("none", 0.1),), needs_training=False, source=BJORCK),
+        ClaimSpec("sweep_same_at_smallest", "08_bjorck", "bjorck_lr_sweep",
+                  "at the smallest rate (1e-4) both networks reach about the same test accuracy",
+                  "test accuracy at lr 1e-4, BN minus standard", "within 0.05, both trained beyond "
+                  f"{SWEEP_FAILED_ACC:g}", sweep_same_at_smallest, sweep_arms, needs_training=False, source=BJORCK),
+        ClaimSpec("sweep_bn_best_at_larger", "08_bjorck", "bjorck_lr_sweep",
+                  "with BN a larger rate gives the best test accuracy, better than any rate without BN",
+                  "BN's best test accuracy minus the best without BN",
+                  f"BN's best at a rate above 1e-4 and ahead by more than {SWEEP_MARGIN:g}", sweep_bn_best_at_larger,
+                  sweep_arms, needs_training=False, source=BJORCK),
+        # ---- chapter 9: sharpness, surfaces, confounders ----
+        ClaimSpec("sharpness_smaller_with_bn", "09_smoothness", "sharpness",
+                  "the smoothness story predicts a smaller top Hessian eigenvalue with BN (ours, from Sec. 3)",
+                  "standard network's median lambda_max over BN's", "> 1", sharpness_smaller,
+                  needs_training=False, min_seeds=1, source="ours"),
+        *[ClaimSpec(f"edge_of_stability_{net}", "09_smoothness", "sharpness",
+                    f"{NORM_LABELS[net]}: lambda_max settles near 2/lr (edge of stability, Cohen et al. 2021)",
+                    "median lambda_max over the second half, over 2/lr", "between 0.5 and 2", edge_of_stability(net),
+                    needs_training=False, min_seeds=1, effect_format=".2f", source="Cohen et al. 2021")
+          for net in ("none", "batch")],
+        ClaimSpec("wider_basin_with_bn", "09_smoothness", "loss_surface",
+                  "with BN the basin around the trained weights is wider (Li et al.'s 2-D picture; ours)",
+                  "share of the square with loss < 2x centre, BN minus standard", "> 0", wider_basin,
+                  needs_training=False, min_seeds=1, effect_format=".2f", source="ours"),
+        *[ClaimSpec(f"{n}_beats_standard", "09_smoothness", "confounders",
+                    f"{NORM_LABELS[n]} trains better than the standard network (ours)",
+                    f"final training accuracy, {n} minus standard", "ahead by more than 0.01",
+                    better(n, "none", 0.1), ((n, 0.1), ("none", 0.1)), needs_training=False, source="ours")
+          for n in ("layer", "group", "rescaled")],
+        ClaimSpec("more_than_rescaling", "09_smoothness", "confounders",
+                  "BN's smoothing is more than the rescaling it sets at initialisation (ours)",
+                  "fixed-rescaling network's median max beta over BN's",
+                  "larger beta and larger gradient change than BN's", more_than_rescaling(0.1),
+                  (("rescaled", 0.1), ("batch", 0.1)), source="ours"),
+    ]
+    ids = [s.id for s in out]
+    assert len(ids) == len(set(ids)), "claim ids must be unique"
+    return out
+
+
+REGISTRY = _registry()
+
+
+# ---- every claim at once (the CLI and the scorecard) ----------------------------------------------------------
+def judge_all(load, scale: str | None = None) -> list:
+    """A :class:`Verdict` (or, where no result is found, a row saying so) per registered claim. ``load(experiment,
+    scale)`` returns a result or raises (``bnlab.results.load`` for the shipped caches)."""
+    found, cache = [], {}
+    for spec in REGISTRY:
+        if spec.experiment not in cache:
+            try:
+                cache[spec.experiment] = load(spec.experiment, scale)
+            except Exception as err:  # noqa: BLE001  (missing or stale result: say so in its row)
+                cache[spec.experiment] = err
+        res = cache[spec.experiment]
+        if isinstance(res, Exception):
+            found.append(Verdict(spec, scale or "-", [], [], [], "not meaningful", f"no result: {res}"))
+        else:
+            found.append(judge(spec, res))
+    return found
+
+
+def summary_line(found: list) -> str:
+    counts = {v: sum(x.verdict == v for x in found) for v in VERDICTS}
+    return ", ".join(f"{n} {v}" for v, n in counts.items())
+
+
+def format_text(found: list) -> str:
+    """The CLI's table: one line per claim (id, verdict, effect with the seed range, scale, seeds)."""
+    w = max(len(v.spec.id) for v in found)
+    lines = [f"{'claim':{w}s}  {'verdict':14s}  {'scale':5s}  seeds  ours: median (seed range); why"]
+    for v in found:
+        seeds = "-" if v.seeds == [None] else str(len(v.seeds))
+        lines.append(f"{v.spec.id:{w}s}  {v.verdict:14s}  {v.scale:5s}  {seeds:>5s}  {v.ours()}"
+                     + (f"; {v.why}" if v.why else ""))
+    lines.append(summary_line(found))
+    return "\n".join(lines)
+
+
+def scorecard(found: list, link=lambda chapter: chapter) -> Table:
+    """One row per claim: chapter (``link(chapter)``, e.g. an HTML link), the statement, ours with its seed range,
+    the verdict, scale and seeds."""
+    rows = []
+    for v in found:
+        seeds = "-" if v.seeds == [None] else str(len(v.seeds))
+        rows.append([link(v.spec.chapter), v.spec.paper, v.spec.source, v.spec.statistic, v.ours(),
+                     v.verdict + (f" ({v.why})" if v.why else ""), v.scale, seeds])
+    return Table(rows, columns=["chapter", "statement", "source", "statistic", "ours: median (seed range)",
+                                "verdict", "scale", "seeds"])
+
+
+__all__ = ["ClaimSpec", "Verdict", "REGISTRY", "VERDICTS", "judge", "verdicts", "specs", "get", "table",
+           "judge_all", "format_text", "scorecard", "summary_line"]

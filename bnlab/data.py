@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .config import DataConfig
+from .device import pick
 from .store import DEFAULT_HOME, atomic_write, quarantine
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -167,7 +168,6 @@ def _pad_to_32(x: np.ndarray) -> np.ndarray:
 
 def load_images(cfg: DataConfig, device=None, root=None, download: bool = True) -> ImageData:
     """Load an image data set once onto ``device`` as uint8 (cached as a .pt file under the data dir)."""
-    from .device import pick
     dev = pick(device)
     root = data_dir(root)
     cache = root / f"{cfg.dataset}.pt"
@@ -208,7 +208,6 @@ def load_images(cfg: DataConfig, device=None, root=None, download: bool = True) 
 
 def load_regression(cfg: DataConfig, seed: int = 0, device=None) -> RegressionData:
     """The DLN's data: x ~ N(0, I_d), A_ij ~ N(0, 1) [ours: standard normal], y = x A^T; float64."""
-    from .device import pick
     gen = torch.Generator().manual_seed(10_000 + seed)
     A = torch.randn(cfg.dln_dim, cfg.dln_dim, generator=gen, dtype=torch.float64)
     x = torch.randn(cfg.dln_samples, cfg.dln_dim, generator=gen, dtype=torch.float64)

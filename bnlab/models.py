@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig, resnet_depth
+from .device import pick
 from .norms import has_shift, make_norm
 
 VGG_LAYOUTS = {
@@ -165,7 +166,6 @@ def construct(cfg: ModelConfig) -> Blockwise:
 
 def build(cfg: ModelConfig, seed: int = 0, device=None, dtype=torch.float32) -> Blockwise:
     """The network ``cfg`` describes, initialised from ``seed``, on ``device``."""
-    from .device import pick
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = construct(cfg)

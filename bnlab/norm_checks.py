@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .norms import BatchNorm
+from .tables import table
 
 
 def compare_to_torch(shapes=((128, 16), (64, 8, 8, 8), (5, 3, 4, 4)), steps: int = 3, seed: int = 0) -> list:
@@ -76,7 +77,6 @@ def batch_dependence(seed: int = 0) -> dict:
 
 def report(rows, tol: float = 1e-10) -> str:
     """The comparison as a table, errors shown against ``tol`` (round-off differs between machines)."""
-    from .tables import table
     fmt = lambda e: f"< {tol:.0e}" if e < tol else f"{e:.2e} (!)"  # noqa: E731
     keys = ("output", "gradients", "running stats", "eval output")
     body = [[str(r["shape"])] + [fmt(r[k]) for k in keys] + ["passed" if r["gradcheck"] else "FAILED"] for r in rows]

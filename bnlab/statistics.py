@@ -79,9 +79,9 @@ def largest_decreasing(eta: np.ndarray, rel: np.ndarray) -> np.ndarray:
     return np.where(n_ok > 0, eta[np.maximum(n_ok - 1, 0)], 0.0)
 
 
-def ics_stats(result, norm, lr):
-    """Median over steps and seeds of ||G - G'|| and cos(G, G') per measured layer."""
-    runs = result.select(norm=norm, lr=lr)
+def ics_stats(result, norm, lr, seed=None):
+    """Median over steps and seeds (or one ``seed``) of ||G - G'|| and cos(G, G') per measured layer."""
+    runs = result.select(norm=norm, lr=lr, seed=seed)
     l2 = np.concatenate([r.arrays["ics_l2"] for r in runs])
     cos = np.concatenate([r.arrays["ics_cos"] for r in runs])
     rel = np.concatenate([r.arrays["ics_l2"] / np.maximum(r.arrays["ics_gnorm"], 1e-300) for r in runs])
@@ -89,12 +89,20 @@ def ics_stats(result, norm, lr):
             "cos": nan_safe(np.nanmedian, cos, axis=0), "rel": nan_safe(np.nanmedian, rel, axis=0)}
 
 
-def landscape_stats(result, norm, lr=None):
-    """Medians over probed steps (and seeds) of loss spread, max gradient change and max beta."""
-    runs = result.select(norm=norm, lr=lr)
-    loss = np.concatenate([r.arrays["land_loss"] for r in runs])
-    change = np.concatenate([r.arrays["land_grad_change"] for r in runs])
-    beta = np.concatenate([r.arrays["land_beta"] for r in runs])
+def landscape_stats(result, norm, lr=None, seed=None, steps=None):
+    """Medians over probed steps (and seeds, or one ``seed``) of loss spread, max gradient change and max beta;
+    ``steps`` = (first, last): only the probes in that range of training steps."""
+    runs = result.select(norm=norm, lr=lr, seed=seed)
+
+    def probed(r, key):
+        a = r.arrays[key]
+        if steps is None:
+            return a
+        at = r.arrays["land_step"]
+        return a[(at >= steps[0]) & (at <= steps[1])]
+    loss = np.concatenate([probed(r, "land_loss") for r in runs])
+    change = np.concatenate([probed(r, "land_grad_change") for r in runs])
+    beta = np.concatenate([probed(r, "land_beta") for r in runs])
     spread = nan_safe(np.nanmax, loss, axis=1) - nan_safe(np.nanmin, loss, axis=1)
     return {"loss_spread": float(nan_safe(np.nanmedian, spread)),
             "grad_change": float(nan_safe(np.nanmedian, nan_safe(np.nanmax, change, axis=1))),
@@ -164,7 +172,7 @@ def surface_stats(result, net: str) -> dict:
             "slice_train_max": float(a[f"{net}/slice_train_mode"].max())}
 
 
-BEYOND_NETS = ("none", "batch")
+ANALYSIS_NETS = ("none", "batch")
 
 
 SWEEP_FAILED_ACC = 0.2      # [ours] a run "fails" when it diverges or its final training accuracy stays below this
@@ -173,12 +181,12 @@ SWEEP_FAILED_ACC = 0.2      # [ours] a run "fails" when it diverges or its final
 SWEEP_MARGIN = 0.01         # [ours] "better" test accuracy: by more than this (one seed: differences below are noise)
 
 
-def _sweep(result, norm):
+def sweep(result, norm, seed=None):
     """{lr: (final train acc, final test acc, diverged)} for one network: means over the seeds that did not diverge;
     "diverged" only if every seed did."""
     out = {}
     for lr in sorted({r.lr for r in result.select(norm=norm)}):
-        runs = result.select(norm=norm, lr=lr)
+        runs = result.select(norm=norm, lr=lr, seed=seed)
         ok = [r for r in runs if r.status == "ok"]
         out[lr] = (float(nan_safe(np.nanmean, [final(r, "train_acc") for r in ok])) if ok else float("nan"),
                    float(nan_safe(np.nanmean, [final(r, "test_acc") for r in ok])) if ok else float("nan"),

@@ -3,7 +3,7 @@
 A chapter shows these instead of typing numbers, so the text always matches the result it shows (cached or live).
 Each is a :class:`Table`, a pandas DataFrame of pre-formatted cells (each number at the precision that suits it, the
 same on every machine) that Jupyter, Jupyter Book and Colab show as an HTML table and ``print`` as plain text. A
-mean over seeds has the spread over seeds (the standard deviation) in a column of its own.
+mean over seeds has the range of the per-seed values in a column of its own.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .norms import NORM_LABELS
-from .statistics import (BEYOND_NETS, final, groups, ics_stats, landscape_stats, moment_stats, nan_safe, sharpness_stats,
+from .statistics import (ANALYSIS_NETS, final, groups, ics_stats, landscape_stats, moment_stats, nan_safe, sharpness_stats,
                          step_size_stats, surface_stats)
 
 
@@ -37,12 +37,12 @@ def _mean(values, spec=".3f") -> str:
     return "n/a" if not len(v) or np.all(np.isnan(v)) else format(nan_safe(np.nanmean, v), spec)
 
 
-def _sd(values, spec=".3f") -> str:
-    """The spread over seeds, as +- sd; "-" for a single seed."""
+def _range(values, spec=".3f") -> str:
+    """The spread over seeds as the range of the per-seed values, lowest to highest; "-" for a single seed."""
     v = np.asarray(values, dtype=np.float64)
     if len(v) < 2 or np.all(np.isnan(v)):
         return "-"
-    return "\u00b1 " + format(nan_safe(np.nanstd, v), spec)
+    return f"{format(nan_safe(np.nanmin, v), spec)} to {format(nan_safe(np.nanmax, v), spec)}"
 
 
 def mean_std(values) -> str:
@@ -61,7 +61,7 @@ def table(rows, headers) -> Table:
 
 def training_table(result) -> Table:
     """Final training accuracy/loss and test accuracy per network and learning rate: mean over seeds, and the
-    standard deviation over seeds in the column after it."""
+    range of the per-seed values in the column after it."""
     rows = []
     classifier = "train_acc" in result.runs[0].arrays
     for norm, lr, runs in groups(result):
@@ -69,15 +69,15 @@ def training_table(result) -> Table:
         status = "ok" if not div else f"{len(div)}/{len(runs)} diverged (step {min(r.diverged_step for r in div)})"
         if classifier:
             train, test = [final(r, "train_acc") for r in runs], [final(r, "test_acc") for r in runs]
-            rows.append([NORM_LABELS[norm], f"{lr:g}", len(runs), _mean(train), _sd(train), _mean(test), _sd(test),
+            rows.append([NORM_LABELS[norm], f"{lr:g}", len(runs), _mean(train), _range(train), _mean(test), _range(test),
                          status])
         else:
             loss = [final(r, "train_loss") for r in runs]
             rows.append([NORM_LABELS[norm], f"{lr:g}", len(runs),
-                         f"{nan_safe(np.nanmean, loss):.4g}", _sd(loss, ".2g"), status])
-    headers = (["network", "lr", "seeds", "final train acc", "train acc sd over seeds", "final test acc",
-                "test acc sd over seeds", "status"] if classifier else
-               ["network", "lr", "seeds", "final training loss", "sd over seeds", "status"])
+                         f"{nan_safe(np.nanmean, loss):.4g}", _range(loss, ".4g"), status])
+    headers = (["network", "lr", "seeds", "final train acc", "train acc, seed range", "final test acc",
+                "test acc, seed range", "status"] if classifier else
+               ["network", "lr", "seeds", "final training loss", "seed range", "status"])
     return table(rows, headers)
 
 
@@ -155,7 +155,7 @@ def step_size_table(result) -> Table:
     rows = []
     n_all = len(result.arrays["none/rel_loss"])
     for first, which in ((1, "step 0 (init)"), (None, f"median, {n_all} batches")):
-        for net in BEYOND_NETS:
+        for net in ANALYSIS_NETS:
             s = step_size_stats(result, net, first)
             rows.append([NORM_LABELS[net], f"{s['lr']:g}", which, f"{s['gnorm']:.3g}",
                          f"{s['diverging']}/{s['batches']}", _eta_txt(s["onset"], s["eta_max"]),
@@ -167,10 +167,10 @@ def step_size_table(result) -> Table:
 
 
 def _per_network_table(result, stats, columns) -> Table:
-    """One row per network of chapters 8 and 9 (``BEYOND_NETS``): ``stats(result, net)`` formatted by ``columns``, a list of
+    """One row per network of chapters 8 and 9 (``ANALYSIS_NETS``): ``stats(result, net)`` formatted by ``columns``, a list of
     (header, key, format spec)."""
     rows = [[NORM_LABELS[net]] + [format(s[key], spec) for _, key, spec in columns]
-            for net, s in ((net, stats(result, net)) for net in BEYOND_NETS)]
+            for net, s in ((net, stats(result, net)) for net in ANALYSIS_NETS)]
     return table(rows, ["network"] + [header for header, _, _ in columns])
 
 
@@ -191,7 +191,7 @@ def surface_table(result) -> Table:
         ("max a-axis (training mode)", "slice_train_max", ".3g")])
 
 
-def initial_signal_table(result, norms=BEYOND_NETS, lr=0.1, seed=0) -> Table:
+def initial_signal_table(result, norms=ANALYSIS_NETS, lr=0.1, seed=0) -> Table:
     """Variance of the layer inputs at step 0 (mean over the recorded units), per recorded layer and network:
     how much signal reaches each depth at initialisation."""
     runs = {n: result.select(norm=n, lr=lr, seed=seed)[0] for n in norms}
@@ -204,9 +204,9 @@ def initial_signal_table(result, norms=BEYOND_NETS, lr=0.1, seed=0) -> Table:
 def depth_profile_table(result, every: int = 4) -> Table:
     """The scale (root mean square) of every ``every``-th block's output at initialisation, per network, and the
     ratio of the last block's to the first's: Bjorck et al.'s growth of activations with depth without BN."""
-    rms = {n: result.arrays[f"{n}/block_rms"] for n in BEYOND_NETS}
+    rms = {n: result.arrays[f"{n}/block_rms"] for n in ANALYSIS_NETS}
     n_blocks = len(rms["none"])
     idx = sorted(set(range(0, n_blocks, every)) | {n_blocks - 1})
-    rows = [[f"#{i + 1}"] + [f"{float(rms[n][i]):.3g}" for n in BEYOND_NETS] for i in idx]
-    rows.append(["last / first"] + [f"{float(rms[n][-1] / rms[n][0]):.3g}" for n in BEYOND_NETS])
-    return table(rows, ["block"] + [f"output rms at init, {NORM_LABELS[n]}" for n in BEYOND_NETS])
+    rows = [[f"#{i + 1}"] + [f"{float(rms[n][i]):.3g}" for n in ANALYSIS_NETS] for i in idx]
+    rows.append(["last / first"] + [f"{float(rms[n][-1] / rms[n][0]):.3g}" for n in ANALYSIS_NETS])
+    return table(rows, ["block"] + [f"output rms at init, {NORM_LABELS[n]}" for n in ANALYSIS_NETS])

@@ -8,7 +8,11 @@ PY=.venv/bin/python
 [ -x "$PY" ] || PY=python3
 export BNLAB_PROGRESS=0
 unset MPLBACKEND   # the kernel's inline backend must draw the figures that nbval compares
+# One run store for the whole suite: the unit tests train each unique smoke config once into it, and the live
+# pass over the chapters reuses those runs (same configs, same sources) instead of training them again.
+export BNLAB_TEST_STORE="$(mktemp -d)"
+trap 'rm -rf "$BNLAB_TEST_STORE"' EXIT
 "$PY" -m pytest -q tests/
 BNLAB_MODE=cached "$PY" -m pytest -q --nbval --nbval-current-env -p no:cacheprovider book/
-BNLAB_MODE=live BNLAB_SCALE=smoke BNLAB_HOME="$(mktemp -d)" \
+BNLAB_MODE=live BNLAB_SCALE=smoke BNLAB_HOME="$BNLAB_TEST_STORE" \
   "$PY" -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider book/

@@ -1,5 +1,6 @@
 """CPU-only, small shapes, fixed seeds, and a temporary BNLAB_HOME so tests never touch a reader's cache."""
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,9 +10,18 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
 @pytest.fixture(scope="session")
-def _data_dir(tmp_path_factory):
-    """One data folder per test session, so the .pt tensor cache is built once."""
-    return tmp_path_factory.mktemp("data")
+def shared_home(tmp_path_factory):
+    """One run store for the tests that only compute smoke results, so each unique smoke config trains once per
+    session. ``scripts/test.sh`` names it (``$BNLAB_TEST_STORE``) and runs the live nbval pass on it afterwards, so
+    the chapters reuse these runs instead of training them again."""
+    named = os.environ.get("BNLAB_TEST_STORE")
+    return Path(named) if named else tmp_path_factory.mktemp("shared_store")
+
+
+@pytest.fixture(scope="session")
+def _data_dir(shared_home):
+    """One data folder per test session (the shared store's), so the .pt tensor cache is built once."""
+    return shared_home / "data"
 
 
 @pytest.fixture(autouse=True)

@@ -159,15 +159,20 @@ def test_step_size_summary_on_a_known_result():
     s = statistics.step_size_stats(res, "none")
     assert s["onset"] == 1e-2 and s["decreasing"] == 1e-3 and s["at_lr"] == 0.99
     assert s["onset_dist"] == pytest.approx(1e-2 * 2.0 / 10.0) and s["gnorm"] == 2.0
-    found = claims.claim_bjorck_step_size(res)
-    assert len(found) == 4 and all(c.holds for c in found)
+    found = [claims.judge(spec, res) for spec in claims.specs("bjorck_step_size")]
+    assert len(found) == 4 and all(v.holds == [True] for v in found)
+    assert all(v.verdict == "not meaningful" and "smoke" in v.why for v in found)     # a smoke result never counts
+    found = [claims.judge(spec, Result("bjorck_step_size", "cpu", {}, [], arrays)) for spec in claims.specs("bjorck_step_size")]
+    assert [v.verdict for v in found] == ["reproduced"] * 4
     assert "batches > 1000" in tables.step_size_table(res)
     # a network that diverges early only at initialisation (as the ResNet without BN): the first-batch view
     # reproduces the claim, the median view does not
     late = np.where(eta[None] > 10, 1e5, 0.99).repeat(2, 0)
     arrays["none/rel_loss"] = np.concatenate([std[:1], late])
-    first_std, _, median_std, _ = claims.claim_bjorck_step_size(Result("bjorck_step_size", "smoke", {}, [], arrays))
-    assert first_std.holds and not median_std.holds
+    judged = {spec.id: claims.judge(spec, Result("bjorck_step_size", "cpu", {}, [], arrays))
+              for spec in claims.specs("bjorck_step_size")}
+    assert judged["step_size_onset_init"].verdict == "reproduced"
+    assert judged["step_size_onset_median"].verdict == "not reproduced"
     assert statistics.step_size_stats(res, "none", first=1)["batches"] == 1
 
 
@@ -323,17 +328,15 @@ def test_lr_sweep_claims_on_a_known_result():
         return Run(cfg.to_dict(), "diverged" if diverged else "ok", 3 if diverged else None, arrays)
     outcome = {("none", 1e-4): (0.6, False), ("none", 3e-3): (0.0, True), ("none", 0.1): (0.0, True),
                ("batch", 1e-4): (0.62, False), ("batch", 3e-3): (0.8, False), ("batch", 0.1): (0.9, False)}
-    runs = [run(c, *outcome[c.model.norm, c.train.lr]) for c in get("bjorck_lr_sweep").runs("smoke")]
-    found = claims.claim_bjorck_lr_sweep(Result("bjorck_lr_sweep", "smoke", {}, runs, {}))
-    assert [c.holds for c in found] == [True, True, True]
+    def holds():
+        runs = [run(c, *outcome[c.model.norm, c.train.lr]) for c in get("bjorck_lr_sweep").runs("smoke")]
+        return [claims.judge(spec, Result("bjorck_lr_sweep", "smoke", {}, runs, {})).holds[0]
+                for spec in claims.specs("bjorck_lr_sweep")]
+    assert holds() == [True, True, True]
     outcome[("batch", 1e-4)] = (0.1, False)        # BN has not learned at the smallest rate: no agreement to claim
-    runs = [run(c, *outcome[c.model.norm, c.train.lr]) for c in get("bjorck_lr_sweep").runs("smoke")]
-    found = claims.claim_bjorck_lr_sweep(Result("bjorck_lr_sweep", "smoke", {}, runs, {}))
-    assert [c.holds for c in found] == [True, False, True] and "not learned" in found[1].evidence
+    assert holds() == [True, False, True]
     outcome[("none", 0.1)] = (0.895, False)       # a shallow network without BN that trains at 0.1 as well as BN
-    runs = [run(c, *outcome[c.model.norm, c.train.lr]) for c in get("bjorck_lr_sweep").runs("smoke")]
-    found = claims.claim_bjorck_lr_sweep(Result("bjorck_lr_sweep", "smoke", {}, runs, {}))
-    assert [c.holds for c in found] == [False, False, False]     # 0.9 vs 0.895 is within the margin
+    assert holds() == [False, False, False]       # 0.9 vs 0.895 is within the margin
 
 
 def test_paper_fmnist_takes_the_papers_sizes_and_unknown_scales_fail_clearly():

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnlab import results, runner
+from bnlab import runner
 from bnlab.config import SMOKE, DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig, replace
 from bnlab.plan import RunPlan
 from bnlab.engine import EngineOptions, Stepper

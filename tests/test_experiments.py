@@ -12,11 +12,11 @@ from conftest import cpu_plan, needs_fashion
 
 @needs_fashion
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
-def test_experiment_runs_at_smoke_scale(name, tmp_path):
-    res = runner.reproduce(name, cpu_plan(), out=tmp_path)
+def test_experiment_runs_at_smoke_scale(name, tmp_path, shared_home):
+    res = runner.reproduce(name, cpu_plan(home=shared_home), out=tmp_path)     # runs shared by experiments: once
     back = results.load_file(tmp_path / name / "smoke.json", "live")
     assert back.provenance["scale"] == "smoke" and back.provenance["device"] == "cpu"
-    if EXPERIMENTS[name].network == "none":
+    if EXPERIMENTS[name].analysis is not None:
         assert back.arrays and all(np.all(np.isfinite(v)) for v in back.arrays.values() if v.dtype != bool)
         return
     assert len(back.runs) == len(EXPERIMENTS[name].runs("smoke"))
@@ -28,6 +28,17 @@ def test_experiment_runs_at_smoke_scale(name, tmp_path):
         assert wanted <= set(run.arrays) and len(wanted) >= 2     # every run records at least one probe
     results.check_config(back)
     assert "Live result" in res.banner()
+
+
+@needs_fashion
+def test_an_analysis_result_records_its_sized_config_and_a_changed_size_is_caught(tmp_path, shared_home):
+    res = runner.reproduce("theory", cpu_plan(home=shared_home), out=tmp_path)
+    assert res.provenance["config"] == EXPERIMENTS["theory"].analysis.config(cpu_plan().scale)
+    back = results.load_file(tmp_path / "theory" / "smoke.json", "live")
+    results.check_config(back)
+    back.provenance["config"] = {**back.provenance["config"], "sizes": {**back.provenance["config"]["sizes"], "hidden": 64}}
+    with pytest.raises(results.CachedResultMismatch, match="sizes.hidden"):
+        results.check_config(back)
 
 
 def test_live_runs_go_to_the_readers_store_not_the_package(monkeypatch, tmp_path):

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnlab import runner, store
+from bnlab import runner
 from bnlab.__main__ import main
 from bnlab.config import config_hash
 from bnlab.experiments import get
@@ -51,28 +50,28 @@ def test_a_run_records_the_device_that_ran_it():
 
 # ---- one run store, many processes ----------------------------------------------------------------------
 def test_a_claim_waits_for_its_live_holder_and_takes_over_a_dead_one():
-    key = "0123456789abcdef"
+    key, store = "0123456789abcdef", cpu_plan().store
     released = threading.Event()
 
     def hold():
-        with cpu_plan().store.claim(key):
+        with store.claim(key):
             time.sleep(1.0)
         released.set()
     t = threading.Thread(target=hold)
     t.start()
-    while plan.store.claim_holder(key) is None:
+    while store.claim_holder(key) is None:
         time.sleep(0.01)
-    assert plan.store.claim_holder(key)["pid"] == os.getpid()
-    with cpu_plan().store.claim(key, poll_s=0.05):
+    assert store.claim_holder(key)["pid"] == os.getpid()
+    with store.claim(key, poll_s=0.05):
         assert released.is_set()                        # got it only once the holder let go
     t.join()
-    assert not cpu_plan().store.claim_path(key).exists()
+    assert not store.claim_path(key).exists()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    cpu_plan().store.claim_path(key).write_text(json.dumps({"pid": dead.pid, "host": __import__("socket").gethostname()}))
-    assert plan.store.claim_holder(key) is None              # its process is gone: stale
+    store.claim_path(key).write_text(json.dumps({"pid": dead.pid, "host": __import__("socket").gethostname()}))
+    assert store.claim_holder(key) is None              # its process is gone: stale
     t0 = time.perf_counter()
-    with cpu_plan().store.claim(key, poll_s=5.0):
+    with store.claim(key, poll_s=5.0):
         assert time.perf_counter() - t0 < 1.0           # taken over at once, no waiting
 
 

@@ -9,6 +9,7 @@ import copy
 
 import numpy as np
 import torch
+from torch.func import functional_call, grad_and_value, vmap
 
 from ..models import loss_fn
 from ..norms import frozen_state
@@ -54,7 +55,6 @@ def probe_twin(model):
 
 
 def _vmap(model, x, y, names, w0, g0, etas, chunk_size=None):
-    from torch.func import functional_call, grad_and_value, vmap
     twin = probe_twin(model)
 
     def loss_at(flat):

@@ -1,5 +1,5 @@
 """Figures for the book, one module per kind of figure; every chapter uses the same palette (``style``)."""
-from .beyond import (depth_profile_figure, sharpness_figure, step_size_figure, surface_3d_figure, surface_contour_figure,
+from .analyses import (depth_profile_figure, sharpness_figure, step_size_figure, surface_3d_figure, surface_contour_figure,
                      surface_slice_figure)
 from .distributions import distribution_figure, histogram_figure, moments_figure
 from .ics import ics_figure

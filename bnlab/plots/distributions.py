@@ -3,6 +3,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..statistics import layer_index as _layer_index, moment_changes
+from .common import band
 from . import style
 from .style import colour, label
 
@@ -66,7 +67,6 @@ def histogram_figure(result, layer, norms, lr=None, seed=None):
 def moments_figure(result, layers, norms, lr=None):
     """Fig. 8: how much the first two moments of layer inputs move, step to step and from the start: four panels
     per layer (two rows), the networks as lines."""
-    from .common import band
     keys = (("d_mean", "|change of mean|\nper interval"), ("d_var", "|change of variance|\nper interval"),
             ("drift_mean", "|mean - mean\nat step 0|"), ("drift_var", "|variance - variance\nat step 0|"))
     fig, axes = style.panels(len(keys) * len(layers), height=2.1, sharex=True)

@@ -9,7 +9,11 @@ figure has at most ``MAX_COLUMNS`` panels side by side; :func:`panels` stacks th
 """
 import math
 
+import textwrap
+
 import matplotlib
+import matplotlib.pyplot as plt
+import seaborn as sns
 
 from ..norms import NORM_COLOURS, NORM_LABELS
 
@@ -34,7 +38,6 @@ def rc() -> dict:
 
 def setup() -> None:
     """Seaborn's white grid, the book's sizes (``rc``), PNG output (nbval skips images)."""
-    import seaborn as sns
     sns.set_theme(style="whitegrid", context="notebook")
     matplotlib.rcParams.update(rc())
     try:
@@ -51,7 +54,6 @@ def panels(n: int, height: float = ROW_HEIGHT, ncols: int | None = None, width: 
     Returns ``(fig, axes)``: ``axes`` a flat list of the ``n`` panels; a grid cell left over (e.g. the fourth of
     three panels) is kept, switched off, as ``fig.spare`` (a place for a shared legend), else ``fig.spare`` is
     None."""
-    import matplotlib.pyplot as plt
     ncols = min(ncols or MAX_COLUMNS, MAX_COLUMNS, n)
     nrows = math.ceil(n / ncols)
     fig, grid = plt.subplots(nrows, ncols, figsize=(width, height * nrows), squeeze=False, **subplot_kw)
@@ -90,7 +92,6 @@ def legend_below(fig, ncol: int = 2, **kw):
 
 def wrap(text: str, width: int = 38) -> str:
     """Break a long title or label (plain text, no TeX) into lines that fit half the column."""
-    import textwrap
     return "\n".join(textwrap.wrap(text, width)) if "$" not in text else text
 
 

@@ -1,5 +1,4 @@
 """Training and test curves (Fig. 1a-b, 2, 3 left column, 5): seeds as bands, one colour per network."""
-import matplotlib.pyplot as plt
 import numpy as np
 
 from ..statistics import stack

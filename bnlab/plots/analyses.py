@@ -3,6 +3,7 @@
 import warnings
 
 import matplotlib.pyplot as plt
+from matplotlib.colors import LogNorm
 import numpy as np
 
 from . import style
@@ -113,7 +114,6 @@ def _levels(res):
 
 def surface_contour_figure(res):
     """Filled contours of the loss on the plane w + a d1 + b d2 (log-spaced levels shared by both networks)."""
-    from matplotlib.colors import LogNorm
     a = res.arrays
     c = a["coords"]
     levels = _levels(res)

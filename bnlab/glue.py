@@ -1,0 +1,57 @@
+"""Numbers in the prose come from the data: a chapter glues each result it reports, and its markdown inserts it
+with myst-nb's ``{glue:text}`name``` role, so the text changes when the cached result does.
+
+:func:`glue` writes what ``myst_nb.glue(name, value, display=False)`` writes (a hidden display output with the
+``scrapbook`` metadata the book's build reads), without importing myst-nb, so a chapter runs on Colab too.
+Values are glued as formatted text, the same on every machine.
+"""
+from __future__ import annotations
+
+import numpy as np
+from IPython.display import display
+
+from .claims import judge, specs
+
+GLUE_PREFIX = "application/papermill.record/"   # myst-nb's mime prefix for a glued value that is not displayed
+
+
+class Text(str):
+    """A string shown without quotes (its repr is itself): what ``{glue:text}`` inserts."""
+
+    def __repr__(self):
+        return str(self)
+
+
+def fmt(value, spec: str = ".3g") -> Text:
+    """``value`` formatted with ``spec`` (NaN as "n/a"); strings pass through."""
+    if isinstance(value, str):
+        return Text(value)
+    v = float(value)
+    return Text("n/a" if not np.isfinite(v) else format(v, spec))
+
+
+def glue(name: str, value, spec: str = ".3g") -> Text:
+    """Record ``value`` (formatted with ``spec``) under ``name`` for ``{glue:text}`name``` in the chapter's
+    markdown; shows nothing. Returns the text."""
+    text = fmt(value, spec)
+    display({GLUE_PREFIX + "text/plain": repr(text)}, raw=True,
+            metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}})
+    return text
+
+
+def glue_claims(result, chapter: str | None = None) -> list:
+    """Glue every registered claim of ``result``'s experiment (and ``chapter``): ``<id>_verdict``, ``<id>_effect``
+    (median over seeds), ``<id>_low`` and ``<id>_high`` (the per-seed range), ``<id>_seeds``. Returns the verdicts."""
+    found = [judge(s, result) for s in specs(result.experiment, chapter)]
+    for v in found:
+        f = v.spec.effect_format
+        lo, hi = v.seed_range
+        glue(f"{v.spec.id}_verdict", v.verdict)
+        glue(f"{v.spec.id}_effect", v.effect, f)
+        glue(f"{v.spec.id}_low", lo, f)
+        glue(f"{v.spec.id}_high", hi, f)
+        glue(f"{v.spec.id}_seeds", str(len(v.seeds)))
+    return found
+
+
+__all__ = ["glue", "glue_claims", "fmt", "Text", "GLUE_PREFIX"]
