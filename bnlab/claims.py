@@ -501,16 +501,23 @@ def format_text(found: list) -> str:
     return "\n".join(lines)
 
 
-def scorecard(found: list, link=lambda chapter: chapter) -> Table:
-    """One row per claim: chapter (``link(chapter)``, e.g. an HTML link), the statement, ours with its seed range,
-    the verdict, scale and seeds."""
+def chapter_link(chapter: str) -> str:
+    """An HTML link to a chapter's page in the built book (the scorecard sits next to the chapters)."""
+    return f'<a href="{chapter}.html">{chapter.split("_", 1)[0].lstrip("0")}. {chapter.split("_", 1)[1].replace("_", " ")}</a>'
+
+
+def scorecard(found: list, link=chapter_link) -> Table:
+    """One row per claim: chapter (``link(chapter)``, an HTML link by default), the statement, its source, the
+    statistic, ours with its seed range, the verdict, scale and seeds."""
     rows = []
     for v in found:
         seeds = "-" if v.seeds == [None] else str(len(v.seeds))
         rows.append([link(v.spec.chapter), v.spec.paper, v.spec.source, v.spec.statistic, v.ours(),
                      v.verdict + (f" ({v.why})" if v.why else ""), v.scale, seeds])
-    return Table(rows, columns=["chapter", "statement", "source", "statistic", "ours: median (seed range)",
+    card = Table(rows, columns=["chapter", "statement", "source", "statistic", "ours: median (seed range)",
                                 "verdict", "scale", "seeds"])
+    card.attrs["escape"] = link is not chapter_link
+    return card
 
 
 __all__ = ["ClaimSpec", "Verdict", "REGISTRY", "VERDICTS", "judge", "verdicts", "specs", "get", "table",

@@ -24,7 +24,8 @@ class Table(pd.DataFrame):
         return Table
 
     def _repr_html_(self) -> str:
-        return self.to_html(index=False, border=0, classes="bnlab-table", na_rep="")
+        # attrs["escape"] False: the cells hold HTML (links) on purpose (``claims.scorecard``)
+        return self.to_html(index=False, border=0, classes="bnlab-table", na_rep="", escape=self.attrs.get("escape", True))
 
     def __repr__(self) -> str:
         return self.to_string(index=False)

@@ -1,5 +1,5 @@
-"""Re-execute the chapters in cached mode and save their outputs in place (after `bnlab reproduce --out
-bnlab/cached`). The committed outputs are what the book shows and what `pytest --nbval` checks."""
+"""Re-execute the scorecard and the chapters in cached mode and save their outputs in place (after `bnlab reproduce
+--out bnlab/cached`). The committed outputs are what the book shows and what `pytest --nbval` checks."""
 import os
 import sys
 from pathlib import Path
@@ -21,6 +21,6 @@ def refresh(path: Path) -> None:
 
 
 if __name__ == "__main__":
-    paths = [Path(p) for p in sys.argv[1:]] or sorted((ROOT / "book").glob("[0-9]*.ipynb"))
+    paths = [Path(p) for p in sys.argv[1:]] or [ROOT / "book" / "scorecard.ipynb"] + sorted((ROOT / "book").glob("[0-9]*.ipynb"))
     for p in paths:
         refresh(p.resolve())
