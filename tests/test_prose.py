@@ -129,3 +129,12 @@ def test_every_glue_role_has_its_value_in_the_committed_outputs(chapter):
     used = set(re.findall(r"\{glue:[a-z]+\}`([^`:]+)(?::[^`]*)?`", markdown_of(BOOK / chapter)))
     missing = used - glued_names(BOOK / chapter)
     assert not missing, f"glued in the prose but not in the outputs (refresh the chapter?): {sorted(missing)}"
+
+
+@pytest.mark.parametrize("chapter", [p.name for p in CHAPTERS])
+def test_each_glue_name_is_glued_once(chapter):
+    nb = json.loads((BOOK / chapter).read_text())
+    names = [o.get("metadata", {}).get("scrapbook", {}).get("name") for c in nb["cells"] if c["cell_type"] == "code"
+             for o in c.get("outputs", [])]
+    names = [n for n in names if n]
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})   # the build warns on these
