@@ -39,6 +39,12 @@ def glue(name: str, value, spec: str = ".3g") -> Text:
     return text
 
 
+def glue_all(values: dict) -> None:
+    """Glue each ``name: (value, spec)`` of ``values`` (what the functions of ``bnlab.reported`` return)."""
+    for name, (value, spec) in values.items():
+        glue(name, value, spec or ".3g")
+
+
 def glue_claims(result, chapter: str | None = None) -> list:
     """Glue every registered claim of ``result``'s experiment (and ``chapter``): ``<id>_verdict``, ``<id>_effect``
     (median over seeds), ``<id>_low`` and ``<id>_high`` (the per-seed range), ``<id>_seeds``. Returns the verdicts."""
@@ -54,4 +60,4 @@ def glue_claims(result, chapter: str | None = None) -> list:
     return found
 
 
-__all__ = ["glue", "glue_claims", "fmt", "Text", "GLUE_PREFIX"]
+__all__ = ["glue", "glue_all", "glue_claims", "fmt", "Text", "GLUE_PREFIX"]

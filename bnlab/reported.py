@@ -1,0 +1,367 @@
+"""The numbers a chapter's prose reports, computed from its results.
+
+One function per passage that needs more than a table shows: it returns ``{glue name: (value, format spec)}``, and
+the chapter glues them with ``bnlab.glue.glue_all`` so its markdown inserts them (``{glue:text}`name```). Keeping
+the arithmetic here keeps the notebooks thin and lets a reader see how each number in the text is made.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .claims import common_seeds, judge, specs
+from .statistics import (SWEEP_FAILED_ACC, divergence_onset, final, ics_stats, landscape_stats, moment_stats,
+                         sharpness_stats, step_size_stats, surface_stats, sweep)
+
+
+def _mean_final(result, norm, lr, key, seed=None) -> float:
+    return float(np.mean([final(r, key) for r in result.select(norm=norm, lr=lr, seed=seed)]))
+
+
+# ---- chapters 2 and 3: training and moments -----------------------------------------------------------------------
+def moment_ratios(res, layers=(3, 11), lr=0.1) -> dict:
+    """How many times more the standard network's moments move than BN's, per layer (range over the four moment
+    statistics), and layer 11's variance drift for both."""
+    moments = {(layer, n): moment_stats(res, layer, n, lr=lr) for layer in layers for n in ("none", "batch")}
+    out = {}
+    for layer in layers:
+        ratios = [moments[layer, "none"][k] / moments[layer, "batch"][k] for k in moments[layer, "none"]]
+        out |= {f"moment_ratio_low_l{layer}": (min(ratios), ".0f"), f"moment_ratio_high_l{layer}": (max(ratios), ".0f")}
+    last = layers[-1]
+    return out | {f"var_drift_none_l{last}": (moments[last, "none"]["drift_var"], ".3g"),
+                  f"var_drift_batch_l{last}": (moments[last, "batch"]["drift_var"], ".3g")}
+
+
+def noisy_bn_training(res, lr=0.1) -> dict:
+    """Final training and test accuracy (means over seeds) of the three networks, and the standard network's
+    seed range."""
+    finals = {(n, key): [final(r, key) for r in res.select(norm=n, lr=lr)]
+              for n in ("none", "batch", "noisy_batch") for key in ("train_acc", "test_acc")}
+    out = {f"{key}_{n}": (np.mean(values), ".3f") for (n, key), values in finals.items()}
+    return out | {"train_acc_none_low": (min(finals["none", "train_acc"]), ".3f"),
+                  "train_acc_none_high": (max(finals["none", "train_acc"]), ".3f")}
+
+
+def noisy_bn_moments(res, layers=(2, 9, 13), lr=0.1) -> dict:
+    """Noisy BN's step-to-step moment changes against BN's and the standard network's, and the noise-only
+    control's against noisy BN's, per layer and as a range."""
+    moments = {(layer, n): moment_stats(res, layer, n, lr=lr)
+               for layer in layers for n in ("none", "batch", "noisy_batch", "noise")}
+
+    def ratio(a, b, key):
+        return [moments[layer, a][key] / moments[layer, b][key] for layer in layers]
+    out = {}
+    for name, values, spec in (("mean_vs_bn", ratio("noisy_batch", "batch", "d_mean"), ".0f"),
+                               ("mean_vs_std", ratio("noisy_batch", "none", "d_mean"), ".2g"),
+                               ("mean_noise_vs_noisy", ratio("noise", "noisy_batch", "d_mean"), ".2f"),
+                               ("var_vs_std", ratio("noisy_batch", "none", "d_var"), ".2g")):
+        out |= {f"{name}_low": (min(values), spec), f"{name}_high": (max(values), spec)}
+        out |= {f"{name}_l{layer}": (value, spec) for layer, value in zip(layers, values)}
+    return out
+
+
+# ---- chapter 4: gradient ICS of the VGG ---------------------------------------------------------------------------
+def vgg_ics(res, lrs=(0.1, 0.01)) -> dict:
+    """Median ||G - G'||, its ratio to ||G|| and cos(G, G') per network, lr and layer."""
+    out = {}
+    for n in ("none", "batch"):
+        for lr in lrs:
+            s = ics_stats(res, n, lr)
+            for i, layer in enumerate(s["layers"]):
+                for key, spec in (("l2", ".3g"), ("rel", ".2f"), ("cos", ".3f")):
+                    out[f"vgg_{key}_{n}_lr{lr:g}_l{layer}"] = (s[key][i], spec)
+    return out
+
+
+# ---- chapter 4: gradient ICS of the deep linear network ----------------------------------------------------------
+def dln_averaged_ics(dln) -> dict:
+    """The averaged-loss reading (lrs 1e-6, 1e-7): BN's ICS over the standard network's, pooled and per seed; the
+    smallest median cosines; the final losses."""
+    lrs = (1e-6, 1e-7)
+    avg = {(n, lr): ics_stats(dln, n, lr) for n in ("none", "batch") for lr in lrs}
+    pooled = np.concatenate([avg["batch", lr]["l2"] / avg["none", lr]["l2"] for lr in lrs])
+    per_seed = [(ics_stats(dln, "batch", 1e-6, s), ics_stats(dln, "none", 1e-6, s))
+                for s in common_seeds(dln, (("none", 1e-6), ("batch", 1e-6)))]
+    ratios = np.concatenate([bn["l2"] / std["l2"] for bn, std in per_seed])
+    out = {"avg_ratio_low": (pooled.min(), ".2g"), "avg_ratio_high": (pooled.max(), ".2g"),
+           "avg_seed_ratio_low": (ratios.min(), ".2g"), "avg_seed_ratio_high": (ratios.max(), ",.0f"),
+           "avg_cos_none_min": (min(avg["none", lr]["cos"].min() for lr in lrs), ".3f"),
+           "avg_cos_batch_min": (min(avg["batch", lr]["cos"].min() for lr in lrs), ".3f"),
+           "avg_seed_cos_batch_min": (min(bn["cos"].min() for bn, _ in per_seed), ".2f")}
+    for n, lr in avg:
+        out[f"avg_loss_{n}_lr{lr:g}"] = (_mean_final(dln, n, lr, "train_loss"), ".3g")
+    return out
+
+
+def dln_summed_ics(summed) -> dict:
+    """The summed-loss reading (lrs 1e-3, 1e-4 on the mean): ICS ratios per seed and per layer, cosines, relative
+    ICS, final losses and their ratio."""
+    ics = {(n, lr): ics_stats(summed, n, lr) for n in ("none", "batch") for lr in (1e-3, 1e-4)}
+    seeds = common_seeds(summed, (("none", 1e-3), ("batch", 1e-3)))
+    ratios = np.concatenate([ics_stats(summed, "batch", 1e-3, s)["l2"] / ics_stats(summed, "none", 1e-3, s)["l2"]
+                             for s in seeds])
+    loss_ratios = [_mean_final(summed, "none", 1e-3, "train_loss", s) / _mean_final(summed, "batch", 1e-3, "train_loss", s)
+                   for s in seeds]
+    out = {"sum_ratio_low": (ratios.min(), ".2f"), "sum_ratio_high": (ratios.max(), ".2f"),
+           "sum_loss_ratio": (_mean_final(summed, "none", 1e-3, "train_loss") /
+                              _mean_final(summed, "batch", 1e-3, "train_loss"), ".2f"),
+           "sum_loss_ratio_low": (min(loss_ratios), ".2f"), "sum_loss_ratio_high": (max(loss_ratios), ".2f")}
+    for (n, lr), s in ics.items():
+        out[f"sum_loss_{n}_lr{lr:g}"] = (_mean_final(summed, n, lr, "train_loss"), ".3g")
+        for i, layer in enumerate(s["layers"]):
+            out[f"sum_cos_{n}_lr{lr:g}_l{layer}"] = (s["cos"][i], ".2f")
+            out[f"sum_rel_{n}_lr{lr:g}_l{layer}"] = (s["rel"][i], ".2f")
+            if n == "batch":
+                out[f"sum_ratio_lr{lr:g}_l{layer}"] = (s["l2"][i] / ics["none", lr]["l2"][i], ".0f")
+    return out
+
+
+# ---- chapter 5: the summed-loss landscape of the deep linear network ------------------------------------------------
+def dln_summed_landscape(summed) -> dict:
+    """Per claim, in how many seeds BN is the smoother network (ratio > 1); the extremes of the loss along the
+    gradient and of the effective beta per network over seeds; the median beta per network."""
+    out = {}
+    for spec in specs("dln_summed_loss", "05_landscape"):
+        out[f"{spec.id}_n_bn_smoother"] = (str(sum(e > 1 for e in judge(spec, summed).effects)), "")
+    for n in ("none", "batch"):
+        runs = summed.select(norm=n, lr=1e-3)
+        peak_loss = [np.nanmax(r.arrays["land_loss"]) for r in runs]
+        peak_beta = [landscape_stats(summed, n, 1e-3, r.seed)["beta_max"] for r in runs]
+        out |= {f"summed_{n}_loss_max_low": (min(peak_loss), ".3g"), f"summed_{n}_loss_max_high": (max(peak_loss), ".3g"),
+                f"summed_{n}_beta_max_low": (min(peak_beta), ".3g"), f"summed_{n}_beta_max_high": (max(peak_beta), ".3g"),
+                f"summed_{n}_beta": (landscape_stats(summed, n, 1e-3)["beta"], ".4g")}
+    return out
+
+
+# ---- chapter 5: the landscape -------------------------------------------------------------------------------------
+PLATEAU = (0, 199)     # the standard VGG's initial plateau at cpu scale (its first ~200 steps)
+
+
+def vgg_landscape(res, lr=0.1) -> dict:
+    """The landscape medians per network, the loss range on the standard network's initial plateau, and the
+    largest gradient change seen."""
+    out = {}
+    for n in ("none", "batch"):
+        s, plateau = landscape_stats(res, n, lr), landscape_stats(res, n, lr, steps=PLATEAU)
+        out |= {f"vgg_{n}_{key}": (s[key], ".4g") for key in ("loss_spread", "grad_change", "beta", "beta_max")}
+        out[f"vgg_{n}_plateau_loss_spread"] = (plateau["loss_spread"], ".2g")
+        out[f"vgg_{n}_largest_grad_change"] = (max(np.nanmax(r.arrays["land_grad_change"])
+                                                   for r in res.select(norm=n, lr=lr)), ".3g")
+    return out
+
+
+def dln_averaged_landscape(dln, lr=1e-6) -> dict:
+    """The averaged-loss DLN: median gradient change per network, the standard network's first and final loss."""
+    out = {f"averaged_{n}_grad_change": (landscape_stats(dln, n, lr)["grad_change"], ".2g") for n in ("none", "batch")}
+    runs = dln.select(norm="none")
+    return out | {"averaged_none_loss_first": (np.mean([r.arrays["train_loss"][0] for r in runs]), ".0f"),
+                  "averaged_none_loss_final": (np.mean([final(r, "train_loss") for r in runs]), ".0f")}
+
+
+# ---- chapter 6: l_p normalisations --------------------------------------------------------------------------------
+LP_NETS = ("none", "batch", "l1", "l2", "linf")
+
+
+def lp_vgg_training(res, lr=0.1) -> dict:
+    """Final training accuracy and seed count per network, and the largest gap of an l_p network to BN (the
+    median effects of chapter 6's claims)."""
+    found = [judge(spec, res) for spec in specs(res.experiment, "06_lp_normalization")]
+    out = {"lp_vgg_largest_gap": (max(abs(v.effect) for v in found), ".2g")}
+    for n in LP_NETS:
+        runs = res.select(norm=n, lr=lr)
+        out |= {f"vgg_{n}_train_acc": (np.mean([final(r, "train_acc") for r in runs]), ".3f"),
+                f"vgg_{n}_seeds": (str(len(runs)), "")}
+    return out
+
+
+def lp_dln(dln, lr=1e-6) -> dict:
+    """Per network: final loss (mean over its seeds) and landscape medians; BN's seed count; BN's and l2's final
+    loss on seed 0, which both have."""
+    out = {"dln_batch_seeds": (str(len(dln.select(norm="batch"))), "")}
+    for n in LP_NETS:
+        out[f"dln_{n}_loss"] = (np.mean([final(r, "train_loss") for r in dln.select(norm=n)]), ".4g")
+        s = landscape_stats(dln, n, lr)
+        out |= {f"dln_{n}_{key}": (s[key], ".3g") for key in ("loss_spread", "grad_change", "beta")}
+    for n in ("batch", "l2"):
+        out[f"dln_{n}_loss_seed0"] = (final(dln.select(norm=n, seed=0)[0], "train_loss"), ".4g")
+    return out
+
+
+# ---- chapter 7: theory --------------------------------------------------------------------------------------------
+def theory_checks(res) -> dict:
+    a = res.arrays
+    return {"thm41_checked": (str(a["thm41_printed_violated"].size), ""),
+            "thm41_printed_negative": (np.mean(a["thm41_rhs_printed"] < 0), ".0%"),
+            "thm44_max_ratio": (a["thm44_max_ratio"], ".2f"),
+            "scale_invariance_relerr": (np.max(a["lemma45_z_relerr"]), ".1e")}
+
+
+def theory_details(res) -> dict:
+    """Ranges over batch sizes and phases of the medians ``tables.theory_details`` shows, the median sigma and the
+    smallest Hessian term of Thm 4.2."""
+    a = res.arrays
+    out = {"sigma_median": (np.median(a["sigma"]), ".2f"),
+           "thm42_hessian_term_min": (a["thm42_term_hessian"].min(), ".1e")}
+    for name, per_cell in (("shrink_median", np.median(a["thm41_shrink"], axis=-1)),
+                           ("g_yhat_positive", np.mean(a["g_yhat"] > 0, axis=-1)),
+                           ("quad_form_negative", np.mean(a["thm42_lhs"] < 0, axis=-1)),
+                           ("top_sv_ones_cos", a["thm44_top_sv_ones_cos"])):
+        out |= {f"{name}_low": (per_cell.min(), ".2f"), f"{name}_high": (per_cell.max(), ".2f")}
+    return out
+
+
+def lemma45(res) -> dict:
+    """For how many units the rescaled optimum k W* is closer to the initial weights, and the median saving."""
+    a = res.arrays
+    return {"lemma45_units_closer": (str(int(np.sum(a["lemma45_unit_reduction"] > 0))), ""),
+            "lemma45_units": (str(a["lemma45_unit_reduction"].size), ""),
+            "lemma45_saving": (np.median(a["lemma45_unit_reduction"] / a["lemma45_unit_dist"]), ".0%")}
+
+
+# ---- chapter 8: Bjorck et al. -------------------------------------------------------------------------------------
+def vgg_step_size(res) -> dict:
+    """The VGG's step-size test: the standard network's first loss, gradient norm, relative loss at its own lr and
+    best gain; BN's range and onset; the relative distance at which the loss doubles (medians over mini-batches)."""
+    std, bn = step_size_stats(res, "none"), step_size_stats(res, "batch")
+    a = res.arrays
+    doubling = {net: np.median(divergence_onset(a["eta"], a[f"{net}/rel_loss"], 2) * a[f"{net}/gnorm"]
+                               / a[f"{net}/wnorm"]) for net in ("none", "batch")}
+    return {"vgg_std_loss0": (a["none/loss"][0], ".4g"), "vgg_std_gnorm": (std["gnorm"], ".2g"),
+            "vgg_gnorm_ratio": (bn["gnorm"] / std["gnorm"], ".2g"), "vgg_std_at_lr": (std["at_lr"], ".4f"),
+            "vgg_std_at_lr_change": (1 - std["at_lr"], ".0e"), "vgg_std_best": (std["best"], ".2g"),
+            "vgg_std_gain_pct": (100 * (1 - std["min_rel"]), ".2g"), "vgg_batches": (std["batches"], ".0f"),
+            "vgg_std_not_diverging": (std["batches"] - std["diverging"], ".0f"),
+            "vgg_bn_decreasing": (bn["decreasing"], ".2g"), "vgg_bn_best": (bn["best"], ".2g"),
+            "vgg_bn_onset": (bn["onset"], ".3g"), "vgg_bn_onset_dist": (bn["onset_dist"], ".2g"),
+            "vgg_bn_doubling": (doubling["batch"], ".2f"), "vgg_std_doubling": (doubling["none"], ".2f")}
+
+
+def resnet56_sweep(res) -> dict:
+    """The ResNet-56 learning-rate sweep, read on seed 0: first losses, test accuracies per rate, the variance that
+    reaches the last recorded layer of the standard network at lr 0.1."""
+    run = {(r.norm, r.lr): r for r in res.select(seed=0)}
+    bn_acc, std_acc = sweep(res, "batch"), sweep(res, "none")
+    return {"r56_loss0": (run["none", 0.1].arrays["train_loss"][0], ".3g"),
+            "r56_std_loss1_mid": (run["none", 0.003].arrays["train_loss"][1], ".1g"),
+            "r56_std_loss1_high": (run["none", 0.1].arrays["train_loss"][1], ".1g"),
+            "r56_std_loss1_low": (run["none", 0.0001].arrays["train_loss"][1], ".3g"),
+            "r56_bn_test_high": (bn_acc[0.1][1], ".2f"), "r56_bn_test_mid": (bn_acc[0.003][1], ".2f"),
+            "r56_bn_test_low": (bn_acc[0.0001][1], ".2f"), "r56_std_test_low": (std_acc[0.0001][1], ".2f"),
+            "r56_bn_loss0_low": (run["batch", 0.0001].arrays["train_loss"][0], ".2g"),
+            "r56_bn_loss_low": (final(run["batch", 0.0001], "train_loss"), ".2g"),
+            "r56_var_last": (run["none", 0.1].arrays["act_var"][0, -1].mean(), ",.0f")}
+
+
+def resnet56_step_size(res) -> dict:
+    """The ResNet-56's step-size test at initialisation and over the measured mini-batches."""
+    init, std, bn = step_size_stats(res, "none", 1), step_size_stats(res, "none"), step_size_stats(res, "batch", 1)
+    a = res.arrays
+    return {"r56_onset_init": (init["onset"], ".2g"),
+            "r56_rel_step001": (a["none/rel_loss"][0][np.isclose(a["eta"], 1e-2)].item(), ".1e"),
+            "r56_bn_onset_init": (bn["onset"], ".3g"), "r56_gain_init": (1 / init["min_rel"], ".3g"),
+            "r56_move_pct": (100 * init["lr"] * init["gnorm"] / a["none/wnorm"][0], ".2g"),
+            "r56_std_gnorm": (std["gnorm"], ".2g"), "r56_batches": (std["batches"], ".0f"),
+            "r56_std_change_pct": (100 * (1 - std["min_rel"]), ".2g"),
+            "r56_std_decreasing": (std["decreasing"], ".2g"), "r56_std_onset": (std["onset"], ".2g")}
+
+
+def resnet20_sweep(res) -> dict:
+    """The ResNet-20 sweep: the initial signal, how many seeds trained at lr 0.1, test accuracies (final, last five
+    evaluations, first evaluation) and the middle rate's."""
+    var0 = res.select(norm="none", lr=0.1, seed=0)[0].arrays["act_var"][0].mean(-1)
+    high = {n: res.select(norm=n, lr=0.1) for n in ("none", "batch")}
+    test = {n: [final(r, "test_acc") for r in runs] for n, runs in high.items()}
+    first = {n: [r.arrays["test_acc"][0] for r in runs] for n, runs in high.items()}
+    trained = {n: sum(final(r, "train_acc") >= SWEEP_FAILED_ACC for r in runs) for n, runs in high.items()}
+    return {"r20_var_low": (var0.min(), ".2f"), "r20_var_high": (var0.max(), ".2f"),
+            "r20_seeds": (len(high["none"]), ".0f"), "r20_std_trained": (trained["none"], ".0f"),
+            "r20_bn_trained": (trained["batch"], ".0f"),
+            "r20_std_test": (", ".join(f"{x:.2f}" for x in test["none"]), ""),
+            "r20_bn_test": (np.mean(test["batch"]), ".2f"), "r20_bn_test_low": (min(test["batch"]), ".2f"),
+            "r20_bn_test_high": (max(test["batch"]), ".2f"),
+            "r20_bn_last5": (np.mean([np.mean(r.arrays["test_acc"][-5:]) for r in high["batch"]]), ".2f"),
+            "r20_bn_swing": (max(np.abs(np.diff(r.arrays["test_acc"][-5:])).max() for r in high["batch"]), ".2f"),
+            "r20_first_eval": (high["batch"][0].arrays["eval_step"][0], ".0f"),
+            "r20_bn_first_low": (min(first["batch"]), ".2f"), "r20_bn_first_high": (max(first["batch"]), ".2f"),
+            "r20_std_first_low": (min(first["none"]), ".2f"), "r20_std_first_high": (max(first["none"]), ".2f"),
+            "r20_mid_seeds": (len(res.select(norm="batch", lr=0.003)), ".0f"),
+            "r20_bn_test_mid": (sweep(res, "batch")[0.003][1], ".2f"),
+            "r20_std_test_mid": (sweep(res, "none")[0.003][1], ".2f")}
+
+
+def resnet56_depth_profile(res) -> dict:
+    """The scale of the ResNet-56's block outputs at initialisation (first conv, 3n blocks, logits) with and
+    without BN, the first loss and gradient norm."""
+    rms, rms_bn = res.arrays["none/block_rms"], res.arrays["batch/block_rms"]
+    n = (len(rms) - 2) // 3
+    return {"rms_first": (rms[0], ".2f"), "rms_last_block": (rms[-2], ".3g"), "rms_logits": (rms[-1], ".3g"),
+            "rms_stage1_blocks": (n, ".0f"), "rms_stage1_low": (rms[1:n + 1].min(), ".2f"),
+            "rms_stage1_high": (rms[1:n + 1].max(), ".2f"), "rms_growth": (rms[-2] / rms[n], ",.0f"),
+            "rms_growth_blocks": (2 * n, ".0f"), "rms_bn_low": (rms_bn[:-1].min(), ".2g"),
+            "rms_bn_high": (rms_bn[:-1].max(), ".2g"), "r56_loss0_init": (res.arrays["none/loss"][0], ".3g"),
+            "r56_gnorm_init": (step_size_stats(res, "none", 1)["gnorm"], ",.0f")}
+
+
+# ---- chapter 9: sharpness ---------------------------------------------------------------------------------------
+def sharpness_passage(res) -> dict:
+    """lambda_max of the standard network on and off its initial plateau (the first measurement with lambda_max
+    >= 1 ends it), BN's, and how effective beta compares with |Hg|/|g| before and after."""
+    a = res.arrays
+    std, bn = sharpness_stats(res, "none"), sharpness_stats(res, "batch")
+    lam, lam_bn, at = a["none/sharp_max"], a["batch/sharp_max"], a["none/sharp_step"]
+    left = int(np.argmax(lam >= 1))
+    ratio = {net: np.nanmax(a[f"{net}/land_beta"], axis=1) / a[f"{net}/sharp_hg_ratio"] for net in ("none", "batch")}
+    return {"sh_std_plateau_end": (at[left - 1], ".0f"), "sh_std_plateau_max": (lam[:left].max(), ".2f"),
+            "sh_std_jump": (at[left] - at[left - 1], ".0f"), "sh_std_after_low": (lam[left:].min(), ".0f"),
+            "sh_std_after_high": (lam[left:].max(), ".0f"), "sh_bn_first": (bn["first"], ".0f"),
+            "sh_bn_later_low": (lam_bn[1:].min(), ".0f"), "sh_bn_later_high": (lam_bn[1:].max(), ".0f"),
+            "sh_bn_above_pct": (100 * bn["above"], ".0f"), "sh_std_late": (std["late"], ".3g"),
+            "sh_bn_late": (bn["late"], ".3g"), "sh_bn_beta": (bn["beta"], ".3g"), "sh_bn_hg": (bn["hg"], ".3g"),
+            "sh_bn_ratio_low": (ratio["batch"][1:].min(), ".2f"), "sh_bn_ratio_high": (ratio["batch"][1:].max(), ".2f"),
+            "sh_std_ratio_low": (ratio["none"][:left].min(), ".2g"), "sh_std_ratio_high": (ratio["none"][:left].max(), ".2g"),
+            "sh_std_agree_from": (at[left + 1], ".0f"), "sh_std_agree_low": (ratio["none"][left + 1:].min(), ".2f"),
+            "sh_std_agree_high": (ratio["none"][left + 1:].max(), ".2f"),
+            "sh_bn_min_first": (bn["min_first"], ",.0f"), "sh_bn_curv_first": (bn["curv_first"], ".3g")}
+
+
+def surface_passage(res) -> dict:
+    std, bn = surface_stats(res, "none"), surface_stats(res, "batch")
+    return {"sf_bn_centre": (bn["centre"], ".2f"), "sf_std_centre": (std["centre"], ".2f"),
+            "sf_bn_within_pct": (100 * bn["within2x"], ".0f"), "sf_std_within_pct": (100 * std["within2x"], ".0f"),
+            "sf_bn_edge": (bn["edge"], ".2g"), "sf_std_edge": (std["edge"], ".2g"), "sf_bn_curv": (bn["curv"], ".2g"),
+            "sf_std_curv": (std["curv"], ".2g"), "sf_bn_test": (bn["test_acc"], ".2f"),
+            "sf_std_test": (std["test_acc"], ".2f"), "sf_bn_eval_max": (bn["slice_eval_max"], ".3g"),
+            "sf_bn_train_max": (bn["slice_train_max"], ".2g"), "sf_std_train_max": (std["slice_train_max"], ".2g")}
+
+
+CONTROLS = ("layer", "group", "rescaled")
+
+
+def confounders_training(res, lr=0.1) -> dict:
+    """The controls' final accuracies (range over the three) against BN's and the standard network's, and the
+    inverse of the smallest layer-input variance at initialisation (the rescaling's largest factor)."""
+    acc = {n: {key: np.mean([final(r, key) for r in res.select(norm=n, lr=lr)]) for key in ("train_acc", "test_acc")}
+           for n in ("none", "batch", *CONTROLS)}
+    out = {}
+    for key in ("train_acc", "test_acc"):
+        out |= {f"cf_ctl_{key}_low": (min(acc[n][key] for n in CONTROLS), ".2f"),
+                f"cf_ctl_{key}_high": (max(acc[n][key] for n in CONTROLS), ".2f"),
+                f"cf_std_{key}": (acc["none"][key], ".2f"), f"cf_bn_{key}": (acc["batch"][key], ".2f")}
+    var0 = res.select(norm="none", lr=lr, seed=0)[0].arrays["act_var"][0].mean(-1)
+    return out | {"cf_inv_var0": (1 / var0.min(), ".0e")}
+
+
+def confounders_landscape(res, lr=0.1) -> dict:
+    land = {n: landscape_stats(res, n, lr) for n in ("none", "batch", *CONTROLS)}
+    out = {}
+    for key, spec in (("loss_spread", ".3g"), ("grad_change", ".3g"), ("beta", ".3g")):
+        out |= {f"cf_ctl_{key}_low": (min(land[n][key] for n in CONTROLS), spec),
+                f"cf_ctl_{key}_high": (max(land[n][key] for n in CONTROLS), spec),
+                f"cf_std_{key}": (land["none"][key], spec), f"cf_bn_{key}": (land["batch"][key], spec)}
+    return out | {f"cf_{n}_beta_max": (land[n]["beta_max"], ".2g") for n in land}
+
+
+__all__ = ["moment_ratios", "noisy_bn_training", "noisy_bn_moments", "vgg_ics", "dln_averaged_ics", "dln_summed_ics",
+           "vgg_landscape", "dln_averaged_landscape", "dln_summed_landscape", "lp_vgg_training", "lp_dln",
+           "theory_checks", "theory_details", "lemma45", "vgg_step_size", "resnet56_sweep", "resnet56_step_size",
+           "resnet56_depth_profile", "resnet20_sweep", "sharpness_passage", "surface_passage", "confounders_training",
+           "confounders_landscape"]
