@@ -152,14 +152,14 @@ def test_a_truncated_checkpoint_is_moved_aside_and_the_run_starts_over(tmp_path)
 
 
 @needs_fashion
-def test_a_corrupt_dataset_cache_falls_back_to_the_source_files(tmp_path, monkeypatch):
+def test_a_corrupt_dataset_cache_falls_back_to_the_source_files(tmp_path):
     from bnlab.data import load_images
-    monkeypatch.setenv("BNLAB_DATA", str(tmp_path / "data"))
-    good = load_images(DataConfig("fashion_mnist", train_subset=64, test_subset=64), device="cpu")
+    good = load_images(DataConfig("fashion_mnist", train_subset=64, test_subset=64), device="cpu", root=tmp_path / "data")
     cache = tmp_path / "data" / "fashion_mnist.pt"
     cache.write_bytes(cache.read_bytes()[:1000])
     with pytest.warns(UserWarning, match="could not be read"):
-        again = load_images(DataConfig("fashion_mnist", train_subset=64, test_subset=64), device="cpu")
+        again = load_images(DataConfig("fashion_mnist", train_subset=64, test_subset=64), device="cpu",
+                            root=tmp_path / "data")
     assert torch.equal(good.x_train, again.x_train) and cache.exists()
 
 
