@@ -103,6 +103,8 @@ def landscape_stats(result, norm, lr=None, seed=None, steps=None):
     loss = np.concatenate([probed(r, "land_loss") for r in runs])
     change = np.concatenate([probed(r, "land_grad_change") for r in runs])
     beta = np.concatenate([probed(r, "land_beta") for r in runs])
+    if not len(loss):                                  # no probe in ``steps`` (a short run)
+        return dict.fromkeys(("loss_spread", "grad_change", "beta", "beta_max"), float("nan"))
     spread = nan_safe(np.nanmax, loss, axis=1) - nan_safe(np.nanmin, loss, axis=1)
     return {"loss_spread": float(nan_safe(np.nanmedian, spread)),
             "grad_change": float(nan_safe(np.nanmedian, nan_safe(np.nanmax, change, axis=1))),
