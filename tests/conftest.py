@@ -6,7 +6,8 @@ import pytest
 import torch
 
 os.environ.setdefault("BNLAB_PROGRESS", "0")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# two cores: one torch thread per pytest-xdist worker (scripts/test.sh runs two), both threads otherwise
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,4 @@
 """The claims registry: criteria fixed in code, verdicts over seeds, and the rules for "not meaningful"."""
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -70,29 +67,28 @@ def test_verdicts_table_and_glue(monkeypatch):
     assert len(found) == len(claims.specs("bn_vs_standard", "02_bn_vs_standard"))
 
 
-def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "bnlab", "claims", *args], capture_output=True, text=True,
-                          timeout=600, env=env)
+def run_cli(capsys, *args) -> str:
+    """``python -m bnlab claims ARGS`` (its ``main``, in this process) and what it printed."""
+    from bnlab.__main__ import main
+    assert main(["claims", *args]) == 0
+    return capsys.readouterr().out
 
 
-def test_cli_lists_every_claim_with_verdict_effect_and_scale():
-    out = run_cli("--scale", "cpu")
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.strip().splitlines()
+def test_cli_lists_every_claim_with_verdict_effect_and_scale(capsys):
+    lines = run_cli(capsys, "--scale", "cpu").strip().splitlines()
     assert len(lines) == len(claims.REGISTRY) + 2          # header, one line per claim, the counts
     for spec, line in zip(claims.REGISTRY, lines[1:-1]):
         assert line.startswith(spec.id) and " cpu " in line and any(v in line for v in claims.VERDICTS)
 
 
-def test_at_smoke_scale_nothing_reads_reproduced(tmp_path):
-    import os
+def test_at_smoke_scale_nothing_reads_reproduced(tmp_path, monkeypatch, capsys):
     from bnlab import runner
     from conftest import cpu_plan
     plan = cpu_plan(home=tmp_path)
     runner.reproduce("theory", plan)
     runner.reproduce("landscape_dln", plan)
-    out = run_cli("--scale", "smoke", env={**os.environ, "BNLAB_HOME": str(tmp_path)})
-    assert out.returncode == 0, out.stderr
-    judged = [ln for ln in out.stdout.splitlines() if "smoke scale" in ln]
+    monkeypatch.setenv("BNLAB_HOME", str(tmp_path))
+    out = run_cli(capsys, "--scale", "smoke")
+    judged = [ln for ln in out.splitlines() if "smoke scale" in ln]
     assert len(judged) >= 7                                # theory's and landscape_dln's claims got a result
-    assert " reproduced " not in out.stdout and "0 reproduced" in out.stdout
+    assert " reproduced " not in out and "0 reproduced" in out

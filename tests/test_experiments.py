@@ -54,14 +54,16 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "bnlab", *args], capture_output=True, text=True, timeout=600)
 
 
-def test_cli_list_and_errors():
-    out = run_cli("list")
+def test_cli_list_and_errors(capsys):
+    from bnlab.__main__ import main
+    out = run_cli("list")                                   # the real entry point, once
     assert out.returncode == 0 and "bn_vs_standard" in out.stdout and "Fig. 3a" in out.stdout
-    bad = run_cli("reproduce", "fig99", "--scale", "smoke")
-    assert bad.returncode == 2 and "unknown experiment" in bad.stderr
-    bad = run_cli("reproduce", "theory", "--scale", "huge")
-    assert bad.returncode == 2 and "invalid choice" in bad.stderr
-    assert run_cli("verify").returncode == 0
+    for argv, why in ((["reproduce", "fig99", "--scale", "smoke"], "unknown experiment"),
+                      (["reproduce", "theory", "--scale", "huge"], "invalid choice")):
+        with pytest.raises(SystemExit) as bad:
+            main(argv)
+        assert bad.value.code == 2 and why in capsys.readouterr().err
+    assert main(["verify"]) == 0
 
 
 def test_cli_reproduce_writes_result_with_provenance(tmp_path):

@@ -112,11 +112,11 @@ def _wait_for(predicate, timeout=120.0):
 def test_local_submitit_jobs_with_one_preempted_and_one_killed_assemble_what_a_local_run_gives(tmp_path, monkeypatch):
     pytest.importorskip("submitit")
     from bnlab import launch
-    names, scale = ["ics_dln", "theory"], "smoke"
+    names, scale = ["landscape_dln", "theory"], "smoke"
     opts = launch.ClusterOptions("local", folder=str(tmp_path / "submitit"), gpus_per_job=0, time_min=10)
     plan = cpu_plan()
     keys = [w.key for w in launch.work_for(names, plan)]
-    assert len(keys) == 5                               # four DLN runs and the theory analysis, one job each
+    assert len(keys) == 3                               # two DLN runs and the theory analysis, one job each
 
     first = launch.submit(names, plan, opts)
     assert sorted(first["submitted"]) == sorted(keys)
@@ -144,7 +144,7 @@ def test_local_submitit_jobs_with_one_preempted_and_one_killed_assemble_what_a_l
 
     monkeypatch.setenv("BNLAB_HOME", str(tmp_path / "local"))          # the same experiments, computed here
     local = {n: runner.compute(n, cpu_plan(scale=scale)) for n in names}
-    for a, b in zip(assembled["ics_dln"].runs, local["ics_dln"].runs):
+    for a, b in zip(assembled["landscape_dln"].runs, local["landscape_dln"].runs):
         assert config_hash(a.config) == config_hash(b.config) and a.status == b.status
         assert sorted(a.arrays) == sorted(b.arrays)
         for k in a.arrays:
