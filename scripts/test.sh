@@ -12,10 +12,11 @@ unset MPLBACKEND   # the kernel's inline backend must draw the figures that nbva
 # pass over the chapters reuses those runs (same configs, same sources) instead of training them again.
 export BNLAB_TEST_STORE="$(mktemp -d)"
 trap 'rm -rf "$BNLAB_TEST_STORE"' EXIT
-# Two pytest-xdist workers, one per core (each test file, or each notebook, stays on one worker); one torch thread
-# per process, subprocesses included, so a run computed in a test and in a job it spawns round alike.
+# Two pytest-xdist workers, one per core: the unit tests are spread test by test (an idle worker steals queued
+# ones), each notebook stays on one worker. One torch thread per process, subprocesses included, so a run
+# computed in a test and in a job it spawns round alike.
 XDIST=(-n 2 --dist loadfile)
-OMP_NUM_THREADS=1 "$PY" -m pytest -q "${XDIST[@]}" tests/
+OMP_NUM_THREADS=1 "$PY" -m pytest -q -n 2 --dist worksteal tests/
 BNLAB_MODE=cached "$PY" -m pytest -q "${XDIST[@]}" --nbval --nbval-current-env -p no:cacheprovider book/
 BNLAB_MODE=live BNLAB_SCALE=smoke BNLAB_HOME="$BNLAB_TEST_STORE" \
   "$PY" -m pytest -q "${XDIST[@]}" --nbval-lax --nbval-current-env -p no:cacheprovider book/
