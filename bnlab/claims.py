@@ -22,7 +22,7 @@ import numpy as np
 
 from .norms import NORM_LABELS
 from .statistics import (SWEEP_FAILED_ACC, SWEEP_MARGIN, final, ics_stats, landscape_stats, sharpness_stats,
-                         step_size_stats, surface_stats, sweep)
+                         step_size_stats, surface_stats, sweep, thm44_vs_vanilla)
 from .tables import Table
 
 VERDICTS = ("reproduced", "not reproduced", "mixed", "not meaningful")
@@ -241,6 +241,13 @@ def theory_error(key, tol):
     return measure
 
 
+def thm44_bn_below_vanilla(result, seed):
+    """Effect: the median over unit-batches of BN's worst-case weight gradient over the vanilla network's; holds
+    when the median is below 1 in every (phase, batch size) cell."""
+    t = thm44_vs_vanilla(result)
+    return t["median"], bool(np.all(t["cells"] < 1))
+
+
 def printed_thm41_fails(result, seed):
     n = int(result.arrays["thm41_printed_violations"])
     return n, bool(n > 0)
@@ -397,6 +404,11 @@ def _registry() -> list:
         ClaimSpec("thm42_identity", "07_theory", "theory", "Thm 4.2, eq. (50), holds as an equality",
                   "largest relative error", "< 1e-8", theory_error("thm42_relerr", 1e-8), needs_training=False,
                   min_seeds=1, effect_format=".1e"),
+        ClaimSpec("thm44_bn_below_vanilla", "07_theory", "theory",
+                  "Thm 4.4: with BN the worst-case gradient with respect to the weights is smaller than the vanilla "
+                  "network's at the same weights", "median of BN's worst case over the vanilla network's",
+                  "median below 1 at every batch size, at initialisation and after training", thm44_bn_below_vanilla,
+                  needs_training=False, min_seeds=1, effect_format=".2f"),
         ClaimSpec("lemma45_identity", "07_theory", "theory", "Lemma 4.5's distance identity (an identity, per unit)",
                   "largest relative error", "< 1e-10", theory_error("lemma45_unit_relerr", 1e-10),
                   needs_training=False, min_seeds=1, effect_format=".1e"),

@@ -13,7 +13,7 @@ import numpy as np
 
 from .claims import common_seeds, judge, specs
 from .statistics import (SWEEP_FAILED_ACC, divergence_onset, final, ics_stats, landscape_stats, moment_stats,
-                         sharpness_stats, step_size_stats, surface_stats, sweep)
+                         sharpness_stats, step_size_stats, surface_stats, sweep, thm44_vs_vanilla)
 
 
 def passage(fn):
@@ -221,9 +221,18 @@ def lp_dln(dln, lr=1e-6) -> dict:
 @passage
 def theory_checks(res) -> dict:
     a = res.arrays
+    t44 = thm44_vs_vanilla(res)
+    worst = np.unravel_index(np.nanargmax(t44["cells"]), t44["cells"].shape)
+    share_above = np.mean(a["gamma2_over_sigma2"] > 1, axis=-1)     # [phase, batch size]: gamma^2 / sigma_j^2 > 1
     return {"thm41_checked": (str(a["thm41_printed_violated"].size), ""),
             "thm41_printed_negative": (np.mean(a["thm41_rhs_printed"] < 0), ".0%"),
             "thm44_max_ratio": (a["thm44_max_ratio"], ".2f"),
+            "thm44_below": (t44["below"], ".0%"), "thm44_worst_cell": (t44["worst_cell"], ".2f"),
+            "thm44_worst_cell_m": (str(int(a["batch_sizes"][worst[1]])), ""),
+            "thm44_worst_cell_phase": ("at initialisation" if worst[0] == 0 else "after training", ""),
+            "thm44_actual_median": (t44["actual_median"], ".2f"), "thm44_actual_below": (t44["actual_below"], ".0%"),
+            "gamma_sigma_above_low": (share_above.min(), ".0%"), "gamma_sigma_above_high": (share_above.max(), ".0%"),
+            "gamma_sigma_above_worst": (share_above[worst], ".0%"),
             "scale_invariance_relerr": (np.max(a["lemma45_z_relerr"]), ".1e")}
 
 

@@ -118,6 +118,20 @@ def moment_stats(result, layer, norm, lr=None) -> dict:
     return {k: float(nan_safe(np.nanmean, v)) for k, v in m.items()}
 
 
+def thm44_vs_vanilla(result) -> dict:
+    """Theorem 4.4's comparison at the same weights: BN's worst-case squared weight gradient (lambda^2 times the
+    Thm 4.1 right-hand side) over the vanilla network's (lambda^2 |dL/dy_j|^2), per unit; medians per (phase, batch
+    size) cell and overall, the share of units below 1, and the same for the actual gradients."""
+    a = result.arrays
+    with np.errstate(divide="ignore", invalid="ignore"):
+        worst = a["thm44_bound"] / a["thm44_vanilla"]
+        actual = a["thm44_actual"] / a["thm44_vanilla_actual"]
+    cells = nan_safe(np.nanmedian, worst, axis=-1)              # [phase, batch size]
+    return {"median": float(nan_safe(np.nanmedian, worst)), "below": float(np.mean(worst < 1)),
+            "cells": cells, "worst_cell": float(np.nanmax(cells)),
+            "actual_median": float(nan_safe(np.nanmedian, actual)), "actual_below": float(np.mean(actual < 1))}
+
+
 def step_size_stats(result, net: str, first: int | None = None) -> dict:
     """Bjorck et al.'s test for one network, medians over the measured mini-batches (or over the ``first`` ones;
     ``first=1`` is the network at initialisation): the smallest step size whose relative loss exceeds the
