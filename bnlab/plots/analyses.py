@@ -88,7 +88,7 @@ def sharpness_figure(res, window: int = 20):
                      label=rf"{label(net)}: effective $\beta$ ($\eta\in$ probe range)")
         axes[2].plot(s, a[f"{net}/sharp_hg_ratio"], "s--", color=c, ms=3, lw=1.0,
                      label=rf"{label(net)}: $\|Hg\|/\|g\|$ ($\eta\to 0$)")
-    axes[1].axhline(2 / lr, color="#c44e52", ls="--", lw=1, label=rf"$2/\mathrm{{lr}}$ = {2 / lr:g}")
+    axes[1].axhline(2 / lr, color=style.EDGE_COLOUR, ls="--", lw=1, label=rf"$2/\mathrm{{lr}}$ = {2 / lr:g}")
     axes[0].set_ylabel("training loss (batch, smoothed)")
     axes[0].set_yscale("log")
     axes[1].set_ylabel("top Hessian eigenvalue\n" r"$\lambda_{max}$ (log)")
@@ -100,6 +100,7 @@ def sharpness_figure(res, window: int = 20):
         ax.set_xlabel("training step")
     for ax in axes[1:]:
         ax.set_yscale("log")
+    style.edge_of_stability(axes[2], lr)
     style.legend(fig, None, spare=fig.spare)
     fig.tight_layout()
     return fig

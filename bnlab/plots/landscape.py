@@ -47,8 +47,12 @@ def landscape_figure(result, norms=None, lr=None, log_all=False):
             ax.set_xlabel("training step")
             if key == "land_loss" or log_all:
                 ax.set_yscale("log")
+    for lr_ in sorted({r.lr for n in norms for r in result.select(norm=n, lr=lr)}):
+        style.edge_of_stability(axes[2], lr_)
     eta = result.runs[0].arrays["land_eta"]
     handles, labels = axes[0].get_legend_handles_labels()
+    h2, l2 = axes[2].get_legend_handles_labels()
+    handles, labels = handles + [h for h, t in zip(h2, l2) if "lr" in t], labels + [t for t in l2 if "lr" in t]
     fig.spare.legend(handles, labels, loc="center", frameon=True,
                      title=f"probed step sizes $\\eta$ in\n[{eta[0]:.3g}, {eta[-1]:.3g}] ({len(eta)} values)")
     fig.tight_layout()

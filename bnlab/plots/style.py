@@ -81,6 +81,25 @@ def legend(fig, axes, spare=None, **kw):
     return fig.legend(handles, labels, loc="lower center", frameon=True, **kw)
 
 
+EDGE_COLOUR = "#c44e52"
+
+
+def edge_of_stability(ax, lr: float) -> None:
+    """Mark 2/lr on a panel of effective beta or sharpness: the curvature above which a gradient step of size lr
+    overshoots on a quadratic, near which sharpness tends to settle in training (the edge of stability, Cohen et al.
+    2021). A line when it falls within a factor 10 of the data shown; otherwise a note that says where it is, so
+    it does not flatten the curves."""
+    edge = 2 / lr
+    lo, hi = ax.get_ylim()
+    if lo / 10 <= edge <= hi * 10:
+        ax.axhline(edge, color=EDGE_COLOUR, ls="--", lw=1, label=rf"$2/\mathrm{{lr}}$ = {edge:g}")
+    else:
+        where = "above" if edge > hi else "below"
+        ax.text(0.98, 0.96 if where == "above" else 0.04, rf"$2/\mathrm{{lr}}$ = {edge:.3g}, far {where}",
+                transform=ax.transAxes, ha="right", va="top" if where == "above" else "bottom", fontsize=9,
+                color=EDGE_COLOUR)
+
+
 def legend_below(fig, ncol: int = 2, **kw):
     """One legend for the whole figure under its panels (laid out with ``tight_layout`` above it)."""
     fig.tight_layout()
