@@ -74,6 +74,11 @@ class Verdict:
         v = [e for e in self.effects if not np.isnan(e)]
         return (min(v), max(v)) if v else (float("nan"), float("nan"))
 
+    @property
+    def seed_count(self) -> str:
+        """How many seeds were judged ("-" for an analysis, which is one computation)."""
+        return "-" if self.seeds == [None] else str(len(self.seeds))
+
     def ours(self) -> str:
         """The effect and its per-seed range, as the tables show it."""
         f = self.spec.effect_format
@@ -85,9 +90,8 @@ class Verdict:
         return f"{format(self.effect, f)} (seeds: {format(lo, f)} to {format(hi, f)})"
 
     def row(self) -> list:
-        seeds = "-" if self.seeds == [None] else str(len(self.seeds))
         verdict = self.verdict + (f" ({self.why})" if self.why else "")
-        return [self.spec.id, self.spec.paper, self.spec.criterion, self.ours(), verdict, self.scale, seeds]
+        return [self.spec.id, self.spec.paper, self.spec.criterion, self.ours(), verdict, self.scale, self.seed_count]
 
     def __str__(self):
         return f"[{self.verdict}] {self.spec.id}: {self.spec.paper}\n    {self.spec.statistic}: {self.ours()}" + \
@@ -162,7 +166,6 @@ def _vgg_pair(lr):
     return (("none", lr), ("batch", lr))
 
 
-BN, STD = NORM_LABELS["batch"], NORM_LABELS["none"]
 BJORCK = "Bjorck et al. 2018"
 EARLY = (200, 500)     # [ours] "early in training": after the standard VGG's initial plateau (~200 steps), to step 500
 
@@ -357,8 +360,7 @@ def format_text(found: list) -> str:
     w = max(len(v.spec.id) for v in found)
     lines = [f"{'claim':{w}s}  {'verdict':14s}  {'scale':5s}  seeds  ours: median (seed range); why"]
     for v in found:
-        seeds = "-" if v.seeds == [None] else str(len(v.seeds))
-        lines.append(f"{v.spec.id:{w}s}  {v.verdict:14s}  {v.scale:5s}  {seeds:>5s}  {v.ours()}"
+        lines.append(f"{v.spec.id:{w}s}  {v.verdict:14s}  {v.scale:5s}  {v.seed_count:>5s}  {v.ours()}"
                      + (f"; {v.why}" if v.why else ""))
     lines.append(summary_line(found))
     return "\n".join(lines)
@@ -374,9 +376,8 @@ def scorecard(found: list, link=chapter_link) -> Table:
     statistic, ours with its seed range, the verdict, scale and seeds."""
     rows = []
     for v in found:
-        seeds = "-" if v.seeds == [None] else str(len(v.seeds))
         rows.append([link(v.spec.chapter), v.spec.paper, v.spec.source, v.spec.statistic, v.ours(),
-                     v.verdict + (f" ({v.why})" if v.why else ""), v.scale, seeds])
+                     v.verdict + (f" ({v.why})" if v.why else ""), v.scale, v.seed_count])
     card = Table(rows, columns=["chapter", "statement", "source", "statistic", "ours: median (seed range)",
                                 "verdict", "scale", "seeds"])
     card.attrs["escape"] = link is not chapter_link

@@ -17,10 +17,9 @@ from functools import lru_cache
 
 import torch
 
-from .config import SCALES, get_scale, n_layers
+from .config import SCALES, config_hash, get_scale, n_layers
 from .device import dtype_of, sync
 from .experiments import CHAPTERS, EXPERIMENTS, get as get_experiment
-from .config import config_hash
 from .flops import block_flops, run_flops
 from .models import build, loss_fn
 from .plan import RunPlan

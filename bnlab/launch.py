@@ -125,7 +125,8 @@ class Work:
 
     def stored(self, plan: RunPlan) -> bool:
         if isinstance(self.job, AnalysisJob):
-            return plan.store.has_analysis(self.job.experiment, self.key.rsplit("-", 1)[1])
+            name = self.job.experiment
+            return plan.store.has_analysis(name, get_experiment(name).config_hash(plan.scale))
         return plan.store.has_run(self.key)
 
 

@@ -17,10 +17,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import torch
-
 from .config import CPU, Scale, get_scale
-from .device import pick
+from .device import has_gpu, pick
 from .engine import EngineOptions
 from .store import DEFAULT_HOME, RunStore
 
@@ -56,12 +54,12 @@ class RunPlan:
         without; device: cuda if available)."""
         env = os.environ if env is None else env
         get = lambda name: env.get(name) or None  # noqa: E731  (an empty variable means unset)
-        scale = scale or get("BNLAB_SCALE") or ("colab" if torch.cuda.is_available() else "cpu")
+        scale = scale or get("BNLAB_SCALE") or ("colab" if has_gpu() else "cpu")
         if engine is None:
             engine = EngineOptions(channels_last=_flag(get("BNLAB_CHANNELS_LAST")), compile=_flag(get("BNLAB_COMPILE")),
                                    landscape=get("BNLAB_LANDSCAPE") or "auto")
         home = Path(home or get("BNLAB_HOME") or DEFAULT_HOME)
-        return cls(scale=get_scale(scale), device=device or get("BNLAB_DEVICE"), engine=engine, home=home,
+        return cls(scale=scale, device=device or get("BNLAB_DEVICE"), engine=engine, home=home,
                    data_dir=data_dir or get("BNLAB_DATA"), jobs=jobs,
                    progress=progress if progress is not None else get("BNLAB_PROGRESS") != "0")
 

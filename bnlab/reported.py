@@ -181,9 +181,9 @@ def vgg_landscape(res, lr=0.1) -> dict:
 def dln_averaged_landscape(dln, lr=1e-6) -> dict:
     """The averaged-loss DLN: median gradient change per network, the standard network's first and final loss."""
     out = {f"averaged_{n}_grad_change": (landscape_stats(dln, n, lr)["grad_change"], ".2g") for n in ("none", "batch")}
-    runs = dln.select(norm="none")
-    return out | {"averaged_none_loss_first": (np.mean([r.arrays["train_loss"][0] for r in runs]), ".0f"),
-                  "averaged_none_loss_final": (np.mean([final(r, "train_loss") for r in runs]), ".0f")}
+    return out | {"averaged_none_loss_first": (np.mean([r.arrays["train_loss"][0] for r in dln.select(norm="none")]),
+                                               ".0f"),
+                  "averaged_none_loss_final": (_mean_final(dln, "none", None, "train_loss"), ".0f")}
 
 
 # ---- chapter 6: l_p normalisations --------------------------------------------------------------------------------
@@ -197,9 +197,8 @@ def lp_vgg_training(res, lr=0.1) -> dict:
     found = [judge(spec, res) for spec in specs(res.experiment, "06_lp_normalization")]
     out = {"lp_vgg_largest_gap": (max(abs(v.effect) for v in found), ".2g")}
     for n in LP_NETS:
-        runs = res.select(norm=n, lr=lr)
-        out |= {f"vgg_{n}_train_acc": (np.mean([final(r, "train_acc") for r in runs]), ".3f"),
-                f"vgg_{n}_seeds": (str(len(runs)), "")}
+        out |= {f"vgg_{n}_train_acc": (_mean_final(res, n, lr, "train_acc"), ".3f"),
+                f"vgg_{n}_seeds": (str(len(res.select(norm=n, lr=lr))), "")}
     return out
 
 
@@ -209,7 +208,7 @@ def lp_dln(dln, lr=1e-6) -> dict:
     loss on seed 0, which both have."""
     out = {"dln_batch_seeds": (str(len(dln.select(norm="batch"))), "")}
     for n in LP_NETS:
-        out[f"dln_{n}_loss"] = (np.mean([final(r, "train_loss") for r in dln.select(norm=n)]), ".4g")
+        out[f"dln_{n}_loss"] = (_mean_final(dln, n, None, "train_loss"), ".4g")
         s = landscape_stats(dln, n, lr)
         out |= {f"dln_{n}_{key}": (s[key], ".3g") for key in ("loss_spread", "grad_change", "beta")}
     for n in ("batch", "l2"):
@@ -390,7 +389,7 @@ CONTROLS = ("layer", "group", "rescaled")
 def confounders_training(res, lr=0.1) -> dict:
     """The controls' final accuracies (range over the three) against BN's and the standard network's, and the
     inverse of the smallest layer-input variance at initialisation (the rescaling's largest factor)."""
-    acc = {n: {key: np.mean([final(r, key) for r in res.select(norm=n, lr=lr)]) for key in ("train_acc", "test_acc")}
+    acc = {n: {key: _mean_final(res, n, lr, key) for key in ("train_acc", "test_acc")}
            for n in ("none", "batch", *CONTROLS)}
     out = {}
     for key in ("train_acc", "test_acc"):

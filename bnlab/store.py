@@ -1,6 +1,7 @@
 """The reader's run store, ``<home>/runs`` (home: ``$BNLAB_HOME``, default ``~/.cache/bnlab``, resolved by
 ``bnlab.plan``): finished training runs keyed by their config hash, analysis results keyed by experiment, the hash
-of their sized config and the hash of bnlab's sources, checkpoints of runs in progress. A live chapter reuses what is here, so an interrupted or repeated run does not start over.
+of their sized config and the hash of bnlab's sources, checkpoints of runs in progress. A live chapter reuses what
+is here, so an interrupted or repeated run does not start over.
 On Colab, point ``BNLAB_HOME`` at Google Drive to keep the store when the VM is recycled.
 
 Files are written atomically (temp file + rename), so a store never holds half a file.
@@ -85,6 +86,12 @@ def _read_pair(js: Path, npz: Path) -> tuple[dict, dict] | None:
         return None
 
 
+def _write_pair(js: Path, npz: Path, meta: dict, arrays: dict) -> None:
+    """Write the arrays, then the json: a pair counts as stored once its json is there."""
+    atomic_npz(npz, arrays)
+    atomic_json(js, meta)
+
+
 TMP_STALE_S = 3600.0       # a temp file older than this was left by a killed writer
 # claims: one process trains a config at a time
 CLAIM_STALE_S = 300.0      # a claim whose heartbeat is older than this is stale (its holder died on another host)
@@ -151,9 +158,7 @@ class RunStore:
         return _read_pair(*self.run_paths(config_hash)) if self.has_run(config_hash) else None
 
     def save_run(self, config_hash: str, meta: dict, arrays: dict) -> None:
-        js, npz = self.run_paths(config_hash)
-        atomic_npz(npz, arrays)
-        atomic_json(js, meta)          # written last: a run counts as stored once its meta is there
+        _write_pair(*self.run_paths(config_hash), meta, arrays)
 
     def analysis_paths(self, experiment: str, config_hash: str) -> tuple[Path, Path]:
         stem = f"{experiment}-{config_hash}-{source_hash()}"
@@ -180,9 +185,7 @@ class RunStore:
         return gone
 
     def save_analysis(self, experiment: str, config_hash: str, provenance: dict, arrays: dict) -> None:
-        js, npz = self.analysis_paths(experiment, config_hash)
-        atomic_npz(npz, arrays)
-        atomic_json(js, provenance)
+        _write_pair(*self.analysis_paths(experiment, config_hash), provenance, arrays)
 
     def claim_path(self, config_hash: str) -> Path:
         return self.runs / f"{config_hash}.claim"

@@ -46,15 +46,6 @@ def _range(values, spec=".3f") -> str:
     return f"{format(nan_safe(np.nanmin, v), spec)} to {format(nan_safe(np.nanmax, v), spec)}"
 
 
-def mean_std(values) -> str:
-    v = np.asarray(values, dtype=np.float64)
-    if not len(v) or np.all(np.isnan(v)):
-        return "n/a"
-    if len(v) == 1:
-        return f"{v[0]:.3f}"
-    return f"{nan_safe(np.nanmean, v):.3f} +- {nan_safe(np.nanstd, v):.3f}"
-
-
 def table(rows, headers) -> Table:
     """A :class:`Table` of pre-formatted cells (stable across machines: values are formatted strings)."""
     return Table([[str(c) for c in r] for r in rows], columns=list(headers))
