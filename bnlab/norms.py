@@ -77,12 +77,17 @@ class ActivationNoise(nn.Module):
     Each step draws, per channel j, mu_j ~ U(-n_mu, n_mu) and sigma_j ~ U(1, n_sigma); then per element
     m ~ U(mu_j - r_mu, mu_j + r_mu), s ~ N(sigma_j, r_sigma) (r_sigma read as a standard deviation [ours]),
     and a <- s * a + m. With ``replay`` on, the last draw is reused, so probes see the step's noise.
+
+    ``relative``: the additive part is in units of each channel's batch standard deviation (m * std_j(a)). After a
+    BatchNorm that std is about 1, so this is the same noise; in a network without normalisation (our control
+    "Standard + noise" [ours]) it keeps the noise as large, relative to the activations, as noisy BN's is.
     """
 
-    def __init__(self, num_features: int, n_mu=0.5, n_sigma=1.25, r_mu=0.1, r_sigma=0.1):
+    def __init__(self, num_features: int, n_mu=0.5, n_sigma=1.25, r_mu=0.1, r_sigma=0.1, relative: bool = False):
         super().__init__()
         self.num_features = num_features
         self.n_mu, self.n_sigma, self.r_mu, self.r_sigma = n_mu, n_sigma, r_mu, r_sigma
+        self.relative = relative
         self.replay = False
         self._last = None
         self.generator = None     # the run's own noise stream (bnlab.train sets it and saves it in checkpoints)
@@ -99,6 +104,9 @@ class ActivationNoise(nn.Module):
         sigma = _per_channel(1 + torch.rand(c, **opts) * (self.n_sigma - 1), x)
         m = mu + (torch.rand(x.shape, **opts) * 2 - 1) * self.r_mu
         s = sigma + torch.randn(x.shape, **opts) * self.r_sigma
+        if self.relative:
+            dims = [0] + list(range(2, x.dim()))
+            m = m * x.detach().std(dim=dims, keepdim=True)
         self._last = (s, m)
         return s * x + m
 
@@ -211,7 +219,7 @@ def make_norm(kind: str, num_features: int, spatial: bool) -> nn.Module:
     if kind == "noisy_batch":
         return nn.Sequential(BatchNorm(num_features), ActivationNoise(num_features))
     if kind == "noise":
-        return ActivationNoise(num_features)
+        return ActivationNoise(num_features, relative=True)
     if kind in ("l1", "l2", "linf"):
         return LpNorm(num_features, kind)
     if kind == "layer":      # per example over channels (x height x width), per-channel gamma and beta

@@ -141,23 +141,54 @@ class DivergenceMonitor:
         self.synced = self.done = step
 
 
+@torch.no_grad()
+def evaluate_with_noise(model, data, dtype, seed: int, step: int) -> tuple[float, float]:
+    """(loss, accuracy) on the test set in inference mode but with noisy BatchNorm's noise left on, drawn from a
+    stream of its own (seeded by the run's seed and the step), so the training run's noise is not disturbed."""
+    noises = [m for m in model.modules() if isinstance(m, ActivationNoise)]
+    saved = [(m.generator, m._last) for m in noises]
+    gen = torch.Generator(device=next(model.parameters()).device).manual_seed(7_919 * (seed + 1) + step)
+    was_training = model.training
+    model.eval()
+    for m in noises:
+        m.train(), setattr(m, "generator", gen)
+    try:
+        total_loss, correct, n = 0.0, 0, 0
+        for x, y in data.test_batches(1000, dtype):
+            out = model(x)
+            total_loss += float(torch.nn.functional.cross_entropy(out, y, reduction="sum"))
+            correct += int((out.argmax(1) == y).sum())
+            n += y.shape[0]
+    finally:
+        for m, (g, last) in zip(noises, saved):
+            m.generator, m._last = g, last
+        model.train(was_training)
+    return total_loss / n, correct / n
+
+
 class Evaluator:
     """Test loss and accuracy every ``every`` steps and at the end; with precision ``tf32`` they may use TF32 (they
-    are not differences of gradients). Records after a divergence are dropped by :meth:`truncate`."""
+    are not differences of gradients). Records after a divergence are dropped by :meth:`truncate`. A network with
+    noisy BatchNorm's noise is evaluated twice: as usual (noise off, the paper's reading) and with the noise on."""
 
-    def __init__(self, model, data, dtype, every: int, steps: int, tf32: bool):
+    def __init__(self, model, data, dtype, every: int, steps: int, tf32: bool, seed: int = 0):
         self.model, self.data, self.dtype = model, data, dtype
-        self.every, self.steps, self.tf32 = every, steps, tf32
+        self.every, self.steps, self.tf32, self.seed = every, steps, tf32, seed
+        self.noisy = any(isinstance(m, ActivationNoise) for m in model.modules())
         self.records = {"eval_step": [], "test_loss": [], "test_acc": []}
+        if self.noisy:
+            self.records.update(test_loss_noise_on=[], test_acc_noise_on=[])
 
     def due(self, done: int) -> bool:
         return done % self.every == 0 or done == self.steps
 
     def record(self, at_step: int) -> None:
         set_tf32(self.tf32)
-        loss, acc = evaluate(self.model, self.data, self.dtype)
+        values = [at_step, *evaluate(self.model, self.data, self.dtype)]
+        if self.noisy:
+            values += evaluate_with_noise(self.model, self.data, self.dtype, self.seed, at_step)
         strict_fp32()
-        for k, v in zip(self.records, (at_step, loss, acc)):
+        for k, v in zip(self.records, values):
             self.records[k].append(v)
 
     def resume(self, records: dict, start: int) -> None:
@@ -198,7 +229,8 @@ def train(cfg: RunConfig, plan: RunPlan | None = None, data=None, checkpoint: Pa
     classifier = model.kind == "classifier"
     tf32_between = tc.precision == "tf32"
     monitor = DivergenceMonitor(tc.steps, dev, sync_every)
-    evaluator = Evaluator(model, data, dtype, tc.eval_every, tc.steps, tf32_between) if classifier else None
+    evaluator = Evaluator(model, data, dtype, tc.eval_every, tc.steps, tf32_between, tc.seed) if classifier \
+        else None
     ckpt = Checkpointer(checkpoint, checkpoint_every)
     # every random stream is the run's own and travels in its checkpoint: data order (``data.batches``), the
     # initialisation (``build``), and here the noise of noisy BatchNorm, on the run's device

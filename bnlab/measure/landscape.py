@@ -90,22 +90,31 @@ def probe_along_gradient(model, x, y, etas, backend: str = "loop", chunk_size=No
             "gnorm": gnorm}
 
 
+def weight_norms(model) -> torch.Tensor:
+    """The l2 norm of each block's weight (``block.weight``), in block order: what a rescaling of the weights
+    changes, so that beta can be read against it (beta * ||w||^2 is unchanged by w -> c w in a BN network)."""
+    return torch.stack([b.weight.detach().double().norm() for b in model.blocks])
+
+
 class LandscapeProbe(Probe):
-    """Records, per probed step, the loss and gradient change at each eta and the effective beta."""
+    """Records, per probed step, the loss and gradient change at each eta and the effective beta, with the gradient's
+    norm and each block's weight norm (so distances can be read relative to the weights: eta ||g|| / ||w||)."""
 
     def __init__(self, lr, range_x_lr, points, log, every, backend="loop"):
         self.etas, self.every, self.backend = etas_for(lr, range_x_lr, points, log), every, backend
-        self.records = {"step": [], "loss0": [], "loss": [], "change": [], "beta": []}
+        self.records = {"step": [], "loss0": [], "loss": [], "change": [], "beta": [], "gnorm": [], "wnorm": []}
 
     def after_backward(self, step, model, x, y, loss):
         res = probe_along_gradient(model, x, y, self.etas, self.backend)
         r = self.records
         r["step"].append(step), r["loss0"].append(loss.detach().double()), r["loss"].append(res["loss"])
         r["change"].append(res["grad_change"]), r["beta"].append(res["beta"])
+        r["gnorm"].append(res["gnorm"]), r["wnorm"].append(weight_norms(model))
 
     def arrays(self) -> dict:
         r, k = self.records, len(self.etas)
         cpu = lambda xs, shape: torch.stack(xs).cpu().numpy() if xs else np.zeros(shape)  # noqa: E731
         return {"land_eta": self.etas.numpy(), "land_step": np.array(r["step"]),
                 "land_loss0": cpu(r["loss0"], (0,)), "land_loss": cpu(r["loss"], (0, k)),      # [T], [T, K]
-                "land_grad_change": cpu(r["change"], (0, k)), "land_beta": cpu(r["beta"], (0, k))}
+                "land_grad_change": cpu(r["change"], (0, k)), "land_beta": cpu(r["beta"], (0, k)),
+                "land_gnorm": cpu(r["gnorm"], (0,)), "land_wnorm": cpu(r["wnorm"], (0, 0))}   # [T], [T, blocks]
