@@ -35,9 +35,9 @@ class Experiment:
         scale = get_scale(scale)
         if self.analysis is not None:
             return []
-        make = RUN_BUILDERS[self.network]
+        make, seeds = RUN_BUILDERS[self.network], scale.seeds_for(self.network)
         return [make(scale, norm, lr, seed) for norm, lr, all_seeds in self.grid
-                for seed in (scale.seeds if all_seeds else scale.seeds[:1])]
+                for seed in (seeds if all_seeds else seeds[:1])]
 
     def config_hash(self, scale: Scale | str) -> str:
         """An analysis's sized config hash at ``scale`` (what its stored and cached results are checked against)."""
@@ -52,21 +52,21 @@ EXPERIMENTS = {e.name: e for e in (
                (("none", 0.1, True), ("batch", 0.1, True), ("noisy_batch", 0.1, True), ("noise", 0.1, True))),
     Experiment("ics_vgg", "Fig. 3a", "gradient-based ICS of the VGG", "vgg",
                (("none", 0.1, True), ("batch", 0.1, True), ("none", 0.01, True), ("batch", 0.01, True))),
-    Experiment("ics_dln", "Fig. 3b", "gradient-based ICS of the deep linear network", "dln",
-               (("none", 1e-6, True), ("batch", 1e-6, True), ("none", 1e-7, False), ("batch", 1e-7, False))),
-    Experiment("landscape_vgg", "Fig. 4, 11a", "loss landscape along the gradient, VGG", "vgg",
-               (("none", 0.1, True), ("batch", 0.1, True))),
-    Experiment("landscape_dln", "Fig. 9, 10, 11b", "loss landscape along the gradient, deep linear network", "dln",
-               (("none", 1e-6, True), ("batch", 1e-6, True))),
     # [ours] The paper does not say whether the DLN's loss is summed or averaged over its 1000 samples. A sum
-    # scales the gradient by 1000, so lr 1e-6 on the sum is lr 1e-3 on our mean loss: this grid is that reading.
-    Experiment("dln_summed_loss", "Fig. 3b, 10 (summed-loss reading)",
-               "the DLN at the step sizes a summed loss implies: ICS and landscape", "dln",
-               (("none", 1e-3, True), ("batch", 1e-3, True), ("none", 1e-4, False), ("batch", 1e-4, False))),
+    # scales the gradient by 1000, so lr 1e-6 on the sum is lr 1e-3 on our mean loss. The summed reading is the main
+    # one (it gives the paper's Fig. 10 magnitudes): lrs 1e-3 and 1e-4 on the mean are the paper's 1e-6 and 1e-7.
+    Experiment("dln_summed_loss", "Fig. 3b, 9, 10, 11b",
+               "the DLN at the step sizes a summed loss implies: ICS, layer inputs and landscape", "dln",
+               (("none", 1e-3, True), ("batch", 1e-3, True), ("none", 1e-4, True), ("batch", 1e-4, True))),
+    # the averaged-loss reading (lr 1e-6 on the mean), a side note: the network barely moves in 10,000 steps
+    Experiment("ics_dln", "Fig. 3b (averaged-loss reading)", "gradient-based ICS of the DLN, averaged loss", "dln",
+               (("none", 1e-6, True), ("batch", 1e-6, True))),
+    Experiment("landscape_dln", "Fig. 10 (averaged-loss reading)", "loss landscape of the DLN, averaged loss", "dln",
+               (("none", 1e-6, True), ("batch", 1e-6, True))),
     Experiment("lp_vgg", "Fig. 5a, 6, 12", "l_p normalisations beside BatchNorm, VGG", "vgg",
                tuple((n, 0.1, True) for n in ("none", "batch", "l1", "l2", "linf"))),
     Experiment("lp_dln", "Fig. 5b, 13", "l_p normalisations beside BatchNorm, deep linear network", "dln",
-               tuple((n, 1e-6, n in ("none", "batch")) for n in ("none", "batch", "l1", "l2", "linf"))),
+               tuple((n, 1e-3, True) for n in ("none", "batch", "l1", "l2", "linf"))),   # the summed reading
     Experiment("theory", "Sec. 4", "numerical checks of Theorems 4.1, 4.2, 4.4 and Lemma 4.5", analysis=theory.THEORY),
     # ---- beyond the paper (book/08_bjorck, book/09_smoothness); every setting here is [ours] unless a source is named ----
     # Bjorck et al. 2018, paper-spec.md 11.3: each network at its "normal" lr (BN 0.1, standard 1e-4)
