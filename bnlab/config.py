@@ -339,6 +339,8 @@ class Scale:
     theory: TheorySizes
     train_precision: str = "fp32"  # of the VGG and ResNet runs; "tf32" = TF32 between measurements (PRECISIONS)
     dln_seeds: tuple | None = None  # the deep linear network's seeds (None: ``seeds``); its runs are cheap
+    all_seeds_for: tuple = ()    # networks (keys of bnlab.recipes.RUN_BUILDERS) whose every arm gets all seeds (the
+    #                              shipped evidence); elsewhere the arms a grid marks secondary get the first seed only
 
     def __post_init__(self):
         _check(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}")
@@ -371,7 +373,9 @@ COLAB = Scale("colab", "cifar10", 0.5, 3_000, 250, 0, 0, 5_000, 100, 100, (0, 1,
 # matters: without BN the initial output grows with depth (chapter 08_bjorck shows it), the effect Bjorck et al.
 # build on.
 # The deep linear network at the paper's 10,000 steps with five seeds (its seeds disagree more than the VGG's).
+# The shipped evidence: every arm of the VGG and DLN grids with all seeds (the ResNet sweeps: not yet regenerated).
 CPU = Scale("cpu", "fashion_mnist", 0.0625, 1_000, 100, 0, 2_000, 10_000, 25, 100, (0, 1, 2), dln_seeds=(0, 1, 2, 3, 4),
+            all_seeds_for=("vgg", "dln"),
             resnet=ResNetSize(56, 0.25), step_size=StepSizeSizes(20, (-5.0, 3.0), 33),
             sharpness=SharpnessSizes(600, 50, 20, 0.1), surface=SurfaceSizes(500, 21, 512, 0.1),
             theory=TheorySizes(128, 64, (8, 32, 128), 1000, 128, 0.1, 10_000))

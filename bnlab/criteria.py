@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .statistics import (SWEEP_FAILED_ACC, SWEEP_MARGIN, final, ics_stats, landscape_stats, sharpness_stats,
+from .statistics import (SWEEP_FAILED_ACC, SWEEP_MARGIN, final, ics_stats, landscape_stats, moment_changes,
+                         sharpness_stats,
                          step_size_stats, surface_stats, sweep, thm44_vs_vanilla)
 
 
@@ -75,6 +76,27 @@ def dln_ics_contrast(lr, bn_below=0.5, std_above=0.9):
     def measure(result, seed):
         bn, std = ics_stats(result, "batch", lr, seed), ics_stats(result, "none", lr, seed)
         return float(np.max(bn["cos"])), bool(np.all(bn["cos"] < bn_below) and np.all(std["cos"] > std_above))
+    return measure
+
+
+def less_stable(a, b, lr, layers):
+    """Effect: the smallest, over ``layers``, of network a's mean relative shift of its layer inputs' means per probe
+    interval (|change of mean| / std, the same step gap for both) over network b's; holds when it is > 1 at every
+    layer (a's inputs move more)."""
+    def measure(result, seed):
+        ra, rb = result.select(norm=a, lr=lr, seed=seed), result.select(norm=b, lr=lr, seed=seed)
+        ratios = [float(np.nanmean(moment_changes(ra, k)["rel_d_mean"]) / np.nanmean(moment_changes(rb, k)["rel_d_mean"]))
+                  for k in layers]
+        return min(ratios), bool(min(ratios) > 1)
+    return measure
+
+
+def close_loss(a, b, lr, tol=0.1):
+    """Effect: final training loss of a over b's; holds when it is within ``tol`` (relative) of 1."""
+    def measure(result, seed):
+        la, lb = _finals(result, a, lr, seed, "train_loss"), _finals(result, b, lr, seed, "train_loss")
+        ratio = la / lb if lb > 0 else float("nan")
+        return ratio, bool(np.isfinite(ratio) and abs(ratio - 1) <= tol)
     return measure
 
 

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from .claims import common_seeds, judge, specs
-from .statistics import (SWEEP_FAILED_ACC, divergence_onset, final, ics_stats, landscape_stats, moment_stats,
+from .statistics import (PLATEAU, SWEEP_FAILED_ACC, divergence_onset, final, ics_stats, landscape_stats, moment_stats,
                          sharpness_stats, step_size_stats, surface_stats, sweep, thm44_vs_vanilla)
 
 
@@ -47,6 +47,8 @@ def moment_ratios(res, layers=(3, 11), lr=0.1) -> dict:
     for layer in layers:
         ratios = [moments[layer, "none"][k] / moments[layer, "batch"][k] for k in moments[layer, "none"]]
         out |= {f"moment_ratio_low_l{layer}": (min(ratios), ".0f"), f"moment_ratio_high_l{layer}": (max(ratios), ".0f")}
+        rel = [moments[layer, "none"][k] / moments[layer, "batch"][k] for k in ("rel_d_mean", "rel_d_std")]
+        out |= {f"rel_moment_ratio_low_l{layer}": (min(rel), ".2g"), f"rel_moment_ratio_high_l{layer}": (max(rel), ".2g")}
     last = layers[-1]
     return out | {f"var_drift_none_l{last}": (moments[last, "none"]["drift_var"], ".3g"),
                   f"var_drift_batch_l{last}": (moments[last, "batch"]["drift_var"], ".3g")}
@@ -59,6 +61,11 @@ def noisy_bn_training(res, lr=0.1) -> dict:
     finals = {(n, key): [final(r, key) for r in res.select(norm=n, lr=lr)]
               for n in ("none", "batch", "noisy_batch") for key in ("train_acc", "test_acc")}
     out = {f"{key}_{n}": (np.mean(values), ".3f") for (n, key), values in finals.items()}
+    for n in ("noisy_batch", "noise"):          # evaluated with the noise left on (off is the paper's reading)
+        on = [final(r, "test_acc_noise_on") for r in res.select(norm=n, lr=lr)]
+        off = [final(r, "test_acc") for r in res.select(norm=n, lr=lr)]
+        out |= {f"test_acc_noise_on_{n}": (np.mean(on), ".3f"), f"test_acc_noise_off_{n}": (np.mean(off), ".3f"),
+                f"noise_on_cost_{n}": (np.mean(off) - np.mean(on), ".3f")}
     return out | {"train_acc_none_low": (min(finals["none", "train_acc"]), ".3f"),
                   "train_acc_none_high": (max(finals["none", "train_acc"]), ".3f")}
 
@@ -76,7 +83,10 @@ def noisy_bn_moments(res, layers=(2, 9, 13), lr=0.1) -> dict:
     for name, values, spec in (("mean_vs_bn", ratio("noisy_batch", "batch", "d_mean"), ".0f"),
                                ("mean_vs_std", ratio("noisy_batch", "none", "d_mean"), ".2g"),
                                ("mean_noise_vs_noisy", ratio("noise", "noisy_batch", "d_mean"), ".2f"),
-                               ("var_vs_std", ratio("noisy_batch", "none", "d_var"), ".2g")):
+                               ("var_vs_std", ratio("noisy_batch", "none", "d_var"), ".2g"),
+                               ("rel_mean_vs_std", ratio("noisy_batch", "none", "rel_d_mean"), ".2g"),
+                               ("rel_mean_noise_vs_std", ratio("noise", "none", "rel_d_mean"), ".2g"),
+                               ("rel_std_vs_std", ratio("noisy_batch", "none", "rel_d_std"), ".2g")):
         out |= {f"{name}_low": (min(values), spec), f"{name}_high": (max(values), spec)}
         out |= {f"{name}_l{layer}": (value, spec) for layer, value in zip(layers, values)}
     return out
@@ -99,9 +109,9 @@ def vgg_ics(res, lrs=(0.1, 0.01)) -> dict:
 # ---- chapter 4: gradient ICS of the deep linear network ----------------------------------------------------------
 @passage
 def dln_averaged_ics(dln) -> dict:
-    """The averaged-loss reading (lrs 1e-6, 1e-7): BN's ICS over the standard network's, pooled and per seed; the
-    smallest median cosines; the final losses."""
-    lrs = (1e-6, 1e-7)
+    """The averaged-loss reading (lr 1e-6): BN's ICS over the standard network's, pooled and per seed; the smallest
+    median cosines; the final losses."""
+    lrs = (1e-6,)
     avg = {(n, lr): ics_stats(dln, n, lr) for n in ("none", "batch") for lr in lrs}
     pooled = np.concatenate([avg["batch", lr]["l2"] / avg["none", lr]["l2"] for lr in lrs])
     per_seed = [(ics_stats(dln, "batch", 1e-6, s), ics_stats(dln, "none", 1e-6, s))
@@ -153,6 +163,12 @@ def dln_summed_landscape(summed) -> dict:
         runs = summed.select(norm=n, lr=1e-3)
         peak_loss = [np.nanmax(r.arrays["land_loss"]) for r in runs]
         peak_beta = [landscape_stats(summed, n, 1e-3, r.seed)["beta_max"] for r in runs]
+        sigma = [np.median(r.arrays["act_pre_std"][-1], axis=-1) for r in runs]     # [layer] at the last probe
+        for i, layer in enumerate(runs[0].arrays["act_layers"]):
+            vals = [s_[i] for s_ in sigma]
+            out |= {f"summed_{n}_sigma_l{layer}_low": (min(vals), ".3g"),
+                    f"summed_{n}_sigma_l{layer}_high": (max(vals), ".3g")}
+        out[f"summed_{n}_beta_scaled"] = (landscape_stats(summed, n, 1e-3)["beta_scaled"], ".3g")
         out |= {f"summed_{n}_loss_max_low": (min(peak_loss), ".3g"), f"summed_{n}_loss_max_high": (max(peak_loss), ".3g"),
                 f"summed_{n}_beta_max_low": (min(peak_beta), ".3g"), f"summed_{n}_beta_max_high": (max(peak_beta), ".3g"),
                 f"summed_{n}_beta": (landscape_stats(summed, n, 1e-3)["beta"], ".4g")}
@@ -160,7 +176,6 @@ def dln_summed_landscape(summed) -> dict:
 
 
 # ---- chapter 5: the landscape -------------------------------------------------------------------------------------
-PLATEAU = (0, 199)     # the standard VGG's initial plateau at cpu scale (its first ~200 steps)
 
 
 @passage
@@ -171,6 +186,9 @@ def vgg_landscape(res, lr=0.1) -> dict:
     for n in ("none", "batch"):
         s, plateau = landscape_stats(res, n, lr), landscape_stats(res, n, lr, steps=PLATEAU)
         out |= {f"vgg_{n}_{key}": (s[key], ".4g") for key in ("loss_spread", "grad_change", "beta", "beta_max")}
+        out |= {f"vgg_{n}_{key}": (s[key], ".3g") for key in ("beta_scaled", "wnorm", "rel_step")}
+        second = landscape_stats(res, n, 0.01)
+        out |= {f"vgg_{n}_lr0.01_{key}": (second[key], ".3g") for key in ("loss_spread", "grad_change", "beta")}
         out[f"vgg_{n}_plateau_loss_spread"] = (plateau["loss_spread"], ".2g")
         out[f"vgg_{n}_largest_grad_change"] = (max(np.nanmax(r.arrays["land_grad_change"])
                                                    for r in res.select(norm=n, lr=lr)), ".3g")
@@ -203,7 +221,7 @@ def lp_vgg_training(res, lr=0.1) -> dict:
 
 
 @passage
-def lp_dln(dln, lr=1e-6) -> dict:
+def lp_dln(dln, lr=1e-3) -> dict:
     """Per network: final loss (mean over its seeds) and landscape medians; BN's seed count; BN's and l2's final
     loss on seed 0, which both have."""
     out = {"dln_batch_seeds": (str(len(dln.select(norm="batch"))), "")}
@@ -213,6 +231,9 @@ def lp_dln(dln, lr=1e-6) -> dict:
         out |= {f"dln_{n}_{key}": (s[key], ".3g") for key in ("loss_spread", "grad_change", "beta")}
     for n in ("batch", "l2"):
         out[f"dln_{n}_loss_seed0"] = (final(dln.select(norm=n, seed=0)[0], "train_loss"), ".4g")
+    gaps = [abs(final(a, "train_loss") / final(b, "train_loss") - 1)
+            for a, b in zip(dln.select(norm="l2", lr=lr), dln.select(norm="batch", lr=lr))]
+    out |= {"dln_l2_bn_gap_low": (min(gaps), ".2%"), "dln_l2_bn_gap_high": (max(gaps), ".2%")}
     return out
 
 

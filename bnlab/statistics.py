@@ -59,11 +59,21 @@ def layer_index(run, layer) -> int:
 
 def moment_changes(runs, layer):
     """|mean_{t+1} - mean_t|, |var_{t+1} - var_t| (per probe interval) and drift from step 0, averaged over
-    units; arrays [seed, T-1] and [seed, T]."""
+    units; arrays [seed, T-1] and [seed, T]. The ``rel_`` entries are the same changes relative to each unit's own
+    scale, so networks whose activations differ in size compare fairly: |mean_{t+1} - mean_t| / std_t and
+    |std_{t+1} - std_t| / std_t, per probe interval (the same step gap for every network)."""
     li = layer_index(runs[0], layer)
     mean, var = stack(runs, "act_mean")[:, :, li, :], stack(runs, "act_var")[:, :, li, :]
+    std = np.sqrt(np.maximum(var, 1e-300))
     return {"d_mean": np.abs(np.diff(mean, axis=1)).mean(-1), "d_var": np.abs(np.diff(var, axis=1)).mean(-1),
-            "drift_mean": np.abs(mean - mean[:, :1]).mean(-1), "drift_var": np.abs(var - var[:, :1]).mean(-1)}
+            "drift_mean": np.abs(mean - mean[:, :1]).mean(-1), "drift_var": np.abs(var - var[:, :1]).mean(-1),
+            "rel_d_mean": (np.abs(np.diff(mean, axis=1)) / std[:, :-1]).mean(-1),
+            "rel_d_std": (np.abs(np.diff(std, axis=1)) / std[:, :-1]).mean(-1)}
+
+
+# [ours] the standard VGG's initial plateau at cpu scale: its training loss stays near ln 10 for about its first 200
+# steps, where every network's landscape is flat; "early in training" claims are tested after it (bnlab.claims.EARLY)
+PLATEAU = (0, 199)
 
 
 def divergence_onset(eta: np.ndarray, rel: np.ndarray, threshold: float = DIVERGENCE) -> np.ndarray:
@@ -103,17 +113,30 @@ def landscape_stats(result, norm, lr=None, seed=None, steps=None):
     loss = np.concatenate([probed(r, "land_loss") for r in runs])
     change = np.concatenate([probed(r, "land_grad_change") for r in runs])
     beta = np.concatenate([probed(r, "land_beta") for r in runs])
+    keys = ("loss_spread", "grad_change", "beta", "beta_max", "beta_scaled", "wnorm", "rel_step")
     if not len(loss):                                  # no probe in ``steps`` (a short run)
-        return dict.fromkeys(("loss_spread", "grad_change", "beta", "beta_max"), float("nan"))
+        return dict.fromkeys(keys, float("nan"))
     spread = nan_safe(np.nanmax, loss, axis=1) - nan_safe(np.nanmin, loss, axis=1)
-    return {"loss_spread": float(nan_safe(np.nanmedian, spread)),
-            "grad_change": float(nan_safe(np.nanmedian, nan_safe(np.nanmax, change, axis=1))),
-            "beta": float(nan_safe(np.nanmedian, nan_safe(np.nanmax, beta, axis=1))),
-            "beta_max": float(nan_safe(np.nanmax, beta))}
+    beta_top = nan_safe(np.nanmax, beta, axis=1)
+    out = {"loss_spread": float(nan_safe(np.nanmedian, spread)),
+           "grad_change": float(nan_safe(np.nanmedian, nan_safe(np.nanmax, change, axis=1))),
+           "beta": float(nan_safe(np.nanmedian, beta_top)), "beta_max": float(nan_safe(np.nanmax, beta))}
+    if all("land_wnorm" in r.arrays for r in runs):
+        # what rescaling the weights cannot fake: beta * ||w||^2 is the same for w and c w in a network whose loss
+        # is scale-invariant (BN); and the training step's length relative to the weights, lr ||g|| / ||w||
+        w2 = np.concatenate([(probed(r, "land_wnorm") ** 2).sum(1) for r in runs])
+        step = np.concatenate([r.lr * probed(r, "land_gnorm") for r in runs])
+        out |= {"beta_scaled": float(nan_safe(np.nanmedian, beta_top * w2)),
+                "wnorm": float(nan_safe(np.nanmedian, np.sqrt(w2))),
+                "rel_step": float(nan_safe(np.nanmedian, step / np.sqrt(w2)))}
+    else:
+        out |= dict.fromkeys(keys[4:], float("nan"))
+    return out
 
 
 def moment_stats(result, layer, norm, lr=None) -> dict:
-    """Mean over steps, units and seeds of the step-to-step change of the mean and variance of inputs."""
+    """Mean over steps, units and seeds of the step-to-step change of the mean and variance of inputs (and of
+    the relative changes, ``rel_d_mean`` and ``rel_d_std``)."""
     m = moment_changes(result.select(norm=norm, lr=lr), layer)
     return {k: float(nan_safe(np.nanmean, v)) for k, v in m.items()}
 

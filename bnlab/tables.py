@@ -96,15 +96,33 @@ def landscape_table(result, lr=None) -> Table:
                         "largest beta"])
 
 
-def moments_table(result, layers, norms, lr=None) -> Table:
+def moments_table(result, layers, norms, lr=None, relative=False) -> Table:
+    """How much the layer inputs' moments move (means over steps, units and seeds); ``relative``: the step-to-step
+    changes in units of each unit's standard deviation (``statistics.moment_changes``)."""
     rows = []
     for layer in layers:
         for norm in norms:
             s = moment_stats(result, layer, norm, lr)
-            rows.append([f"#{layer}", NORM_LABELS[norm], f"{s['d_mean']:.3g}", f"{s['d_var']:.3g}",
-                         f"{s['drift_mean']:.3g}", f"{s['drift_var']:.3g}"])
-    return table(rows, ["layer", "network", "mean |d mean|", "mean |d var|", "mean |mean drift|",
-                        "mean |var drift|"])
+            values = (s["rel_d_mean"], s["rel_d_std"]) if relative else \
+                (s["d_mean"], s["d_var"], s["drift_mean"], s["drift_var"])
+            rows.append([f"#{layer}", NORM_LABELS[norm], *(f"{v:.3g}" for v in values)])
+    columns = ["mean |d mean| / std", "mean |d std| / std"] if relative else \
+        ["mean |d mean|", "mean |d var|", "mean |mean drift|", "mean |var drift|"]
+    return table(rows, ["layer", "network", *columns])
+
+
+def rescaling_table(result, lr=None) -> Table:
+    """Per network: the weights' norm, the training step's length relative to it (lr ||g|| / ||w||), the effective
+    beta and beta x ||w||^2 (medians over probed steps and seeds), so a smaller beta can be told from larger weights."""
+    rows = []
+    for norm, lr_, _ in groups(result):
+        if lr is not None and lr_ != lr:
+            continue
+        s = landscape_stats(result, norm, lr_)
+        rows.append([NORM_LABELS[norm], f"{lr_:g}", f"{s['wnorm']:.3g}", f"{s['rel_step']:.2g}", f"{s['beta']:.3g}",
+                     f"{s['beta_scaled']:.3g}"])
+    return table(rows, ["network", "lr", "median ||w||", "median lr ||g|| / ||w||", "median max beta",
+                        "median beta x ||w||^2"])
 
 
 def theory_table(result) -> Table:

@@ -114,5 +114,5 @@ def test_installed_live_smoke_run_outside_the_checkout(installed, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_outside(tmp_path, installed),
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "Plan: ics_dln at smoke scale: 4 of 4 run(s) to compute" in proc.stdout
+    assert "Plan: ics_dln at smoke scale: 2 of 2 run(s) to compute" in proc.stdout
     assert "Live result, reused from the run store" in proc.stdout

@@ -1,14 +1,14 @@
 """Figures for the book, one module per kind of figure; every chapter uses the same palette (``style``)."""
 from .analyses import (depth_profile_figure, sharpness_figure, step_size_figure, surface_3d_figure, surface_contour_figure,
                      surface_slice_figure)
-from .distributions import distribution_figure, histogram_figure, moments_figure
+from .distributions import distribution_figure, histogram_figure, moments_figure, scale_figure
 from .ics import ics_figure
-from .landscape import landscape_figure, predictiveness_vs_distance
+from .landscape import landscape_figure, predictiveness_vs_distance, rescaling_figure
 from .style import NORM_COLOURS, setup
 from .theory import lemma45_figure, theorem41_figure, theorem42_figure
 from .training import curves, training_figure
 
 __all__ = ["setup", "NORM_COLOURS", "training_figure", "curves", "distribution_figure", "histogram_figure",
-           "moments_figure", "ics_figure", "landscape_figure", "predictiveness_vs_distance",
+           "moments_figure", "scale_figure", "rescaling_figure", "ics_figure", "landscape_figure", "predictiveness_vs_distance",
            "theorem41_figure", "theorem42_figure", "lemma45_figure", "step_size_figure", "sharpness_figure",
            "surface_contour_figure", "surface_3d_figure", "surface_slice_figure", "depth_profile_figure"]

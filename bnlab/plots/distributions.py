@@ -64,11 +64,17 @@ def histogram_figure(result, layer, norms, lr=None, seed=None):
     return fig
 
 
-def moments_figure(result, layers, norms, lr=None):
+ABSOLUTE_MOMENTS = (("d_mean", "|change of mean|\nper interval"), ("d_var", "|change of variance|\nper interval"),
+                    ("drift_mean", "|mean - mean\nat step 0|"), ("drift_var", "|variance - variance\nat step 0|"))
+RELATIVE_MOMENTS = (("rel_d_mean", "|change of mean| / std\nper interval"),
+                    ("rel_d_std", "|change of std| / std\nper interval"))
+
+
+def moments_figure(result, layers, norms, lr=None, relative=False):
     """Fig. 8: how much the first two moments of layer inputs move, step to step and from the start: four panels
-    per layer (two rows), the networks as lines."""
-    keys = (("d_mean", "|change of mean|\nper interval"), ("d_var", "|change of variance|\nper interval"),
-            ("drift_mean", "|mean - mean\nat step 0|"), ("drift_var", "|variance - variance\nat step 0|"))
+    per layer (two rows), the networks as lines. ``relative``: the step-to-step changes in units of each unit's own
+    standard deviation instead (two panels per layer), which compares networks whose activations differ in size."""
+    keys = RELATIVE_MOMENTS if relative else ABSOLUTE_MOMENTS
     fig, axes = style.panels(len(keys) * len(layers), height=2.1, sharex=True)
     for j, layer in enumerate(layers):
         for norm in norms:
@@ -77,7 +83,7 @@ def moments_figure(result, layers, norms, lr=None):
             steps = runs[0].arrays["act_step"]
             for i, (k, name) in enumerate(keys):
                 ax = axes[len(keys) * j + i]
-                x = steps[1:] if k.startswith("d_") else steps
+                x = steps[1:] if "d_" in k else steps
                 band(ax, x[:m[k].shape[1]], m[k], colour(norm), label(norm), log=True)
                 ax.set_yscale("log")
                 ax.set_ylabel(name)
@@ -85,4 +91,24 @@ def moments_figure(result, layers, norms, lr=None):
     for ax in axes[-2:]:
         ax.set_xlabel("training step")
     style.legend_below(fig, ncol=min(len(norms), 3))
+    return fig
+
+
+def scale_figure(result, layers, norms, lr=None):
+    """Fig. 9: the standard deviation sigma_j of a layer's input to its normalisation (what BatchNorm divides by)
+    over training, median over the recorded units, band over seeds; one panel per network, a line per layer."""
+    fig, axes = style.panels(len(norms), height=2.6, sharey=True)
+    shades = ("-", "--", ":", "-.")
+    for ax, norm in zip(axes, norms):
+        runs = result.select(norm=norm, lr=lr)
+        steps = runs[0].arrays["act_step"]
+        for j, layer in enumerate(layers):
+            li = _layer_index(runs[0], layer)
+            sig = np.stack([np.median(r.arrays["act_pre_std"][:, li, :], axis=-1) for r in runs])
+            band(ax, steps[:sig.shape[1]], sig, colour(norm), f"layer #{layer}", log=True, style=shades[j % 4])
+        ax.set_yscale("log")
+        ax.set_title(label(norm))
+        ax.set_xlabel("training step")
+    axes[0].set_ylabel(r"$\sigma_j$ of the input to the" + "\nnormalisation (median of units)")
+    style.legend_below(fig, ncol=len(layers), title="line: mean over seeds; band: their range")
     return fig

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..statistics import stack
 from . import style
+from .common import band
 from .style import colour, label
 
 PANELS = (("land_loss", "loss landscape", "loss along the gradient"),
@@ -21,9 +22,10 @@ def ranges(runs, key):
         return np.nanmin(a, axis=(0, 2)), np.nanmax(a, axis=(0, 2)), np.nanmax(a, axis=2)
 
 
-def landscape_figure(result, norms=None, lr=None, log_all=False):
+def landscape_figure(result, norms=None, lr=None, log_all=False, plateau=None):
     """Three panels: loss range, gradient-change range (bands over eta and seeds), max beta (per seed); the
-    legend in the fourth cell of the 2 x 2 grid."""
+    legend in the fourth cell of the 2 x 2 grid. ``plateau`` = (first, last) step: a grey span marks the standard
+    network's initial plateau, where every network's landscape is flat."""
     norms = norms or list(dict.fromkeys(r.norm for r in result.runs))
     fig, axes = style.panels(3, height=2.6)
     for norm in norms:
@@ -49,10 +51,15 @@ def landscape_figure(result, norms=None, lr=None, log_all=False):
                 ax.set_yscale("log")
     for lr_ in sorted({r.lr for n in norms for r in result.select(norm=n, lr=lr)}):
         style.edge_of_stability(axes[2], lr_)
+    last = max(r.arrays["land_step"][-1] for n in norms for r in result.select(norm=n, lr=lr) if len(r.arrays["land_step"]))
+    if plateau is not None and plateau[1] < last:
+        for ax in axes:
+            ax.axvspan(*plateau, color="#999999", alpha=0.2, lw=0, label="standard network's initial plateau")
     eta = result.runs[0].arrays["land_eta"]
     handles, labels = axes[0].get_legend_handles_labels()
     h2, l2 = axes[2].get_legend_handles_labels()
-    handles, labels = handles + [h for h, t in zip(h2, l2) if "lr" in t], labels + [t for t in l2 if "lr" in t]
+    extra = [(h, t) for h, t in zip(h2, l2) if "lr" in t or "plateau" in t and t not in labels]
+    handles, labels = handles + [h for h, _ in extra], labels + [t for _, t in extra]
     fig.spare.legend(handles, labels, loc="center", frameon=True,
                      title=f"probed step sizes $\\eta$ in\n[{eta[0]:.3g}, {eta[-1]:.3g}] ({len(eta)} values)")
     fig.tight_layout()
@@ -79,4 +86,31 @@ def predictiveness_vs_distance(result, norms, lr=None, seed=None, log=False):
         sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(steps[0], steps[-1]))
         fig.colorbar(sm, ax=ax, label="training step", fraction=0.08, pad=0.03)
     fig.tight_layout()
+    return fig
+
+
+def rescaling_figure(result, norms, lr=None):
+    """What rescaling the weights cannot fake: the weights' norm ||w|| (all blocks) over training, and the effective
+    beta (max over eta) times ||w||^2, which is the same for w and c w when the loss is scale-invariant (a BN
+    network); mean over seeds as a line, their range as a band."""
+    fig, axes = style.panels(2, height=2.6)
+    for norm in norms:
+        runs = result.select(norm=norm, lr=lr)
+        if not runs:
+            continue
+        x = runs[0].arrays["land_step"]
+        w2 = stack(runs, "land_wnorm") ** 2                     # [seed, T, blocks]
+        w2 = np.nansum(w2, axis=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            beta = np.nanmax(stack(runs, "land_beta"), axis=2)  # [seed, T]
+        n = min(len(x), w2.shape[1])
+        band(axes[0], x[:n], np.sqrt(w2[:, :n]), colour(norm), label(norm))
+        band(axes[1], x[:n], (beta * w2)[:, :n], colour(norm), label(norm), log=True)
+    axes[0].set_ylabel(r"$\|w\|_2$ (all weight layers)")
+    axes[1].set_ylabel(r"effective $\beta \times \|w\|_2^2$")
+    axes[1].set_yscale("log")
+    for ax in axes:
+        ax.set_xlabel("training step")
+    style.legend_below(fig, ncol=len(norms))
     return fig
