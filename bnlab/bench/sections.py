@@ -153,6 +153,14 @@ def bench_dln_costs(cfg: BenchConfig) -> dict:
     out = _summarise(t)
     out["plain_ms_by_norm"] = _plain_by_norm(model_cfg, cfg, batches_of, DLN_LR, "dln", out["ms"]["plain"],
                                              torch.float64)
+    if "compile" in cfg.variants:
+        # the unprobed steps under torch.compile (what ``--compile`` does to the DLN's runs): its per-step overhead
+        # is most of a DLN step on a CPU
+        model, opt = _model_and_opt(model_cfg, cfg, DLN_LR, torch.float64)
+        step = engine_stepper(model, opt, batches_of(torch.float64), options=EngineOptions(compile=True))
+        compiled = time_calls(step, blocks_of(cfg), cfg.warmup + 3, cfg.device, cfg.repeats)
+        out["compiled_plain_ms"] = 1e3 * compiled["s"]
+        out["compile_speedup"] = t["plain"]["s"] / compiled["s"]
     return out
 
 
