@@ -12,7 +12,8 @@ import warnings
 import numpy as np
 
 from .claims import common_seeds, judge, specs
-from .statistics import (PLATEAU, SWEEP_FAILED_ACC, divergence_onset, final, ics_stats, landscape_stats, moment_stats,
+from .statistics import (PLATEAU, SWEEP_FAILED_ACC, divergence_onset, final, ics_stats, landscape_stats,
+                         moment_changes, moment_stats,
                          sharpness_stats, step_size_stats, surface_stats, sweep, thm44_vs_vanilla)
 
 
@@ -45,10 +46,11 @@ def moment_ratios(res, layers=(3, 11), lr=0.1) -> dict:
     moments = {(layer, n): moment_stats(res, layer, n, lr=lr) for layer in layers for n in ("none", "batch")}
     out = {}
     for layer in layers:
-        ratios = [moments[layer, "none"][k] / moments[layer, "batch"][k] for k in moments[layer, "none"]]
+        ratios = [moments[layer, "none"][k] / moments[layer, "batch"][k]
+                  for k in ("d_mean", "d_var", "drift_mean", "drift_var")]
         out |= {f"moment_ratio_low_l{layer}": (min(ratios), ".0f"), f"moment_ratio_high_l{layer}": (max(ratios), ".0f")}
         rel = [moments[layer, "none"][k] / moments[layer, "batch"][k] for k in ("rel_d_mean", "rel_d_std")]
-        out |= {f"rel_moment_ratio_low_l{layer}": (min(rel), ".2g"), f"rel_moment_ratio_high_l{layer}": (max(rel), ".2g")}
+        out |= {f"rel_moment_ratio_low_l{layer}": (min(rel), ".3g"), f"rel_moment_ratio_high_l{layer}": (max(rel), ".3g")}
     last = layers[-1]
     return out | {f"var_drift_none_l{last}": (moments[last, "none"]["drift_var"], ".3g"),
                   f"var_drift_batch_l{last}": (moments[last, "batch"]["drift_var"], ".3g")}
@@ -71,7 +73,7 @@ def noisy_bn_training(res, lr=0.1) -> dict:
 
 
 @passage
-def noisy_bn_moments(res, layers=(2, 9, 13), lr=0.1) -> dict:
+def noisy_bn_moments(res, layers=(2, 9, 13), lr=0.1, late_from=500) -> dict:
     """Noisy BN's step-to-step moment changes against BN's and the standard network's, and the noise-only
     control's against noisy BN's, per layer and as a range."""
     moments = {(layer, n): moment_stats(res, layer, n, lr=lr)
@@ -89,7 +91,13 @@ def noisy_bn_moments(res, layers=(2, 9, 13), lr=0.1) -> dict:
                                ("rel_std_vs_std", ratio("noisy_batch", "none", "rel_d_std"), ".2g")):
         out |= {f"{name}_low": (min(values), spec), f"{name}_high": (max(values), spec)}
         out |= {f"{name}_l{layer}": (value, spec) for layer, value in zip(layers, values)}
-    return out
+    # [ours] the same relative ratio over the probe intervals that end after step ``late_from`` only: past the
+    # standard network's early growth, when its deep inputs move by about their whole std per interval
+    late = res.select(norm="none", lr=lr)[0].arrays["act_step"][1:] > late_from
+    rel = {(n, layer): np.nanmean(moment_changes(res.select(norm=n, lr=lr), layer)["rel_d_mean"][:, late])
+           for n in ("none", "noisy_batch") for layer in layers}
+    late_ratios = [rel["noisy_batch", layer] / rel["none", layer] for layer in layers]
+    return out | {"rel_mean_late_low": (min(late_ratios), ".2g"), "rel_mean_late_high": (max(late_ratios), ".2g")}
 
 
 # ---- chapter 4: gradient ICS of the VGG ---------------------------------------------------------------------------
