@@ -220,7 +220,7 @@ LP_NETS = ("none", "batch", "l1", "l2", "linf")
 def lp_vgg_training(res, lr=0.1) -> dict:
     """Final training accuracy and seed count per network, and the largest gap of an l_p network to BN (the
     median effects of chapter 6's claims)."""
-    found = [judge(spec, res) for spec in specs(res.experiment, "06_lp_normalization")]
+    found = [judge(spec, res) for spec in specs(res.experiment, "06_lp_normalization") if spec.id.endswith("_like_bn_vgg")]
     out = {"lp_vgg_largest_gap": (max(abs(v.effect) for v in found), ".2g")}
     for n in LP_NETS:
         out |= {f"vgg_{n}_train_acc": (_mean_final(res, n, lr, "train_acc"), ".3f"),

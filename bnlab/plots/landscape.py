@@ -55,7 +55,7 @@ def landscape_figure(result, norms=None, lr=None, log_all=False, plateau=None):
     if plateau is not None and plateau[1] < last:
         for ax in axes:
             ax.axvspan(*plateau, color="#999999", alpha=0.2, lw=0, label="standard network's initial plateau")
-    eta = result.runs[0].arrays["land_eta"]
+    eta = next(r for n in norms for r in result.select(norm=n, lr=lr)).arrays["land_eta"]   # the runs shown
     handles, labels = axes[0].get_legend_handles_labels()
     h2, l2 = axes[2].get_legend_handles_labels()
     extra = [(h, t) for h, t in zip(h2, l2) if "lr" in t or "plateau" in t and t not in labels]
