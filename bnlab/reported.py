@@ -430,6 +430,26 @@ def confounders_training(res, lr=0.1) -> dict:
 
 
 @passage
+def confounders_failure(res, lr=0.1) -> dict:
+    """The controls' seeds apart: LayerNorm's and GroupNorm's mean final accuracies, the fixed rescaling's seeds that
+    trained and its worst seed (lowest final training accuracy): the step of its worst loss after the start, that
+    loss and the mean loss after it, the median gradient norm at the probes before and after it, and its largest
+    effective beta and where."""
+    bad, *good = sorted(res.select(norm="rescaled", lr=lr), key=lambda r: final(r, "train_acc"))
+    arms = {"layer": res.select(norm="layer", lr=lr), "group": res.select(norm="group", lr=lr), "rs_ok": good,
+            "fail": [bad]}
+    out = {f"cf_{name}_{key}": (np.mean([final(r, key) for r in runs]), ".2f")
+           for name, runs in arms.items() for key in ("train_acc", "test_acc")}
+    a = bad.arrays
+    peak = 100 + int(np.argmax(a["train_loss"][100:]))       # its worst step once it has left the start
+    at, t, gn, beta = a["step"][peak], a["land_step"], a["land_gnorm"], np.nanmax(a["land_beta"], axis=1)
+    return out | {"cf_fail_step": (at, ".0f"), "cf_fail_peak": (a["train_loss"][peak], ".2g"),
+                  "cf_fail_end": (np.mean(a["train_loss"][peak + 20:]), ".3f"), "cf_fail_beta": (np.nanmax(beta), ".2g"),
+                  "cf_fail_gnorm0": (np.median(gn[t < at]), ".2g"), "cf_fail_gnorm1": (np.median(gn[t > at]), ".2g"),
+                  "cf_fail_beta_step": (t[np.nanargmax(beta)], ".0f")}
+
+
+@passage
 def confounders_landscape(res, lr=0.1) -> dict:
     land = {n: landscape_stats(res, n, lr) for n in ("none", "batch", *CONTROLS)}
     out = {}
@@ -440,7 +460,7 @@ def confounders_landscape(res, lr=0.1) -> dict:
     return out | {f"cf_{n}_beta_max": (land[n]["beta_max"], ".2g") for n in land}
 
 
-__all__ = ["moment_ratios", "noisy_bn_training", "noisy_bn_moments", "vgg_ics", "dln_averaged_ics", "dln_summed_ics",
+__all__ = ["confounders_failure", "moment_ratios", "noisy_bn_training", "noisy_bn_moments", "vgg_ics", "dln_averaged_ics", "dln_summed_ics",
            "vgg_landscape", "dln_averaged_landscape", "dln_summed_landscape", "lp_vgg_training", "lp_dln",
            "theory_checks", "theory_details", "lemma45", "vgg_step_size", "resnet56_sweep", "resnet56_step_size",
            "resnet56_depth_profile", "resnet20_sweep", "sharpness_passage", "surface_passage", "confounders_training",
