@@ -229,7 +229,7 @@ def lp_vgg_training(res, lr=0.1) -> dict:
 
 
 @passage
-def lp_dln(dln, lr=1e-3) -> dict:
+def lp_dln(dln, lr=1e-3, early_step=1000) -> dict:
     """Per network: final loss (mean over its seeds) and landscape medians; BN's seed count; BN's and l2's final
     loss on seed 0, which both have."""
     out = {"dln_batch_seeds": (str(len(dln.select(norm="batch"))), "")}
@@ -239,6 +239,14 @@ def lp_dln(dln, lr=1e-3) -> dict:
         out |= {f"dln_{n}_{key}": (s[key], ".3g") for key in ("loss_spread", "grad_change", "beta")}
     for n in ("batch", "l2"):
         out[f"dln_{n}_loss_seed0"] = (final(dln.select(norm=n, seed=0)[0], "train_loss"), ".4g")
+    # [ours] where the networks stand after 1000 steps, before they meet at the end, and the worst-case beta
+    early = {n: {r.seed: r.arrays["train_loss"][early_step] for r in dln.select(norm=n, lr=lr)} for n in LP_NETS}
+    for n in LP_NETS:
+        out[f"dln_{n}_loss_step{early_step}"] = (np.mean(list(early[n].values())), ".4g")
+        out[f"dln_{n}_beta_max"] = (landscape_stats(dln, n, lr)["beta_max"], ".3g")
+    ratio = [early["batch"][s] / early["l1"][s] for s in early["l1"]]
+    out |= {f"dln_bn_over_l1_step{early_step}_low": (min(ratio), ".3g"),
+            f"dln_bn_over_l1_step{early_step}_high": (max(ratio), ".3g")}
     gaps = [abs(final(a, "train_loss") / final(b, "train_loss") - 1)
             for a, b in zip(dln.select(norm="l2", lr=lr), dln.select(norm="batch", lr=lr))]
     out |= {"dln_l2_bn_gap_low": (min(gaps), ".2%"), "dln_l2_bn_gap_high": (max(gaps), ".2%")}
