@@ -126,7 +126,7 @@ def dln_averaged_ics(dln) -> dict:
                 for s in common_seeds(dln, (("none", 1e-6), ("batch", 1e-6)))]
     ratios = np.concatenate([bn["l2"] / std["l2"] for bn, std in per_seed])
     out = {"avg_ratio_low": (pooled.min(), ".2g"), "avg_ratio_high": (pooled.max(), ".2g"),
-           "avg_seed_ratio_low": (ratios.min(), ".2g"), "avg_seed_ratio_high": (ratios.max(), ",.0f"),
+           "avg_seed_ratio_low": (ratios.min(), ".2g"), "avg_seed_ratio_high": (ratios.max(), ".3g"),
            "avg_cos_none_min": (min(avg["none", lr]["cos"].min() for lr in lrs), ".3f"),
            "avg_cos_batch_min": (min(avg["batch", lr]["cos"].min() for lr in lrs), ".3f"),
            "avg_seed_cos_batch_min": (min(bn["cos"].min() for bn, _ in per_seed), ".2f")}
@@ -145,7 +145,7 @@ def dln_summed_ics(summed) -> dict:
                              for s in seeds])
     loss_ratios = [_mean_final(summed, "none", 1e-3, "train_loss", s) / _mean_final(summed, "batch", 1e-3, "train_loss", s)
                    for s in seeds]
-    out = {"sum_ratio_low": (ratios.min(), ".2f"), "sum_ratio_high": (ratios.max(), ".2f"),
+    out = {"sum_ratio_low": (ratios.min(), ".2f"), "sum_ratio_high": (ratios.max(), ".3g"),
            "sum_loss_ratio": (_mean_final(summed, "none", 1e-3, "train_loss") /
                               _mean_final(summed, "batch", 1e-3, "train_loss"), ".2f"),
            "sum_loss_ratio_low": (min(loss_ratios), ".2f"), "sum_loss_ratio_high": (max(loss_ratios), ".2f")}

@@ -1,5 +1,6 @@
 """Gradient-based ICS over training (Fig. 3): ||G - G'|| (log) and cos(G, G') per layer."""
 import matplotlib.pyplot as plt
+import numpy as np
 
 from ..statistics import stack
 from .common import band
@@ -37,7 +38,8 @@ def ics_figure(result, metric="train_acc", lrs=None):
             ax_cos.set_title(f"lr = {lr:g}, layer #{layer}: cosine")
             ax_l2.set_ylabel(r"$\|G - G'\|_2$")
             ax_cos.set_ylabel(r"$\cos(G, G')$")
-            ax_cos.set_ylim(-0.05, 1.05)
+            reversed_ = any(float(np.nanmin(line.get_ydata())) < 0 for line in ax_cos.lines)
+            ax_cos.set_ylim(-1.05 if reversed_ else -0.05, 1.05)     # a reversed G' (cosine < 0) stays in view
             for ax in (ax_l2, ax_cos):
                 ax.set_xlabel("training step")
     fig.tight_layout()
