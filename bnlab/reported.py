@@ -181,7 +181,7 @@ def dln_summed_landscape(summed) -> dict:
                                                                  "rel_step")}
         out |= {f"summed_{n}_loss_max_low": (min(peak_loss), ".3g"), f"summed_{n}_loss_max_high": (max(peak_loss), ".3g"),
                 f"summed_{n}_beta_max_low": (min(peak_beta), ".3g"), f"summed_{n}_beta_max_high": (max(peak_beta), ".3g"),
-                f"summed_{n}_beta": (landscape_stats(summed, n, 1e-3)["beta"], ".4g")}
+                f"summed_{n}_beta": (stats["beta"], ".4g")}
     return out
 
 
@@ -208,8 +208,9 @@ def vgg_landscape(res, lr=0.1) -> dict:
 @passage
 def dln_averaged_landscape(dln, lr=1e-6) -> dict:
     """The averaged-loss DLN: median gradient change per network, the standard network's first and final loss."""
-    out = {f"averaged_{n}_grad_change": (landscape_stats(dln, n, lr)["grad_change"], ".2g") for n in ("none", "batch")}
-    out |= {f"averaged_{n}_beta": (landscape_stats(dln, n, lr)["beta"], ".3g") for n in ("none", "batch")}
+    stats = {n: landscape_stats(dln, n, lr) for n in ("none", "batch")}
+    out = {f"averaged_{n}_grad_change": (s["grad_change"], ".2g") for n, s in stats.items()}
+    out |= {f"averaged_{n}_beta": (s["beta"], ".3g") for n, s in stats.items()}
     return out | {"averaged_none_loss_first": (np.mean([r.arrays["train_loss"][0] for r in dln.select(norm="none")]),
                                                ".0f"),
                   "averaged_none_loss_final": (_mean_final(dln, "none", None, "train_loss"), ".0f")}

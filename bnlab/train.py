@@ -69,13 +69,19 @@ def evaluate(model, data, dtype, train: bool = False) -> tuple[float, float]:
     """(loss, accuracy) on the test set (or the training set) in inference mode."""
     was_training = model.training
     model.eval()
+    try:
+        return _loss_and_accuracy(model, data, dtype, train)
+    finally:
+        model.train(was_training)
+
+
+def _loss_and_accuracy(model, data, dtype, train: bool = False) -> tuple[float, float]:
     total_loss, correct, n = 0.0, 0, 0
     for x, y in data.test_batches(1000, dtype, train=train):
         out = model(x)
         total_loss += float(torch.nn.functional.cross_entropy(out, y, reduction="sum"))
         correct += int((out.argmax(1) == y).sum())
         n += y.shape[0]
-    model.train(was_training)
     return total_loss / n, correct / n
 
 
@@ -153,17 +159,11 @@ def evaluate_with_noise(model, data, dtype, seed: int, step: int) -> tuple[float
     for m in noises:
         m.train(), setattr(m, "generator", gen)
     try:
-        total_loss, correct, n = 0.0, 0, 0
-        for x, y in data.test_batches(1000, dtype):
-            out = model(x)
-            total_loss += float(torch.nn.functional.cross_entropy(out, y, reduction="sum"))
-            correct += int((out.argmax(1) == y).sum())
-            n += y.shape[0]
+        return _loss_and_accuracy(model, data, dtype)
     finally:
         for m, (g, last) in zip(noises, saved):
             m.generator, m._last = g, last
         model.train(was_training)
-    return total_loss / n, correct / n
 
 
 class Evaluator:
