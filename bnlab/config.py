@@ -244,13 +244,16 @@ def diff_configs(a: dict, b: dict, prefix: str = "") -> list:
 # ---- per-scale sizes of the ResNets and of the analyses (every value is [ours]: the papers give none that fit a CPU)
 @dataclass(frozen=True)
 class ResNetSize:
-    """The CIFAR ResNet of Bjorck et al.'s sweep at a scale: depth 6n+2 and channel width factor."""
+    """The CIFAR ResNet of Bjorck et al.'s sweep at a scale: depth 6n+2, channel width factor and training length
+    (None = the scale's VGG length; shorter where the VGG's length would not fit three seeds on the machine)."""
 
     depth: int
     width: float
+    steps: int | None = None
 
     def __post_init__(self):
-        _check_types(self, ints=("depth",), numbers=("width",))
+        _check_types(self, ints=("depth",) + (("steps",) if self.steps is not None else ()), numbers=("width",))
+        _check(self.steps is None or self.steps >= 1, f"ResNet steps must be >= 1, got {self.steps}")
         _check(self.depth >= 8 and (self.depth - 2) % 6 == 0, f"ResNet depth must be 6n+2 >= 8, got {self.depth}")
 
 
@@ -371,12 +374,12 @@ COLAB = Scale("colab", "cifar10", 0.5, 3_000, 250, 0, 0, 5_000, 100, 100, (0, 1,
               theory=_PAPER_SIZES["theory"])
 # [ours] at cpu scale a ResNet-56 at a quarter of the width (channels 4, 8, 16) is the deepest that fits. Depth
 # matters: without BN the initial output grows with depth (chapter 08_bjorck shows it), the effect Bjorck et al.
-# build on.
+# build on. Its sweeps train 500 steps, half the VGG's, so that every arm gets three seeds on 2 cores.
 # The deep linear network at the paper's 10,000 steps with five seeds (its seeds disagree more than the VGG's).
-# The shipped evidence: every arm of the VGG and DLN grids with all seeds (the ResNet sweeps: not yet regenerated).
+# The shipped evidence: every arm of the VGG, DLN and ResNet grids with all seeds.
 CPU = Scale("cpu", "fashion_mnist", 0.0625, 1_000, 100, 0, 2_000, 10_000, 25, 100, (0, 1, 2), dln_seeds=(0, 1, 2, 3, 4),
-            all_seeds_for=("vgg", "dln"),
-            resnet=ResNetSize(56, 0.25), step_size=StepSizeSizes(20, (-5.0, 3.0), 33),
+            all_seeds_for=("vgg", "dln", "resnet", "resnet20"),
+            resnet=ResNetSize(56, 0.25, steps=500), step_size=StepSizeSizes(20, (-5.0, 3.0), 33),
             sharpness=SharpnessSizes(600, 50, 20, 0.1), surface=SurfaceSizes(500, 21, 512, 0.1),
             theory=TheorySizes(128, 64, (8, 32, 128), 1000, 128, 0.1, 10_000))
 SMOKE = Scale("smoke", "fashion_mnist", 0.0625, 12, 6, 512, 256, 30, 4, 10, (0,),

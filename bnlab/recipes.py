@@ -44,8 +44,8 @@ def dln_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
 
 
 def resnet_run(scale: Scale, norm: str, lr: float, seed: int, depth: int | None = None) -> RunConfig:
-    """A CIFAR ResNet run for Bjorck et al.'s learning-rate sweep (paper-spec section 11.3), the VGG's data and
-    length at ``scale``; layer-input statistics of the stem, a middle and the last residual block. ``depth``
+    """A CIFAR ResNet run for Bjorck et al.'s learning-rate sweep (paper-spec section 11.3), the VGG's data at
+    ``scale`` and the ResNet's length (the VGG's unless the scale shortens it); layer-input statistics of the stem, a middle and the last residual block. ``depth``
     overrides the scale's depth (its width is kept)."""
     in_ch = 1 if scale.dataset == "fashion_mnist" else 3
     model = ModelConfig(arch="resnet", norm=norm, in_channels=in_ch, depth=depth or scale.resnet.depth,
@@ -55,8 +55,8 @@ def resnet_run(scale: Scale, norm: str, lr: float, seed: int, depth: int | None 
         name=f"resnet{model.depth}_{norm}_lr{lr:g}",
         model=model,
         data=DataConfig(scale.dataset, train_subset=scale.train_subset, test_subset=scale.test_subset),
-        train=TrainConfig(lr=lr, steps=scale.vgg_steps, batch_size=128, seed=seed, eval_every=scale.eval_every,
-                          precision=scale.train_precision),
+        train=TrainConfig(lr=lr, steps=scale.resnet.steps or scale.vgg_steps, batch_size=128, seed=seed,
+                          eval_every=scale.eval_every, precision=scale.train_precision),
         probe=ProbeConfig(every=scale.probe_every, activation_layers=(1, (last + 1) // 2, last)))
 
 

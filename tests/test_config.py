@@ -57,7 +57,8 @@ def test_registry_runs_match_scale_settings():
                     assert cfg.train.steps == s.dln_steps and cfg.train.precision == "fp64"
                     assert cfg.model.dln_depth == 25 and cfg.data.dln_samples == 1000
                 else:
-                    assert cfg.train.steps == s.vgg_steps and cfg.train.batch_size == 128
+                    steps = (s.resnet.steps or s.vgg_steps) if cfg.model.arch == "resnet" else s.vgg_steps
+                    assert cfg.train.steps == steps and cfg.train.batch_size == 128
                     assert cfg.data.dataset == s.dataset
     full = {c.hash for c in get("bn_vs_standard").runs("paper_fmnist")}
     assert all(c.model.width == 1.0 and c.train.steps == 15_000 and c.data.dataset == "fashion_mnist"
@@ -68,6 +69,13 @@ def test_registry_runs_match_scale_settings():
     shallow = get("bjorck_lr_sweep_resnet20")
     assert {c.model.depth for s in ("paper", "cpu", "smoke") for c in shallow.runs(s)} == {20}
     assert {c.model.width for c in shallow.runs("cpu")} == {c.model.width for c in sweep["cpu"]}
+    # both cpu sweeps train the same, shortened length, every arm with three seeds
+    assert {c.train.steps for c in shallow.runs("cpu") + sweep["cpu"]} == {500}
+    assert {c.train.steps for c in sweep["paper"]} == {15_000}
+    for runs in (sweep["cpu"], shallow.runs("cpu")):
+        arms = {(c.model.norm, c.train.lr) for c in runs}
+        assert len(arms) == 6 and all(sorted(c.train.seed for c in runs if (c.model.norm, c.train.lr) == a)
+                                      == [0, 1, 2] for a in arms)
     assert {c.model.depth for c in sweep["paper"]} == {110} and {c.model.depth for c in sweep["cpu"]} == {56}
     assert sorted({c.train.lr for c in sweep["paper"]}) == [1e-4, 3e-3, 0.1]      # Bjorck et al.'s rates
     paper = get("bn_vs_standard").runs("paper")
