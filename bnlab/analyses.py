@@ -19,6 +19,7 @@ from .config import PAPER_SETTINGS, ProbeConfig, Scale, n_layers
 from .device import strict_fp32
 from .norms import frozen_state
 from .recipes import Analysis, resnet_run, vgg_run
+from .statistics import net_prefix
 from .flops import model_flops, run_flops, times_due
 from .measure.sharpness import SharpnessProbe
 from .measure.step_size import DIVERGENCE, relative_loss
@@ -110,18 +111,18 @@ def block_rms(model, x) -> torch.Tensor:
 HVP_FORWARDS = 5
 
 
-def sharpness_run(scale: Scale, norm: str):
+def sharpness_run(scale: Scale, norm: str, seed: int = 0):
     """The VGG run that :func:`sharpness` trains for ``norm`` at ``scale``: the landscape probe every ``every`` steps."""
     cfg_s = scale.sharpness
-    base = vgg_run(scale, norm, cfg_s.lr, seed=0)
+    base = vgg_run(scale, norm, cfg_s.lr, seed=seed)
     return replace(base, name=f"{base.name}_sharpness", train=replace(base.train, steps=cfg_s.steps or scale.vgg_steps),
                    probe=ProbeConfig(every=cfg_s.every, landscape=True, landscape_points=8,
                                      landscape_range=PAPER_SETTINGS["vgg"]["probe_range_x_lr"]))
 
 
-def surface_run(scale: Scale, norm: str):
+def surface_run(scale: Scale, norm: str, seed: int = 0):
     """The VGG run that :func:`surface` trains for ``norm`` at ``scale`` (no probes, one evaluation at the end)."""
-    base = vgg_run(scale, norm, scale.surface.lr, seed=0)
+    base = vgg_run(scale, norm, scale.surface.lr, seed=seed)
     steps = scale.surface.steps or scale.vgg_steps
     return replace(base, name=f"{base.name}_surface", train=replace(base.train, steps=steps, eval_every=steps),
                    probe=ProbeConfig())
@@ -151,8 +152,7 @@ def sharpness_flops(scale: Scale) -> float:
     probe up to ``iters`` + 1 Hessian-vector products on the step's batch."""
     cfg_s = scale.sharpness
     total = 0.0
-    for norm in ("none", "batch"):
-        run = sharpness_run(scale, norm)
+    for run in _sharpness_runs(scale):
         hvps = times_due(cfg_s.every, run.train.steps) * (cfg_s.iters + 1)
         total += run_flops(run)["total"] + hvps * HVP_FORWARDS * model_flops(run.model) * run.train.batch_size
     return total
@@ -163,14 +163,16 @@ def surface_flops(scale: Scale) -> float:
     point of the training-mode slice."""
     cfg_s = scale.surface
     return sum(run_flops(run)["total"] + model_flops(run.model) * cfg_s.images * (cfg_s.points ** 2 + cfg_s.points)
-               for run in (surface_run(scale, norm) for norm in ("none", "batch")))
+               for run in _surface_runs(scale))
 
 
 # ---- sharpness next to effective beta-smoothness ---------------------------------------------------
 def sharpness(scale: Scale, plan) -> dict:
-    """Train the VGG with and without BN at lr 0.1 with the landscape probe and :class:`SharpnessProbe`.
+    """Train the VGG with and without BN at lr 0.1 with the landscape probe and :class:`SharpnessProbe`, once per
+    seed of ``scale.sharpness.seeds``.
 
-    Keys per network n: ``n/step`` [S] and ``n/train_loss`` [S] (up to divergence), ``n/sharp_step`` [P],
+    Keys ``seeds``, and per network n (the first seed; a later seed s under ``n/seed<s>/``, see
+    :func:`bnlab.statistics.net_prefix`): ``n/step`` [S] and ``n/train_loss`` [S] (up to divergence), ``n/sharp_step`` [P],
     ``n/sharp_max`` (lambda_max), ``n/sharp_dominant``, ``n/sharp_grad_curvature`` (g^T H g/|g|^2),
     ``n/sharp_hg_ratio`` (|Hg|/|g|), ``n/sharp_products``, ``n/land_step`` [P], ``n/land_eta`` [K],
     ``n/land_beta`` [P, K], ``n/eval_step``, ``n/test_acc``, ``n/diverged_step`` (-1 = ok); and ``lr``,
@@ -179,30 +181,33 @@ def sharpness(scale: Scale, plan) -> dict:
     cfg_s, dev = scale.sharpness, plan.device
     steps = cfg_s.steps or scale.vgg_steps
     out = {"lr": np.asarray(cfg_s.lr), "steps": np.asarray(steps), "every": np.asarray(cfg_s.every),
-           "precision": PRECISION}
+           "precision": PRECISION, "seeds": np.asarray(cfg_s.seeds)}
     data = None
-    for norm in ("none", "batch"):
-        cfg = sharpness_run(scale, norm)
-        data = data if data is not None else data_mod.load(cfg.data, 0, dev, plan.data_dir)
-        res = train(cfg, plan, data=data, checkpoint=plan.store.checkpoint_path(cfg.hash),
-                    extra_probes=[lambda model: SharpnessProbe(cfg_s.every, cfg_s.iters, seed=0)])
-        n_ok = res.diverged_step if res.diverged_step is not None else steps
-        out[f"{norm}/step"] = res["step"][:n_ok]
-        out[f"{norm}/train_loss"] = res["train_loss"][:n_ok]
-        for k in ("sharp_step", "sharp_max", "sharp_min", "sharp_dominant", "sharp_residual",
-                  "sharp_grad_curvature", "sharp_hg_ratio", "sharp_products", "land_step", "land_eta", "land_beta",
-                  "eval_step", "test_acc"):
-            out[f"{norm}/{k}"] = res[k]
-        out[f"{norm}/diverged_step"] = np.asarray(-1 if res.diverged_step is None else res.diverged_step)
+    for seed in cfg_s.seeds:
+        for norm in ("none", "batch"):
+            cfg, p = sharpness_run(scale, norm, seed), net_prefix(norm, seed, cfg_s.seeds)
+            data = data if data is not None else data_mod.load(cfg.data, 0, dev, plan.data_dir)
+            res = train(cfg, plan, data=data, checkpoint=plan.store.checkpoint_path(cfg.hash),
+                        extra_probes=[lambda model, seed=seed: SharpnessProbe(cfg_s.every, cfg_s.iters, seed=seed)])
+            n_ok = res.diverged_step if res.diverged_step is not None else steps
+            out[f"{p}/step"] = res["step"][:n_ok]
+            out[f"{p}/train_loss"] = res["train_loss"][:n_ok]
+            for k in ("sharp_step", "sharp_max", "sharp_min", "sharp_dominant", "sharp_residual",
+                      "sharp_grad_curvature", "sharp_hg_ratio", "sharp_products", "land_step", "land_eta",
+                      "land_beta", "eval_step", "test_acc"):
+                out[f"{p}/{k}"] = res[k]
+            out[f"{p}/diverged_step"] = np.asarray(-1 if res.diverged_step is None else res.diverged_step)
     return out
 
 
 # ---- Li et al.'s 2-D loss surface ------------------------------------------------------------------
 def surface(scale: Scale, plan) -> dict:
     """Train each VGG briefly at lr 0.1, then the loss on a fixed image set at w + a d1 + b d2 on a grid
-    (filter-normalised d1, d2; BN in inference mode), plus the a-axis slice with BN in training mode.
+    (filter-normalised d1, d2; BN in inference mode), plus the a-axis slice with BN in training mode; once per seed
+    of ``scale.surface.seeds`` (its own training run and its own random directions).
 
-    Keys: ``coords`` [P] (a and b values), ``steps``, ``images``; per network n: ``n/loss`` and ``n/acc``
+    Keys: ``coords`` [P] (a and b values), ``steps``, ``images``, ``seeds``; per network n (the first seed; a later
+    seed s under ``n/seed<s>/``, see :func:`bnlab.statistics.net_prefix`): ``n/loss`` and ``n/acc``
     [P, P] (index [i, j] = (a_i, b_j)), ``n/slice_train_mode`` [P] (b = 0, batch statistics of chunks of 128),
     ``n/train_loss`` [steps], ``n/test_acc`` (final), ``n/cos_d1_d2``.
     """
@@ -210,37 +215,38 @@ def surface(scale: Scale, plan) -> dict:
     steps = cfg_s.steps or scale.vgg_steps
     coords = torch.linspace(-1.0, 1.0, cfg_s.points, dtype=torch.float64)
     out = {"coords": coords.numpy(), "steps": np.asarray(steps), "images": np.asarray(cfg_s.images),
-           "precision": PRECISION}
+           "precision": PRECISION, "seeds": np.asarray(cfg_s.seeds)}
     data = None
-    for norm in ("none", "batch"):
-        cfg = surface_run(scale, norm)
-        data = data if data is not None else data_mod.load(cfg.data, 0, dev, plan.data_dir)
-        handle = ModelHandle()
-        res = train(cfg, plan, data=data, checkpoint=plan.store.checkpoint_path(cfg.hash), extra_probes=[handle])
-        model = handle.model
-        n = min(cfg_s.images, data.x_train.shape[0])
-        x, y = data.normalise(data.x_train[:n]), data.y_train[:n]
-        gen = torch.Generator().manual_seed(0)
-        d1, d2 = filter_normalised_direction(model, gen), filter_normalised_direction(model, gen)
-        grid = loss_surface(model, x, y, d1, d2, coords, coords)
-        line = loss_surface(model, x, y, d1, d2, coords, [0.0], batch_size=128, train_mode=True)
-        cos = sum((a * b).sum() for a, b in zip(d1, d2)) / torch.sqrt(
-            sum((a ** 2).sum() for a in d1) * sum((b ** 2).sum() for b in d2))
-        out[f"{norm}/loss"], out[f"{norm}/acc"] = grid["loss"].numpy(), grid["acc"].numpy()
-        out[f"{norm}/slice_train_mode"] = line["loss"][:, 0].numpy()
-        out[f"{norm}/train_loss"] = res["train_loss"]
-        out[f"{norm}/test_acc"] = np.asarray(res.final_test_acc)
-        out[f"{norm}/cos_d1_d2"] = np.asarray(float(cos))
+    for seed in cfg_s.seeds:
+        for norm in ("none", "batch"):
+            cfg, p = surface_run(scale, norm, seed), net_prefix(norm, seed, cfg_s.seeds)
+            data = data if data is not None else data_mod.load(cfg.data, 0, dev, plan.data_dir)
+            handle = ModelHandle()
+            res = train(cfg, plan, data=data, checkpoint=plan.store.checkpoint_path(cfg.hash), extra_probes=[handle])
+            model = handle.model
+            n = min(cfg_s.images, data.x_train.shape[0])
+            x, y = data.normalise(data.x_train[:n]), data.y_train[:n]
+            gen = torch.Generator().manual_seed(seed)
+            d1, d2 = filter_normalised_direction(model, gen), filter_normalised_direction(model, gen)
+            grid = loss_surface(model, x, y, d1, d2, coords, coords)
+            line = loss_surface(model, x, y, d1, d2, coords, [0.0], batch_size=128, train_mode=True)
+            cos = sum((a * b).sum() for a, b in zip(d1, d2)) / torch.sqrt(
+                sum((a ** 2).sum() for a in d1) * sum((b ** 2).sum() for b in d2))
+            out[f"{p}/loss"], out[f"{p}/acc"] = grid["loss"].numpy(), grid["acc"].numpy()
+            out[f"{p}/slice_train_mode"] = line["loss"][:, 0].numpy()
+            out[f"{p}/train_loss"] = res["train_loss"]
+            out[f"{p}/test_acc"] = np.asarray(res.final_test_acc)
+            out[f"{p}/cos_d1_d2"] = np.asarray(float(cos))
     return out
 
 
 # ---- the registered analyses -------------------------------------------------------------------------
 def _sharpness_runs(scale: Scale) -> list:
-    return [sharpness_run(scale, norm) for norm in ("none", "batch")]
+    return [sharpness_run(scale, norm, seed) for seed in scale.sharpness.seeds for norm in ("none", "batch")]
 
 
 def _surface_runs(scale: Scale) -> list:
-    return [surface_run(scale, norm) for norm in ("none", "batch")]
+    return [surface_run(scale, norm, seed) for seed in scale.surface.seeds for norm in ("none", "batch")]
 
 
 def _training_block_steps(runs) -> int:

@@ -25,7 +25,7 @@ from .criteria import (better, close_loss, dln_ics_contrast, edge_of_stability, 
                        step_size_range, sweep_bn_best_at_larger, sweep_same_at_smallest, theory_error,
                        thm44_bn_below_vanilla, wider_basin, within)
 from .norms import NORM_LABELS
-from .statistics import PLATEAU, SWEEP_FAILED_ACC, SWEEP_MARGIN
+from .statistics import PLATEAU, SWEEP_FAILED_ACC, SWEEP_MARGIN, analysis_seeds
 from .tables import Table
 
 VERDICTS = ("reproduced", "not reproduced", "mixed", "not meaningful")
@@ -34,8 +34,8 @@ MIN_SEEDS = 3            # a claim about training needs this many seeds before i
 
 @dataclass(frozen=True)
 class ClaimSpec:
-    """One tested claim. ``measure(result, seed) -> (effect, holds)`` for one seed (``seed`` None for an analysis,
-    which is one computation); ``arms``: the (norm, lr) pairs it compares, whose common seeds are judged."""
+    """One tested claim. ``measure(result, seed) -> (effect, holds)`` for one seed (``seed`` None for an analysis
+    that is one computation; an analysis that trains per seed is judged per seed); ``arms``: the (norm, lr) pairs it compares, whose common seeds are judged."""
 
     id: str
     chapter: str
@@ -44,7 +44,7 @@ class ClaimSpec:
     statistic: str               # what ``measure`` returns as the effect, per seed
     criterion: str               # when the claim holds for one seed, in words (the code is ``measure``)
     measure: Callable
-    arms: tuple = ()             # (norm, lr) pairs; () for an analysis
+    arms: tuple = ()             # (norm, lr) pairs; () for an analysis (judged over its ``seeds`` where it has them)
     needs_training: bool = True  # a diverged run makes the verdict "not meaningful"
     min_seeds: int = MIN_SEEDS
     effect_format: str = ".3g"
@@ -76,7 +76,7 @@ class Verdict:
 
     @property
     def seed_count(self) -> str:
-        """How many seeds were judged ("-" for an analysis, which is one computation)."""
+        """How many seeds were judged ("-" for an analysis that is one computation)."""
         return "-" if self.seeds == [None] else str(len(self.seeds))
 
     def ours(self) -> str:
@@ -118,7 +118,7 @@ def common_seeds(result, arms) -> list:
 
 def judge(spec: ClaimSpec, result) -> Verdict:
     """The verdict of ``spec`` on ``result`` (see the module docstring for the rules)."""
-    seeds = common_seeds(result, spec.arms) if spec.arms else [None]
+    seeds = common_seeds(result, spec.arms) if spec.arms else analysis_seeds(result)
     effects, holds = [], []
     for seed in seeds:
         effect, ok = spec.measure(result, seed)
@@ -343,16 +343,16 @@ def _registry() -> list:
         ClaimSpec("sharpness_smaller_with_bn", "09_smoothness", "sharpness",
                   "the smoothness story predicts a smaller top Hessian eigenvalue with BN (ours, from Sec. 3)",
                   "standard network's median lambda_max over BN's", "> 1", sharpness_smaller,
-                  needs_training=False, min_seeds=1, source="ours"),
+                  needs_training=False, source="ours"),
         *[ClaimSpec(f"edge_of_stability_{net}", "09_smoothness", "sharpness",
                     f"{NORM_LABELS[net]}: lambda_max settles near 2/lr (edge of stability, Cohen et al. 2021)",
                     "median lambda_max over the second half, over 2/lr", "between 0.5 and 2", edge_of_stability(net),
-                    needs_training=False, min_seeds=1, effect_format=".2f", source="Cohen et al. 2021")
+                    needs_training=False, effect_format=".2f", source="Cohen et al. 2021")
           for net in ("none", "batch")],
         ClaimSpec("wider_basin_with_bn", "09_smoothness", "loss_surface",
                   "with BN the basin around the trained weights is wider (Li et al.'s 2-D picture; ours)",
                   "share of the square with loss < 2x centre, BN minus standard", "> 0", wider_basin,
-                  needs_training=False, min_seeds=1, effect_format=".2f", source="ours"),
+                  needs_training=False, effect_format=".2f", source="ours"),
         *[ClaimSpec(f"{n}_beats_standard", "09_smoothness", "confounders",
                     f"{NORM_LABELS[n]} trains better than the standard network (ours)",
                     f"final training accuracy, {n} minus standard", "ahead by more than 0.01",

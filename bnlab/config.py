@@ -271,6 +271,14 @@ class StepSizeSizes:
                f"step-size sizes need batches >= 1, etas >= 2 and log_eta low < high, got {self}")
 
 
+def _check_seeds(sizes):
+    """An analysis's seeds: distinct non-negative ints, at least one (the first is the one its figures draw)."""
+    seeds = sizes.seeds
+    _check(isinstance(seeds, tuple) and len(seeds) >= 1 and len(set(seeds)) == len(seeds)
+           and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds),
+           f"{type(sizes).__name__}.seeds must be a tuple of distinct non-negative ints, got {seeds!r}")
+
+
 @dataclass(frozen=True)
 class SharpnessSizes:
     """Training length (None = the scale's VGG length), probe interval and power-iteration cap of the sharpness
@@ -280,10 +288,12 @@ class SharpnessSizes:
     every: int
     iters: int
     lr: float
+    seeds: tuple = (0,)          # one training run per network and seed
 
     def __post_init__(self):
         _check_types(self, ints=("every", "iters") + (("steps",) if self.steps is not None else ()), numbers=("lr",))
         _check(self.every >= 1 and self.iters >= 1 and self.lr > 0, f"bad sharpness sizes {self}")
+        _check_seeds(self)
 
 
 @dataclass(frozen=True)
@@ -294,9 +304,11 @@ class SurfaceSizes:
     points: int
     images: int
     lr: float
+    seeds: tuple = (0,)          # one training run (and one pair of random directions) per network and seed
 
     def __post_init__(self):
         _check_types(self, ints=("points", "images") + (("steps",) if self.steps is not None else ()), numbers=("lr",))
+        _check_seeds(self)
         _check(self.points >= 3 and self.points % 2 == 1 and self.images >= 1 and self.lr > 0,
                f"surface sizes need an odd number of points >= 3 (the centre is a grid point), got {self}")
 
@@ -380,7 +392,8 @@ COLAB = Scale("colab", "cifar10", 0.5, 3_000, 250, 0, 0, 5_000, 100, 100, (0, 1,
 CPU = Scale("cpu", "fashion_mnist", 0.0625, 1_000, 100, 0, 2_000, 10_000, 25, 100, (0, 1, 2), dln_seeds=(0, 1, 2, 3, 4),
             all_seeds_for=("vgg", "dln", "resnet", "resnet20"),
             resnet=ResNetSize(56, 0.25, steps=500), step_size=StepSizeSizes(20, (-5.0, 3.0), 33),
-            sharpness=SharpnessSizes(600, 50, 20, 0.1), surface=SurfaceSizes(500, 21, 512, 0.1),
+            sharpness=SharpnessSizes(600, 50, 20, 0.1, seeds=(0, 1, 2)),
+            surface=SurfaceSizes(500, 21, 512, 0.1, seeds=(0, 1, 2)),
             theory=TheorySizes(128, 64, (8, 32, 128), 1000, 128, 0.1, 10_000))
 SMOKE = Scale("smoke", "fashion_mnist", 0.0625, 12, 6, 512, 256, 30, 4, 10, (0,),
               resnet=ResNetSize(8, 0.25), step_size=StepSizeSizes(2, (-5.0, 3.0), 9),

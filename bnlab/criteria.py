@@ -1,5 +1,5 @@
 """The per-seed measures behind the registered claims (``bnlab.claims``): each returns ``(effect, holds)`` for one
-seed (``seed`` None for an analysis, which is one computation), with its criterion in the docstring and the code."""
+seed (``seed`` None for an analysis that is one computation), with its criterion in the docstring and the code."""
 from __future__ import annotations
 
 import numpy as np
@@ -164,18 +164,18 @@ def sweep_bn_best_at_larger(result, seed):
 
 
 def sharpness_smaller(result, seed):
-    std, bn = sharpness_stats(result, "none"), sharpness_stats(result, "batch")
+    std, bn = sharpness_stats(result, "none", seed), sharpness_stats(result, "batch", seed)
     return std["median"] / bn["median"], bool(bn["median"] < std["median"])
 
 
 def edge_of_stability(net):
     def measure(result, seed):
-        s = sharpness_stats(result, net)
+        s = sharpness_stats(result, net, seed)
         ratio = s["late"] / (2 / float(result.arrays["lr"]))
         return ratio, bool(0.5 <= ratio <= 2.0)
     return measure
 
 
 def wider_basin(result, seed):
-    std, bn = surface_stats(result, "none"), surface_stats(result, "batch")
+    std, bn = surface_stats(result, "none", seed), surface_stats(result, "batch", seed)
     return bn["within2x"] - std["within2x"], bool(bn["within2x"] > std["within2x"])

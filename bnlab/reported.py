@@ -14,7 +14,8 @@ import numpy as np
 from .claims import common_seeds, judge, specs
 from .statistics import (PLATEAU, SWEEP_FAILED_ACC, divergence_onset, final, ics_stats, landscape_stats,
                          moment_changes, moment_stats,
-                         sharpness_stats, step_size_stats, surface_stats, sweep, thm44_vs_vanilla)
+                         sharpness_stats, step_size_stats, surface_stats, sweep, thm44_vs_vanilla,
+                         analysis_seeds)
 
 
 def passage(fn):
@@ -390,6 +391,19 @@ def resnet56_depth_profile(res) -> dict:
 
 
 # ---- chapter 9: sharpness ---------------------------------------------------------------------------------------
+def _over_seeds(res, stats, tag, keys) -> dict:
+    """The lowest and highest of ``stats(res, net, seed)[key]`` over an analysis's seeds, per network
+    (``{tag}_{std|bn}_{key}_low`` / ``_high``), and the number of seeds (``{tag}_seeds``)."""
+    seeds = analysis_seeds(res)
+    out = {f"{tag}_seeds": (len(seeds), "d")}
+    for net, short in (("none", "std"), ("batch", "bn")):
+        per_seed = [stats(res, net, seed) for seed in seeds]
+        for key, spec in keys:
+            values = [s[key] for s in per_seed]
+            out |= {f"{tag}_{short}_{key}_low": (min(values), spec), f"{tag}_{short}_{key}_high": (max(values), spec)}
+    return out
+
+
 @passage
 def sharpness_passage(res) -> dict:
     """lambda_max of the standard network on and off its initial plateau (the first measurement with lambda_max
@@ -409,7 +423,8 @@ def sharpness_passage(res) -> dict:
             "sh_std_ratio_low": (ratio["none"][:left].min(), ".2g"), "sh_std_ratio_high": (ratio["none"][:left].max(), ".2g"),
             "sh_std_agree_from": (at[left + 1], ".0f"), "sh_std_agree_low": (ratio["none"][left + 1:].min(), ".2f"),
             "sh_std_agree_high": (ratio["none"][left + 1:].max(), ".2f"),
-            "sh_bn_min_first": (bn["min_first"], ",.0f"), "sh_bn_curv_first": (bn["curv_first"], ".3g")}
+            "sh_bn_min_first": (bn["min_first"], ",.0f"), "sh_bn_curv_first": (bn["curv_first"], ".3g"),
+            **_over_seeds(res, sharpness_stats, "sh", (("late", ".3g"), ("median", ".3g"), ("test_acc", ".2f")))}
 
 
 @passage
@@ -420,7 +435,8 @@ def surface_passage(res) -> dict:
             "sf_bn_edge": (bn["edge"], ".2g"), "sf_std_edge": (std["edge"], ".2g"), "sf_bn_curv": (bn["curv"], ".2g"),
             "sf_std_curv": (std["curv"], ".2g"), "sf_bn_test": (bn["test_acc"], ".2f"),
             "sf_std_test": (std["test_acc"], ".2f"), "sf_bn_eval_max": (bn["slice_eval_max"], ".3g"),
-            "sf_bn_train_max": (bn["slice_train_max"], ".2g"), "sf_std_train_max": (std["slice_train_max"], ".2g")}
+            "sf_bn_train_max": (bn["slice_train_max"], ".2g"), "sf_std_train_max": (std["slice_train_max"], ".2g"),
+            **_over_seeds(res, surface_stats, "sf", (("within2x", ".2f"), ("centre", ".2f"), ("test_acc", ".2f")))}
 
 
 CONTROLS = ("layer", "group", "rescaled")

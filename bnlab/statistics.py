@@ -176,30 +176,47 @@ def step_size_stats(result, net: str, first: int | None = None) -> dict:
             "at_lr": float(np.median(at_lr)), "eta_max": float(eta[-1])}
 
 
-def sharpness_stats(result, net: str) -> dict:
+def net_prefix(net: str, seed, seeds) -> str:
+    """Where an analysis that trains once per seed (sharpness, the 2-D surface) keeps one network's arrays: the
+    first seed's under ``net/`` (what the figures draw), a later seed s's under ``net/seed<s>/``."""
+    return net if seed is None or seed == seeds[0] else f"{net}/seed{seed}"
+
+
+def analysis_seeds(result) -> list:
+    """The seeds an analysis trained its networks with (its ``seeds`` array); [None] for one computation."""
+    seeds = result.arrays.get("seeds")
+    return [None] if seeds is None else [int(x) for x in np.atleast_1d(seeds)]
+
+
+def _prefix(result, net, seed) -> str:
+    return net_prefix(net, seed, analysis_seeds(result))
+
+
+def sharpness_stats(result, net: str, seed=None) -> dict:
     """lambda_max, the smallest Ritz value and g^T H g / |g|^2 at step 0; lambda_max's median over the second half
     of the measurements and overall, its largest value, how often it exceeds 2/lr; medians of effective beta
-    (max over eta), |Hg|/|g|, g^T H g / |g|^2 and the smallest Ritz value; the final test accuracy."""
-    a = result.arrays
-    lam = a[f"{net}/sharp_max"]
+    (max over eta), |Hg|/|g|, g^T H g / |g|^2 and the smallest Ritz value; the final test accuracy. ``seed``:
+    which training run (None: the first)."""
+    a, p = result.arrays, _prefix(result, net, seed)
+    lam = a[f"{p}/sharp_max"]
     half = lam[len(lam) // 2:]
-    beta = nan_safe(np.nanmax, a[f"{net}/land_beta"], axis=1)
-    acc = a[f"{net}/test_acc"]
-    return {"first": float(lam[0]), "min_first": float(a[f"{net}/sharp_min"][0]),
-            "curv_first": float(a[f"{net}/sharp_grad_curvature"][0]),
+    beta = nan_safe(np.nanmax, a[f"{p}/land_beta"], axis=1)
+    acc = a[f"{p}/test_acc"]
+    return {"first": float(lam[0]), "min_first": float(a[f"{p}/sharp_min"][0]),
+            "curv_first": float(a[f"{p}/sharp_grad_curvature"][0]),
             "median": float(np.median(lam)), "late": float(np.median(half)),
             "largest": float(lam.max()), "above": float(np.mean(lam > 2 / float(a["lr"]))),
-            "beta": float(nan_safe(np.nanmedian, beta)), "hg": float(np.median(a[f"{net}/sharp_hg_ratio"])),
-            "curv": float(np.median(a[f"{net}/sharp_grad_curvature"])),
-            "min": float(np.median(a[f"{net}/sharp_min"])), "test_acc": float(acc[-1]) if len(acc) else float("nan")}
+            "beta": float(nan_safe(np.nanmedian, beta)), "hg": float(np.median(a[f"{p}/sharp_hg_ratio"])),
+            "curv": float(np.median(a[f"{p}/sharp_grad_curvature"])),
+            "min": float(np.median(a[f"{p}/sharp_min"])), "test_acc": float(acc[-1]) if len(acc) else float("nan")}
 
 
-def surface_stats(result, net: str) -> dict:
+def surface_stats(result, net: str, seed=None) -> dict:
     """The 2-D surface of one network: loss and accuracy at the centre, the share of the plotted square where
     the loss stays below twice the centre's and below chance level (ln 10), the median loss on the square's edge,
     the finite-difference curvature at the centre (mean of the a and b directions), and the largest loss on the
-    a-axis in inference mode and in training mode."""
-    a = result.arrays
+    a-axis in inference mode and in training mode. ``seed``: which training run (None: the first)."""
+    a, net = result.arrays, _prefix(result, net, seed)
     L, c = a[f"{net}/loss"], a["coords"]
     mid, h = len(c) // 2, float(c[1] - c[0])
     l0 = float(L[mid, mid])

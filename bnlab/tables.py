@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .norms import NORM_LABELS
-from .statistics import (ANALYSIS_NETS, final, groups, ics_stats, landscape_stats, moment_stats, nan_safe, sharpness_stats,
+from .statistics import (ANALYSIS_NETS, analysis_seeds, final, groups, ics_stats, landscape_stats, moment_stats, nan_safe, sharpness_stats,
                          step_size_stats, surface_stats, thm44_vs_vanilla)
 
 
@@ -179,11 +179,13 @@ def step_size_table(result) -> Table:
 
 
 def _per_network_table(result, stats, columns) -> Table:
-    """One row per network of chapters 8 and 9 (``ANALYSIS_NETS``): ``stats(result, net)`` formatted by ``columns``, a list of
-    (header, key, format spec)."""
-    rows = [[NORM_LABELS[net]] + [format(s[key], spec) for _, key, spec in columns]
-            for net, s in ((net, stats(result, net)) for net in ANALYSIS_NETS)]
-    return table(rows, ["network"] + [header for header, _, _ in columns])
+    """One row per network of chapter 9 (``ANALYSIS_NETS``) and seed: ``stats(result, net, seed)`` formatted by
+    ``columns``, a list of (header, key, format spec)."""
+    seeds = analysis_seeds(result)
+    rows = [[NORM_LABELS[net], "-" if seed is None else str(seed)]
+            + [format(s[key], spec) for _, key, spec in columns]
+            for net in ANALYSIS_NETS for seed in seeds for s in (stats(result, net, seed),)]
+    return table(rows, ["network", "seed"] + [header for header, _, _ in columns])
 
 
 def sharpness_table(result) -> Table:

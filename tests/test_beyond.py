@@ -346,3 +346,34 @@ def test_paper_fmnist_takes_the_papers_sizes_and_unknown_scales_fail_clearly():
     assert get("sharpness").config_hash("paper_fmnist") != get("sharpness").config_hash("paper")   # other data
     with pytest.raises(ValueError, match="unknown scale"):
         cpu_plan(scale="huge")
+
+
+@needs_fashion
+def test_sharpness_and_surface_train_once_per_seed_and_are_judged_per_seed(shared_home):
+    """Each seed is its own training run (and, for the surface, its own directions); the first keeps the keys the
+    figures draw, the claims judge every seed, the tables show one row per network and seed."""
+    from bnlab import analyses
+    from bnlab.config import SMOKE, SharpnessSizes, SurfaceSizes
+    scale = replace(SMOKE, sharpness=replace(SMOKE.sharpness, seeds=(0, 2)),
+                    surface=replace(SMOKE.surface, seeds=(0, 2)))
+    plan = cpu_plan(home=shared_home)
+    for fn, name, key, table in ((analyses.sharpness, "sharpness", "sharp_max", tables.sharpness_table),
+                                 (analyses.surface, "loss_surface", "loss", tables.surface_table)):
+        a = fn(scale, plan)
+        assert list(a["seeds"]) == [0, 2] and not any("seed0" in k for k in a)
+        for net in ("none", "batch"):
+            assert a[f"{net}/{key}"].shape == a[f"{net}/seed2/{key}"].shape
+            assert not np.array_equal(a[f"{net}/train_loss"], a[f"{net}/seed2/train_loss"])   # other runs
+        res = Result(name, "cpu", {}, [], a)
+        assert statistics.analysis_seeds(res) == [0, 2]
+        rows = table(res).values.tolist()
+        assert [r[1] for r in rows] == ["0", "2", "0", "2"] and rows[0][2:] != rows[1][2:]
+        for spec in claims.specs(experiment=name):
+            v = claims.judge(spec, res)
+            assert v.seeds == [0, 2] and len(v.effects) == 2 and v.seed_count == "2"
+            assert v.verdict == "not meaningful" and "2 seeds" in v.why          # three are needed
+    assert analyses._sharpness_runs(scale)[2].train.seed == 2 and len(analyses._surface_runs(scale)) == 4
+    with pytest.raises(ValueError, match="distinct non-negative ints"):
+        SharpnessSizes(12, 6, 4, 0.1, seeds=(0, 0))
+    with pytest.raises(ValueError, match="distinct non-negative ints"):
+        SurfaceSizes(12, 5, 128, 0.1, seeds=())

@@ -68,7 +68,7 @@ def test_noisy_bn_is_evaluated_with_its_noise_on_without_disturbing_training():
     assert evaluate_with_noise(model, data, torch.float32, 0, 0) == noisy    # its own stream: reproducible
 
 
-@pytest.mark.parametrize("network", ["vgg", "dln"])
+@pytest.mark.parametrize("network", ["vgg", "dln", "resnet", "resnet20"])
 def test_the_cpu_scale_gives_every_arm_all_seeds(network):
     from bnlab.experiments import EXPERIMENTS
     for exp in EXPERIMENTS.values():
@@ -76,3 +76,13 @@ def test_the_cpu_scale_gives_every_arm_all_seeds(network):
             for norm, lr, _ in exp.grid:
                 seeds = {r.train.seed for r in exp.runs("cpu") if r.model.norm == norm and r.train.lr == lr}
                 assert len(seeds) >= (5 if network == "dln" else 3), (exp.name, norm, lr)
+
+
+def test_the_cpu_analyses_that_train_do_so_with_three_seeds_per_network():
+    """Sharpness and the 2-D surface train their own VGGs: three seeds each at cpu scale, like every other arm."""
+    from bnlab.config import get_scale
+    from bnlab.experiments import EXPERIMENTS
+    for name in ("sharpness", "loss_surface"):
+        runs = EXPERIMENTS[name].analysis.runs(get_scale("cpu"))
+        for norm in ("none", "batch"):
+            assert sorted(r.train.seed for r in runs if r.model.norm == norm) == [0, 1, 2], name

@@ -7,6 +7,7 @@ from matplotlib.colors import LogNorm
 import numpy as np
 
 from . import style
+from ..statistics import analysis_seeds, net_prefix
 from .common import smooth
 from .style import colour, label
 
@@ -70,13 +71,28 @@ def depth_profile_figure(res):
     return fig
 
 
+def _later_seeds(res, net) -> list:
+    """The array prefixes of ``net``'s later seeds in an analysis that trains per seed (the first is ``net/``)."""
+    seeds = analysis_seeds(res)
+    return [net_prefix(net, s, seeds) for s in seeds[1:]]
+
+
+def _first_seed_title(res, net) -> str:
+    seeds = analysis_seeds(res)
+    return label(net) + (f" (seed {seeds[0]})" if len(seeds) > 1 else "")
+
+
 def sharpness_figure(res, window: int = 20):
-    """Training loss; lambda_max of the Hessian with 2/lr; effective beta (landscape probe) and |Hg|/|g|."""
+    """Training loss; lambda_max of the Hessian with 2/lr (later seeds as thin lines); effective beta (landscape
+    probe) and |Hg|/|g| of the first seed."""
     a = res.arrays
     lr = float(a["lr"])
     fig, axes = style.panels(3, height=2.8)
     for net in NETS:
         c = colour(net)
+        for p in _later_seeds(res, net):
+            axes[0].plot(a[f"{p}/step"], smooth(a[f"{p}/train_loss"], window), color=c, lw=0.6, alpha=0.45)
+            axes[1].plot(a[f"{p}/sharp_step"], np.maximum(a[f"{p}/sharp_max"], 1e-3), color=c, lw=0.6, alpha=0.45)
         axes[0].plot(a[f"{net}/step"], smooth(a[f"{net}/train_loss"], window), color=c, lw=1.4, label=label(net))
         s = a[f"{net}/sharp_step"]
         axes[1].plot(s, np.maximum(a[f"{net}/sharp_max"], 1e-3), "o-", color=c, ms=3, lw=1.4,
@@ -89,6 +105,8 @@ def sharpness_figure(res, window: int = 20):
         axes[2].plot(s, a[f"{net}/sharp_hg_ratio"], "s--", color=c, ms=3, lw=1.0,
                      label=rf"{label(net)}: $\|Hg\|/\|g\|$ ($\eta\to 0$)")
     axes[1].axhline(2 / lr, color=style.EDGE_COLOUR, ls="--", lw=1, label=rf"$2/\mathrm{{lr}}$ = {2 / lr:g}")
+    if len(analysis_seeds(res)) > 1:
+        axes[1].plot([], [], color="grey", lw=0.6, alpha=0.6, label="thin lines: the other seeds")
     axes[0].set_ylabel("training loss (batch, smoothed)")
     axes[0].set_yscale("log")
     axes[1].set_ylabel("top Hessian eigenvalue\n" r"$\lambda_{max}$ (log)")
@@ -124,7 +142,7 @@ def surface_contour_figure(res):
                          cmap="viridis", extend="both")
         ax.contour(c, c, a[f"{net}/loss"].T, levels=levels[::3], colors="w", linewidths=0.4)
         ax.plot(0, 0, "r*", ms=9, label="trained weights")
-        ax.set_title(label(net))
+        ax.set_title(_first_seed_title(res, net))
         ax.set_xlabel(r"$a$ (along filter-norm. $d_1$)")
         ax.set_ylabel(r"$b$ (along filter-norm. $d_2$)")
         ax.set_aspect("equal")
@@ -146,7 +164,7 @@ def surface_3d_figure(res):
         ax = fig.add_subplot(1, 2, k + 1, projection="3d")
         ax.plot_surface(A, B, zs[net], cmap="viridis", vmin=lo, vmax=hi, linewidth=0, antialiased=True)
         ax.set_zlim(lo, hi)
-        ax.set_title(label(net))
+        ax.set_title(_first_seed_title(res, net))
         ax.set_xlabel(r"$a$")
         ax.set_ylabel(r"$b$")
         ax.set_zlabel(r"$\log_{10}$ training loss")
@@ -156,14 +174,17 @@ def surface_3d_figure(res):
 
 
 def surface_slice_figure(res):
-    """The line b = 0 through the trained weights: inference mode (running statistics) for both networks, and
-    the BN network with batch statistics (training mode)."""
+    """The line b = 0 through the trained weights: inference mode (running statistics) for both networks (later
+    seeds, each with its own directions, as thin lines), and the BN network with batch statistics (training mode)."""
     a = res.arrays
     c = a["coords"]
     mid = len(c) // 2
     fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH * 0.9, 3.2))
     for net in NETS:
         ax.plot(c, a[f"{net}/loss"][:, mid], "o-", color=colour(net), ms=3, label=f"{label(net)}, inference mode")
+        for k, p in enumerate(_later_seeds(res, net)):
+            ax.plot(c, a[f"{p}/loss"][:, mid], color=colour(net), lw=0.6, alpha=0.5,
+                    label=f"{label(net)}, other seeds (own directions)" if k == 0 else None)
     ax.plot(c, a["batch/slice_train_mode"], "s--", color=colour("batch"), ms=3,
             label=f"{label('batch')}, training mode (batch statistics)")
     ax.set_yscale("log")
