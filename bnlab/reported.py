@@ -320,6 +320,27 @@ def vgg_step_size(res) -> dict:
             "vgg_bn_doubling": (doubling["batch"], ".2f"), "vgg_std_doubling": (doubling["none"], ".2f")}
 
 
+_RATE_TAGS = {0.0001: "low", 0.003: "mid", 0.1: "high"}
+
+
+def sweep_seeds(res, tag) -> dict:
+    """Per network and rate of a learning-rate sweep, over its seeds: how many seeds, how many diverged, how many
+    trained (final training accuracy >= SWEEP_FAILED_ACC), and the lowest and highest final test accuracy of the
+    seeds that did not diverge (``{tag}_{std|bn}_{low|mid|high}_...``); the number of training steps."""
+    out = {f"{tag}_steps": (res.runs[0].config["train"]["steps"], ".0f")}
+    for norm, short in (("none", "std"), ("batch", "bn")):
+        for lr, rate in _RATE_TAGS.items():
+            runs = res.select(norm=norm, lr=lr)
+            ok = [r for r in runs if r.status == "ok"]
+            test = [final(r, "test_acc") for r in ok]
+            key = f"{tag}_{short}_{rate}"
+            out |= {f"{key}_seeds": (len(runs), ".0f"), f"{key}_diverged": (len(runs) - len(ok), ".0f"),
+                    f"{key}_trained": (sum(final(r, "train_acc") >= SWEEP_FAILED_ACC for r in ok), ".0f")}
+            if test:
+                out |= {f"{key}_test_low": (min(test), ".2f"), f"{key}_test_high": (max(test), ".2f")}
+    return out
+
+
 @passage
 def resnet56_sweep(res) -> dict:
     """The ResNet-56 learning-rate sweep, read on seed 0: first losses, test accuracies per rate, the variance that
@@ -395,7 +416,7 @@ def _over_seeds(res, stats, tag, keys) -> dict:
     """The lowest and highest of ``stats(res, net, seed)[key]`` over an analysis's seeds, per network
     (``{tag}_{std|bn}_{key}_low`` / ``_high``), and the number of seeds (``{tag}_seeds``)."""
     seeds = analysis_seeds(res)
-    out = {f"{tag}_seeds": (len(seeds), "d")}
+    out = {f"{tag}_seeds": (len(seeds), ".0f")}
     for net, short in (("none", "std"), ("batch", "bn")):
         per_seed = [stats(res, net, seed) for seed in seeds]
         for key, spec in keys:
@@ -436,7 +457,8 @@ def surface_passage(res) -> dict:
             "sf_std_curv": (std["curv"], ".2g"), "sf_bn_test": (bn["test_acc"], ".2f"),
             "sf_std_test": (std["test_acc"], ".2f"), "sf_bn_eval_max": (bn["slice_eval_max"], ".3g"),
             "sf_bn_train_max": (bn["slice_train_max"], ".2g"), "sf_std_train_max": (std["slice_train_max"], ".2g"),
-            **_over_seeds(res, surface_stats, "sf", (("within2x", ".2f"), ("centre", ".2f"), ("test_acc", ".2f")))}
+            **_over_seeds(res, surface_stats, "sf", (("within2x", ".2f"), ("centre", ".2f"), ("test_acc", ".2f"),
+                                                    ("slice_eval_max", ".3g"), ("slice_train_max", ".2g")))}
 
 
 CONTROLS = ("layer", "group", "rescaled")
