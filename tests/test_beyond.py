@@ -377,3 +377,25 @@ def test_sharpness_and_surface_train_once_per_seed_and_are_judged_per_seed(share
         SharpnessSizes(12, 6, 4, 0.1, seeds=(0, 0))
     with pytest.raises(ValueError, match="distinct non-negative ints"):
         SurfaceSizes(12, 5, 128, 0.1, seeds=())
+
+
+def test_training_figure_draws_an_arm_whose_first_seed_diverged_early():
+    """A sweep arm where seed 0 diverged at step 2 (no evaluation) and seed 1 trained: the curves take their steps
+    from the longest run, so the survivor's test accuracy is drawn (the ResNet-56 at lr 0.003 is such an arm)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from bnlab import plots
+    from bnlab.experiments import get
+    from bnlab.results import Run
+    cfg = get("bjorck_lr_sweep").runs("smoke")[0]
+    early = {"step": np.arange(2), "train_loss": np.array([5.0, np.nan]), "train_acc": np.array([0.1, np.nan]),
+             "eval_step": np.array([], dtype=int), "test_acc": np.array([])}
+    full = {"step": np.arange(12), "train_loss": np.linspace(3, 2, 12), "train_acc": np.linspace(0.1, 0.5, 12),
+            "eval_step": np.array([6, 12]), "test_acc": np.array([0.3, 0.4])}
+    runs = [Run({**cfg.to_dict(), "train": {**cfg.to_dict()["train"], "seed": s}}, status, step, arrays)
+            for s, status, step, arrays in ((0, "diverged", 2, early), (1, "ok", None, full))]
+    fig = plots.training_figure(Result("bjorck_lr_sweep", "smoke", {}, runs, {}),
+                                metrics=("train_loss", "train_acc", "test_acc"))
+    test_panel = fig.axes[2]
+    assert list(test_panel.lines[0].get_xdata()) == [6, 12] and list(test_panel.lines[0].get_ydata()) == [0.3, 0.4]
+    assert len(fig.axes[0].lines[0].get_xdata()) == 12

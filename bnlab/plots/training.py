@@ -30,7 +30,7 @@ def curves(ax, result, metric="train_acc", norms=None, lrs=None, window=None):
         if metric != "test_acc":
             w = window or max(1, ys.shape[1] // 40)
             ys = np.stack([smooth(y, w) for y in ys])
-        x = runs[0].arrays[x_key][:ys.shape[1]]
+        x = max((r.arrays[x_key] for r in runs), key=len)[:ys.shape[1]]   # a seed that diverged early has fewer
         n_lrs = len({r.lr for r in result.runs if r.norm == norm}) if lrs is None else len(lrs)
         band(ax, x, ys, colour(norm), label(norm, lr if n_lrs > 1 else None), log=log,
              style=LR_STYLES.get(i, "-"))
