@@ -12,10 +12,9 @@ import warnings
 import numpy as np
 
 from .claims import common_seeds, judge, specs
-from .statistics import (PLATEAU, SWEEP_FAILED_ACC, divergence_onset, final, ics_stats, landscape_stats,
-                         moment_changes, moment_stats,
-                         sharpness_stats, step_size_stats, surface_stats, sweep, thm44_vs_vanilla,
-                         analysis_seeds)
+from .statistics import (PLATEAU, SWEEP_FAILED_ACC, analysis_seeds, divergence_onset, final, ics_stats,
+                         landscape_stats, moment_changes, moment_stats, sharpness_stats, step_size_stats,
+                         surface_stats, thm44_vs_vanilla)
 
 
 def passage(fn):
