@@ -34,7 +34,9 @@ def glue(name: str, value, spec: str = ".3g") -> Text:
     """Record ``value`` (formatted with ``spec``) under ``name`` for ``{glue:text}`name``` in the chapter's
     markdown; shows nothing. Returns the text."""
     text = fmt(value, spec)
-    display({GLUE_PREFIX + "text/plain": repr(text)}, raw=True,
+    # quoted, as myst_nb.glue stores a string: the book's build reads text/plain back with ast.literal_eval, which
+    # would turn an unquoted "0.20" into 0.2 and "150,191" into the tuple (150, 191)
+    display({GLUE_PREFIX + "text/plain": str.__repr__(text)}, raw=True,
             metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}})
     return text
 

@@ -62,9 +62,23 @@ def test_verdicts_table_and_glue(monkeypatch):
     monkeypatch.setattr(glue, "display", lambda data, raw, metadata: shown.append((data, metadata)))
     found = glue.glue_claims(res, "02_bn_vs_standard")
     names = {m["scrapbook"]["name"]: d for d, m in shown}
-    assert names["bn_trains_faster_lr0.1_verdict"] == {glue.GLUE_PREFIX + "text/plain": "reproduced"}
-    assert names["bn_trains_faster_lr0.1_effect"][glue.GLUE_PREFIX + "text/plain"] == "0.1"
+    assert names["bn_trains_faster_lr0.1_verdict"] == {glue.GLUE_PREFIX + "text/plain": "'reproduced'"}
+    assert names["bn_trains_faster_lr0.1_effect"][glue.GLUE_PREFIX + "text/plain"] == "'0.1'"
     assert len(found) == len(claims.specs("bn_vs_standard", "02_bn_vs_standard"))
+
+
+@pytest.mark.parametrize("value, spec, shown", [(0.2, ".2f", "0.20"), (150191.2, ",.0f", "150,191"),
+                                                ("0.55, 0.48, 0.10", "", "0.55, 0.48, 0.10"),
+                                                (float("nan"), ".3g", "n/a"), ("not reproduced", "", "not reproduced"),
+                                                (-1027.0, ",.0f", "-1,027"), (1e-7, ".1e", "1.0e-07")])
+def test_a_glued_value_reads_in_the_built_book_exactly_as_formatted(monkeypatch, value, spec, shown):
+    """The book's build (myst-nb's {glue:text} role) reads the glued text/plain back with ast.literal_eval: the
+    text must come out unchanged, trailing zeros and thousands separators included."""
+    from myst_nb.core.variables import format_plain_text
+    stored = []
+    monkeypatch.setattr(glue, "display", lambda data, raw, metadata: stored.append(data))
+    assert glue.glue("x", value, spec) == shown
+    assert format_plain_text(stored[0][glue.GLUE_PREFIX + "text/plain"], "") == shown
 
 
 def run_cli(capsys, *args) -> str:
