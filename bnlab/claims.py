@@ -35,7 +35,8 @@ MIN_SEEDS = 3            # a claim about training needs this many seeds before i
 @dataclass(frozen=True)
 class ClaimSpec:
     """One tested claim. ``measure(result, seed) -> (effect, holds)`` for one seed (``seed`` None for an analysis
-    that is one computation; an analysis that trains per seed is judged per seed); ``arms``: the (norm, lr) pairs it compares, whose common seeds are judged."""
+    that is one computation; an analysis that trains per seed is judged per seed); ``arms``: the (norm, lr) pairs
+    it compares, whose common seeds are judged."""
 
     id: str
     chapter: str
