@@ -183,20 +183,19 @@ def sharpness(scale: Scale, plan) -> dict:
     out = {"lr": np.asarray(cfg_s.lr), "steps": np.asarray(steps), "every": np.asarray(cfg_s.every),
            "precision": PRECISION, "seeds": np.asarray(cfg_s.seeds)}
     data = None
-    for seed in cfg_s.seeds:
-        for norm in ("none", "batch"):
-            cfg, p = sharpness_run(scale, norm, seed), net_prefix(norm, seed, cfg_s.seeds)
-            data = data if data is not None else data_mod.load(cfg.data, 0, dev, plan.data_dir)
-            res = train(cfg, plan, data=data, checkpoint=plan.store.checkpoint_path(cfg.hash),
-                        extra_probes=[lambda model, seed=seed: SharpnessProbe(cfg_s.every, cfg_s.iters, seed=seed)])
-            n_ok = res.diverged_step if res.diverged_step is not None else steps
-            out[f"{p}/step"] = res["step"][:n_ok]
-            out[f"{p}/train_loss"] = res["train_loss"][:n_ok]
-            for k in ("sharp_step", "sharp_max", "sharp_min", "sharp_dominant", "sharp_residual",
-                      "sharp_grad_curvature", "sharp_hg_ratio", "sharp_products", "land_step", "land_eta",
-                      "land_beta", "eval_step", "test_acc"):
-                out[f"{p}/{k}"] = res[k]
-            out[f"{p}/diverged_step"] = np.asarray(-1 if res.diverged_step is None else res.diverged_step)
+    for cfg in _sharpness_runs(scale):                 # the runs its config registers, in that order
+        seed, p = cfg.train.seed, net_prefix(cfg.model.norm, cfg.train.seed, cfg_s.seeds)
+        data = data if data is not None else data_mod.load(cfg.data, 0, dev, plan.data_dir)
+        res = train(cfg, plan, data=data, checkpoint=plan.store.checkpoint_path(cfg.hash),
+                    extra_probes=[lambda model, seed=seed: SharpnessProbe(cfg_s.every, cfg_s.iters, seed=seed)])
+        n_ok = res.diverged_step if res.diverged_step is not None else steps
+        out[f"{p}/step"] = res["step"][:n_ok]
+        out[f"{p}/train_loss"] = res["train_loss"][:n_ok]
+        for k in ("sharp_step", "sharp_max", "sharp_min", "sharp_dominant", "sharp_residual",
+                  "sharp_grad_curvature", "sharp_hg_ratio", "sharp_products", "land_step", "land_eta", "land_beta",
+                  "eval_step", "test_acc"):
+            out[f"{p}/{k}"] = res[k]
+        out[f"{p}/diverged_step"] = np.asarray(-1 if res.diverged_step is None else res.diverged_step)
     return out
 
 
@@ -217,26 +216,25 @@ def surface(scale: Scale, plan) -> dict:
     out = {"coords": coords.numpy(), "steps": np.asarray(steps), "images": np.asarray(cfg_s.images),
            "precision": PRECISION, "seeds": np.asarray(cfg_s.seeds)}
     data = None
-    for seed in cfg_s.seeds:
-        for norm in ("none", "batch"):
-            cfg, p = surface_run(scale, norm, seed), net_prefix(norm, seed, cfg_s.seeds)
-            data = data if data is not None else data_mod.load(cfg.data, 0, dev, plan.data_dir)
-            handle = ModelHandle()
-            res = train(cfg, plan, data=data, checkpoint=plan.store.checkpoint_path(cfg.hash), extra_probes=[handle])
-            model = handle.model
-            n = min(cfg_s.images, data.x_train.shape[0])
-            x, y = data.normalise(data.x_train[:n]), data.y_train[:n]
-            gen = torch.Generator().manual_seed(seed)
-            d1, d2 = filter_normalised_direction(model, gen), filter_normalised_direction(model, gen)
-            grid = loss_surface(model, x, y, d1, d2, coords, coords)
-            line = loss_surface(model, x, y, d1, d2, coords, [0.0], batch_size=128, train_mode=True)
-            cos = sum((a * b).sum() for a, b in zip(d1, d2)) / torch.sqrt(
-                sum((a ** 2).sum() for a in d1) * sum((b ** 2).sum() for b in d2))
-            out[f"{p}/loss"], out[f"{p}/acc"] = grid["loss"].numpy(), grid["acc"].numpy()
-            out[f"{p}/slice_train_mode"] = line["loss"][:, 0].numpy()
-            out[f"{p}/train_loss"] = res["train_loss"]
-            out[f"{p}/test_acc"] = np.asarray(res.final_test_acc)
-            out[f"{p}/cos_d1_d2"] = np.asarray(float(cos))
+    for cfg in _surface_runs(scale):                   # the runs its config registers, in that order
+        seed, p = cfg.train.seed, net_prefix(cfg.model.norm, cfg.train.seed, cfg_s.seeds)
+        data = data if data is not None else data_mod.load(cfg.data, 0, dev, plan.data_dir)
+        handle = ModelHandle()
+        res = train(cfg, plan, data=data, checkpoint=plan.store.checkpoint_path(cfg.hash), extra_probes=[handle])
+        model = handle.model
+        n = min(cfg_s.images, data.x_train.shape[0])
+        x, y = data.normalise(data.x_train[:n]), data.y_train[:n]
+        gen = torch.Generator().manual_seed(seed)
+        d1, d2 = filter_normalised_direction(model, gen), filter_normalised_direction(model, gen)
+        grid = loss_surface(model, x, y, d1, d2, coords, coords)
+        line = loss_surface(model, x, y, d1, d2, coords, [0.0], batch_size=128, train_mode=True)
+        cos = sum((a * b).sum() for a, b in zip(d1, d2)) / torch.sqrt(
+            sum((a ** 2).sum() for a in d1) * sum((b ** 2).sum() for b in d2))
+        out[f"{p}/loss"], out[f"{p}/acc"] = grid["loss"].numpy(), grid["acc"].numpy()
+        out[f"{p}/slice_train_mode"] = line["loss"][:, 0].numpy()
+        out[f"{p}/train_loss"] = res["train_loss"]
+        out[f"{p}/test_acc"] = np.asarray(res.final_test_acc)
+        out[f"{p}/cos_d1_d2"] = np.asarray(float(cos))
     return out
 
 

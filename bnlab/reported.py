@@ -322,6 +322,11 @@ def vgg_step_size(res) -> dict:
 _RATE_TAGS = {0.0001: "small", 0.003: "mid", 0.1: "large"}
 
 
+def _span(tag, values, spec) -> dict:
+    """The lowest and highest of ``values`` as ``{tag}_low`` and ``{tag}_high``."""
+    return {f"{tag}_low": (min(values), spec), f"{tag}_high": (max(values), spec)}
+
+
 def sweep_seeds(res, tag) -> dict:
     """Per network and rate of a learning-rate sweep, over its seeds: how many seeds, how many diverged, how many
     trained (final training accuracy >= SWEEP_FAILED_ACC), and the lowest and highest final test accuracy of the
@@ -336,7 +341,7 @@ def sweep_seeds(res, tag) -> dict:
             out |= {f"{key}_seeds": (len(runs), ".0f"), f"{key}_diverged": (len(runs) - len(ok), ".0f"),
                     f"{key}_trained": (sum(final(r, "train_acc") >= SWEEP_FAILED_ACC for r in ok), ".0f")}
             if test:
-                out |= {f"{key}_test_low": (min(test), ".2f"), f"{key}_test_high": (max(test), ".2f")}
+                out |= _span(f"{key}_test", test, ".2f")
     return out
 
 
@@ -346,10 +351,6 @@ def _losses(res, norm, lr, step=None) -> list:
     if step is None:
         return [final(r, "train_loss") for r in runs if r.status == "ok"]
     return [r.arrays["train_loss"][step] for r in runs if len(r.arrays["train_loss"]) > step]
-
-
-def _span(tag, values, spec) -> dict:
-    return {f"{tag}_low": (min(values), spec), f"{tag}_high": (max(values), spec)}
 
 
 @passage
@@ -421,8 +422,7 @@ def _over_seeds(res, stats, tag, keys) -> dict:
     for net, short in (("none", "std"), ("batch", "bn")):
         per_seed = [stats(res, net, seed) for seed in seeds]
         for key, spec in keys:
-            values = [s[key] for s in per_seed]
-            out |= {f"{tag}_{short}_{key}_low": (min(values), spec), f"{tag}_{short}_{key}_high": (max(values), spec)}
+            out |= _span(f"{tag}_{short}_{key}", [s[key] for s in per_seed], spec)
     return out
 
 
