@@ -356,10 +356,14 @@ class Scale:
     dln_seeds: tuple | None = None  # the deep linear network's seeds (None: ``seeds``); its runs are cheap
     all_seeds_for: tuple = ()    # networks (keys of bnlab.recipes.RUN_BUILDERS) whose every arm gets all seeds (the
     #                              shipped evidence); elsewhere the arms a grid marks secondary get the first seed only
+    vgg_long_steps: int | None = None  # the longer reading of the VGG landscape (None: ``vgg_steps``, the same runs):
+    #                              does a verdict at ``vgg_steps`` depend on how long the network trained?
 
     def __post_init__(self):
         _check(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}")
         _check(self.train_precision in PRECISIONS, f"unknown precision {self.train_precision!r}")
+        _check(self.vgg_long_steps is None or (_is_int(self.vgg_long_steps) and self.vgg_long_steps >= self.vgg_steps),
+               f"vgg_long_steps must be None or an integer >= vgg_steps ({self.vgg_steps}), got {self.vgg_long_steps!r}")
 
     def seeds_for(self, network: str) -> tuple:
         """The seeds every arm of a grid of ``network`` runs is trained with."""
@@ -390,12 +394,12 @@ COLAB = Scale("colab", "cifar10", 0.5, 3_000, 250, 0, 0, 5_000, 100, 100, (0, 1,
 # The deep linear network at the paper's 10,000 steps with five seeds (its seeds disagree more than the VGG's).
 # The shipped evidence: every arm of the VGG, DLN and ResNet grids with all seeds.
 CPU = Scale("cpu", "fashion_mnist", 0.0625, 1_000, 100, 0, 2_000, 10_000, 25, 100, (0, 1, 2), dln_seeds=(0, 1, 2, 3, 4),
-            all_seeds_for=("vgg", "dln", "resnet", "resnet20"),
+            all_seeds_for=("vgg", "dln", "resnet", "resnet20"), vgg_long_steps=6_000,
             resnet=ResNetSize(56, 0.25, steps=500), step_size=StepSizeSizes(20, (-5.0, 3.0), 33),
             sharpness=SharpnessSizes(600, 50, 20, 0.1, seeds=(0, 1, 2)),
             surface=SurfaceSizes(500, 21, 512, 0.1, seeds=(0, 1, 2)),
             theory=TheorySizes(128, 64, (8, 32, 128), 1000, 128, 0.1, 10_000))
-SMOKE = Scale("smoke", "fashion_mnist", 0.0625, 12, 6, 512, 256, 30, 4, 10, (0,),
+SMOKE = Scale("smoke", "fashion_mnist", 0.0625, 12, 6, 512, 256, 30, 4, 10, (0,), vgg_long_steps=24,
               resnet=ResNetSize(8, 0.25), step_size=StepSizeSizes(2, (-5.0, 3.0), 9),
               sharpness=SharpnessSizes(12, 6, 4, 0.1), surface=SurfaceSizes(12, 5, 128, 0.1),
               theory=TheorySizes(32, 16, (8, 32, 128), 60, 64, 0.1, 1024))

@@ -7,7 +7,7 @@ by two figures (e.g. BN at lr 0.1) has one config hash and is trained once.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 from .config import (DataConfig, ModelConfig, ProbeConfig, RunConfig, Scale, TrainConfig, config_hash, n_layers,
@@ -28,6 +28,13 @@ def vgg_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
                           ics_layers=(5, 10),                    # Fig. 3a
                           landscape=True, landscape_range=PAPER_SETTINGS["vgg"]["probe_range_x_lr"],
                           landscape_points=8))                   # [ours] K = 8, log-spaced
+
+
+def vgg_long_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
+    """The same VGG run trained ``scale.vgg_long_steps`` steps (the same run where the scale sets none): the longer
+    reading that tests whether a landscape verdict at the scale's length is set by how long the network trained."""
+    cfg = vgg_run(scale, norm, lr, seed)
+    return replace(cfg, train=replace(cfg.train, steps=scale.vgg_long_steps or scale.vgg_steps))
 
 
 def dln_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
@@ -65,7 +72,7 @@ def resnet20_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
     return resnet_run(scale, norm, lr, seed, depth=20)
 
 
-RUN_BUILDERS = {"vgg": vgg_run, "dln": dln_run, "resnet": resnet_run, "resnet20": resnet20_run}
+RUN_BUILDERS = {"vgg": vgg_run, "vgg_long": vgg_long_run, "dln": dln_run, "resnet": resnet_run, "resnet20": resnet20_run}
 
 
 
@@ -96,4 +103,4 @@ class Analysis:
         return config_hash(self.config(scale))
 
 
-__all__ = ["vgg_run", "dln_run", "resnet_run", "resnet20_run", "RUN_BUILDERS", "Analysis"]
+__all__ = ["vgg_run", "vgg_long_run", "dln_run", "resnet_run", "resnet20_run", "RUN_BUILDERS", "Analysis"]
