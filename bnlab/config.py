@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace, is_dataclass
 
 ARCHS = ("vgg16", "vgg11", "dln", "resnet")
-NORMS = ("none", "batch", "torch_batch", "noisy_batch", "noise", "l1", "l2", "linf", "layer", "group",
+NORMS = ("none", "batch", "torch_batch", "noisy_batch", "noise", "noise_abs", "l1", "l2", "linf", "layer", "group",
          "rescaled")
 DATASETS = ("fashion_mnist", "cifar10", "dln_synthetic")
 # "tf32": steps without probes and the test-set evaluations in TF32 on a GPU (tensor cores; no effect on a CPU);

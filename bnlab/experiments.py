@@ -51,6 +51,10 @@ EXPERIMENTS = {e.name: e for e in (
                 ("none", 0.01, False), ("batch", 0.01, False))),
     Experiment("noisy_bn", "Fig. 2, 8", "BatchNorm with injected distributional noise", "vgg",
                (("none", 0.1, True), ("batch", 0.1, True), ("noisy_batch", 0.1, False), ("noise", 0.1, False))),
+    # the paper's control (Sec. 2.1): the same noise, in absolute units, in the standard network; noisy_bn's "noise"
+    # arm is ours, with the noise relative to each channel's batch std
+    Experiment("noisy_bn_control", "Sec. 2.1", "the standard VGG with noisy BN's noise in absolute units", "vgg",
+               (("noise_abs", 0.1, True),)),
     Experiment("ics_vgg", "Fig. 3a", "gradient-based ICS of the VGG", "vgg",
                (("none", 0.1, True), ("batch", 0.1, True), ("none", 0.01, False), ("batch", 0.01, False))),
     # [ours] lr 0.01 (the runs of Fig. 3a): the same probes at a second rate, where 2/lr is ten times larger
@@ -110,7 +114,7 @@ def get(name: str) -> Experiment:
 CHAPTERS = {
     "01_batchnorm": ("bn_vs_standard",),
     "02_bn_vs_standard": ("bn_vs_standard",),
-    "03_noisy_bn": ("noisy_bn",),
+    "03_noisy_bn": ("noisy_bn", "noisy_bn_control"),
     "04_gradient_ics": ("ics_vgg", "dln_summed_loss", "ics_dln"),
     "05_landscape": ("landscape_vgg", "landscape_vgg_long", "dln_summed_loss", "landscape_dln"),
     "06_lp_normalization": ("lp_vgg", "lp_dln"),

@@ -15,11 +15,12 @@ from torch import nn
 # every chapter's figures
 NORM_LABELS = {"none": "Standard", "batch": "Standard + BatchNorm", "torch_batch": "Standard + torch BatchNorm",
                "noisy_batch": "Standard + noisy BatchNorm", "noise": "Standard + noise",
+               "noise_abs": "Standard + absolute noise",
                "l1": "Standard + L1", "l2": "Standard + L2", "linf": "Standard + L-inf",
                "layer": "Standard + LayerNorm", "group": "Standard + GroupNorm",
                "rescaled": "Standard + fixed rescaling"}
 NORM_COLOURS = {"none": "#4c72b0", "batch": "#dd8452", "torch_batch": "#c44e52", "noisy_batch": "#55a868",
-                "noise": "#8172b3", "l1": "#937860", "l2": "#da8bc3", "linf": "#8c8c8c",
+                "noise": "#8172b3", "noise_abs": "#a05195", "l1": "#937860", "l2": "#da8bc3", "linf": "#8c8c8c",
                 "layer": "#64b5cd", "group": "#ccb974", "rescaled": "#222222"}
 
 
@@ -220,6 +221,8 @@ def make_norm(kind: str, num_features: int, spatial: bool) -> nn.Module:
         return nn.Sequential(BatchNorm(num_features), ActivationNoise(num_features))
     if kind == "noise":
         return ActivationNoise(num_features, relative=True)
+    if kind == "noise_abs":   # the paper's control: noisy BN's noise as it stands, in units of 1 whatever the scale
+        return ActivationNoise(num_features)
     if kind in ("l1", "l2", "linf"):
         return LpNorm(num_features, kind)
     if kind == "layer":      # per example over channels (x height x width), per-channel gamma and beta
@@ -234,7 +237,7 @@ def make_norm(kind: str, num_features: int, spatial: bool) -> nn.Module:
 def has_shift(kind: str) -> bool:
     """Whether the layer subtracts a mean and adds its own learned shift, so that a bias before it is redundant
     [IS Sec. 3.2] (for LayerNorm and GroupNorm nearly so: the per-channel shift after them takes its place)."""
-    return kind not in ("none", "noise")
+    return kind not in ("none", "noise", "noise_abs")
 
 
 @contextlib.contextmanager
