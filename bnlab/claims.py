@@ -20,16 +20,43 @@ from typing import Callable
 
 import numpy as np
 
-from .criteria import (better, close_loss, dln_ics_contrast, edge_of_stability, fails, ics_similar_or_larger,
-                       less_stable, lower_loss, more_than_rescaling, printed_thm41_fails, sharpness_smaller, smoother, step_size_onset,
-                       step_size_range, sweep_bn_best_at_larger, sweep_same_at_smallest, theory_error,
+from .criteria import (RULES, better, close_loss, dln_ics_contrast, edge_of_stability, fails, ics_similar_or_larger,
+                       less_stable, lower_loss, more_than_rescaling, printed_thm41_fails, sharpness_smaller, smoother,
+                       step_size_onset, step_size_range, sweep_bn_best_at_larger, sweep_same_at_smallest, theory_error,
                        thm44_bn_below_vanilla, wider_basin, within)
 from .norms import NORM_LABELS
-from .statistics import PLATEAU, SWEEP_FAILED_ACC, SWEEP_MARGIN, analysis_seeds
+from .statistics import PLATEAU, analysis_seeds
 from .tables import Table
 
 VERDICTS = ("reproduced", "not reproduced", "mixed", "not meaningful")
 MIN_SEEDS = 3            # a claim about training needs this many seeds before it gets a verdict
+# What a claim is. Only a paper's own claims (and the predictions we registered) are reproduced or not; an identity
+# check says whether the algebra and our code agree, an erratum whether a printed statement is wrong.
+KINDS = {"paper": "a paper's claim", "extension": "our extension (a claim the papers do not make, or a paper's "
+         "claim at a setting it did not test)", "prediction": "a prediction of our own explanation, registered "
+         "before its runs", "identity": "an identity check (the algebra, or our code)", "erratum": "an erratum (a "
+         "printed statement that is wrong)"}
+
+
+class Criterion(str):
+    """A criterion in words that knows the rule (``bnlab.criteria.RULES``) that decides it."""
+
+    def __new__(cls, text: str, rule: str):
+        if rule not in RULES:
+            raise KeyError(f"unknown rule {rule!r}; one of {sorted(RULES)}")
+        obj = super().__new__(cls, text)
+        obj.rule = rule
+        return obj
+
+
+def _c(rule: str, lead: str = "") -> Criterion:
+    """The criterion of ``rule`` in words (after ``lead``), tied to the rule."""
+    return Criterion(f"{lead} {RULES[rule].text()}".strip(), rule)
+
+
+def _ics_contrast() -> Criterion:
+    return Criterion(f"BN's {RULES['uncorrelated'].text()}, and the standard network's {RULES['aligned'].text()}, at "
+                     "every layer", "uncorrelated")
 
 
 @dataclass(frozen=True)
@@ -51,6 +78,13 @@ class ClaimSpec:
     effect_format: str = ".3g"
     source: str = "Santurkar et al. 2018"
     prediction: str = ""         # the verdict an explanation of ours predicts, registered before the runs that judge it
+    kind: str = "paper"          # a key of KINDS
+    registered: str = "after"    # "before" or "after" the numbers that judge it were first seen (REGISTRATION)
+
+    @property
+    def rule(self) -> str:
+        """The wording rule (``bnlab.criteria.RULES``) that decides this claim."""
+        return getattr(self.criterion, "rule", "")
 
 
 @dataclass
@@ -118,14 +152,21 @@ def common_seeds(result, arms) -> list:
     return sorted(set.intersection(*sets)) if sets else []
 
 
+def _seed_list(seeds) -> str:
+    seeds = [s for s in seeds if s is not None]
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds)) if seeds else "the computation"
+
+
 def judge(spec: ClaimSpec, result) -> Verdict:
     """The verdict of ``spec`` on ``result`` (see the module docstring for the rules)."""
     seeds = common_seeds(result, spec.arms) if spec.arms else analysis_seeds(result)
-    effects, holds = [], []
+    effects, holds, unmet = [], [], []
     for seed in seeds:
-        effect, ok = spec.measure(result, seed)
+        effect, ok, *reason = spec.measure(result, seed)
         effects.append(float(effect))
-        holds.append(bool(ok))
+        holds.append(None if ok is None else bool(ok))
+        if ok is None:                       # a precondition of the claim failed in this seed
+            unmet.append((seed, reason[0]))
     why = ""
     if result.scale == "smoke":
         why = "smoke scale: a few steps of noise"
@@ -134,12 +175,16 @@ def judge(spec: ClaimSpec, result) -> Verdict:
     elif spec.needs_training and any(r.status == "diverged" for n, lr in spec.arms
                                      for r in result.select(norm=n, lr=lr) if r.seed in seeds):
         why = "a compared run diverged"
+    elif unmet:
+        why = "; ".join(f"precondition failed in {_seed_list([sd for sd, r in unmet if r == reason])}: {reason}"
+                        for reason in dict.fromkeys(r for _, r in unmet))
     if why:
         verdict = "not meaningful"
     elif all(holds):
-        verdict = "reproduced"
+        verdict = "reproduced" if spec.kind != "erratum" else "confirmed"
+        verdict = verdict if spec.kind != "identity" else "holds"
     elif not any(holds):
-        verdict = "not reproduced"
+        verdict = {"erratum": "not confirmed", "identity": "fails"}.get(spec.kind, "not reproduced")
     else:
         verdict = "mixed"
     return Verdict(spec, result.scale, seeds, effects, holds, verdict, why)
@@ -178,54 +223,55 @@ def _registry() -> list:
         # ---- chapter 2: BN against the standard network (Fig. 1) ----
         *[ClaimSpec(f"bn_trains_faster_lr{lr:g}", "02_bn_vs_standard", "bn_vs_standard",
                     f"BN trains faster than the standard VGG at lr {lr:g} (Fig. 1a)",
-                    "final training accuracy, BN minus standard", "BN ahead by more than 0.01",
+                    "final training accuracy, BN minus standard", _c("better", "BN"),
                     better("batch", "none", lr), _vgg_pair(lr), needs_training=False)
           for lr in (0.1, 0.5)],
         ClaimSpec("bn_generalises_better_lr0.1", "02_bn_vs_standard", "bn_vs_standard",
                   "BN reaches a higher test accuracy at lr 0.1 (Fig. 1b; 83% vs 80% at 15k steps, no augmentation)",
-                  "final test accuracy, BN minus standard", "BN ahead by more than 0.01",
+                  "final test accuracy, BN minus standard", _c("better", "BN"),
                   better("batch", "none", 0.1, "test_acc"), _vgg_pair(0.1)),
         # ---- chapter 3: noisy BN (Fig. 2) ----
         ClaimSpec("noisy_bn_trains_like_bn", "03_noisy_bn", "noisy_bn",
                   "BN with injected distributional noise trains almost exactly like BN (Fig. 2)",
-                  "final training accuracy, noisy BN minus BN", "within 0.02 of BN's",
+                  "final training accuracy, noisy BN minus BN", _c("comparable"),
                   within("noisy_batch", "batch", 0.1), (("noisy_batch", 0.1), ("batch", 0.1))),
         ClaimSpec("noisy_bn_beats_standard", "03_noisy_bn", "noisy_bn",
                   "noisy BN still trains far better than the standard network (Fig. 2)",
-                  "final training accuracy, noisy BN minus standard", "noisy BN ahead by more than 0.01",
-                  better("noisy_batch", "none", 0.1), (("noisy_batch", 0.1), ("none", 0.1)), needs_training=False),
+                  "final training accuracy, noisy BN minus standard", _c("far better", "noisy BN"),
+                  better("noisy_batch", "none", 0.1, rule="far better"), (("noisy_batch", 0.1), ("none", 0.1)), needs_training=False),
         ClaimSpec("noisy_bn_less_stable", "03_noisy_bn", "noisy_bn",
                   "noisy BN's layer inputs are less stable than the standard network's, yet it trains like BN "
                   "(Fig. 2, 8)", "smallest over layers #2, #9, #13 of noisy BN's mean shift of the input means "
-                  "(relative to their std, per probe interval) over the standard network's", "> 1 at every layer",
+                  "(relative to their std, per probe interval) over the standard network's", _c("lower", "at every layer, noisy BN's inputs moving more:"),
                   less_stable("noisy_batch", "none", 0.1, NOISY_LAYERS), (("noisy_batch", 0.1), ("none", 0.1)),
                   needs_training=False),
         ClaimSpec("noise_stops_standard", "03_noisy_bn", "noisy_bn_control",
                   "the same noise added to the standard network stops it from training at all (Sec. 2.1)",
                   "final training accuracy of standard + the noise in absolute units (0 if diverged)",
-                  f"below {SWEEP_FAILED_ACC:g} (chance is 0.1)", fails("noise_abs", 0.1), (("noise_abs", 0.1),),
+                  _c("fails"), fails("noise_abs", 0.1), (("noise_abs", 0.1),),
                   needs_training=False),
         ClaimSpec("relative_noise_stops_standard", "03_noisy_bn", "noisy_bn",
                   "noise of the same size relative to each channel's spread stops the standard network from "
                   "training (ours: the paper's control with the noise scaled to the activations)",
                   "final training accuracy of standard + the noise relative to each channel's std (0 if diverged)",
-                  f"below {SWEEP_FAILED_ACC:g} (chance is 0.1)", fails("noise", 0.1), (("noise", 0.1),),
+                  _c("fails"), fails("noise", 0.1), (("noise", 0.1),),
                   needs_training=False, source="ours"),
         # ---- chapter 4: gradient-based ICS (Fig. 3) ----
         *[ClaimSpec(f"ics_not_reduced_vgg_lr{lr:g}", "04_gradient_ics", "ics_vgg",
                     f"BN does not reduce gradient-based ICS of the VGG at lr {lr:g}: similar or larger (Fig. 3a)",
                     "smallest over layers #5, #10 of BN's median ||G-G'|| over the standard network's",
-                    ">= 0.5 at every measured layer", ics_similar_or_larger(lr), _vgg_pair(lr))
+                    _c("clearly", "BN's at least 1/2 of the standard network's at every measured layer: not smaller by"),
+                    ics_similar_or_larger(lr), _vgg_pair(lr))
           for lr in (0.1, 0.01)],
         ClaimSpec("ics_dln_contrast_summed", "04_gradient_ics", "dln_summed_loss",
                   "DLN (summed loss, the main reading): the standard network has almost no ICS, with BN G and G' "
                   "look almost uncorrelated (Fig. 3b)", "largest over layers #9, #17 of BN's median cos(G, G')",
-                  "BN's median cosine < 0.5 and the standard network's > 0.9 at every layer",
+                  _ics_contrast(),
                   dln_ics_contrast(1e-3), _vgg_pair(1e-3), min_seeds=5),
         ClaimSpec("ics_dln_contrast_averaged", "04_gradient_ics", "ics_dln",
                   "the same, read with an averaged loss at the paper's lr 1e-6 (side reading)",
                   "largest over layers #9, #17 of BN's median cos(G, G')",
-                  "BN's median cosine < 0.5 and the standard network's > 0.9 at every layer",
+                  _ics_contrast(),
                   dln_ics_contrast(1e-6), _vgg_pair(1e-6), min_seeds=5),
     ]
     # ---- chapter 5: the landscape (Fig. 4, 10) ----
@@ -239,15 +285,15 @@ def _registry() -> list:
         out += [
             ClaimSpec(f"smoother_loss_{tag}", "05_landscape", exp,
                       f"{what}: with BN the loss varies less along the gradient ({fig}a)",
-                      "standard network's median loss range over BN's", ">= 2", smoother("loss_spread", lr),
+                      "standard network's median loss range over BN's", _c("clearly"), smoother("loss_spread", lr),
                       _vgg_pair(lr), min_seeds=seeds),
             ClaimSpec(f"predictive_gradients_{tag}", "05_landscape", exp,
                       f"{what}: with BN the gradient changes less along it: more predictive ({fig}b)",
-                      "standard network's median max gradient change over BN's", ">= 2",
+                      "standard network's median max gradient change over BN's", _c("clearly"),
                       smoother("grad_change", lr), _vgg_pair(lr), min_seeds=seeds),
             ClaimSpec(f"smaller_beta_{tag}", "05_landscape", exp,
                       f"{what}: with BN the effective beta-smoothness is smaller ({fig}c)",
-                      "standard network's median max effective beta over BN's", ">= 2", smoother("beta", lr),
+                      "standard network's median max effective beta over BN's", _c("clearly"), smoother("beta", lr),
                       _vgg_pair(lr), min_seeds=seeds),
         ]
     for exp, lr, what, tag, seeds in (("landscape_vgg", 0.1, "VGG", "vgg", MIN_SEEDS),
@@ -257,65 +303,65 @@ def _registry() -> list:
             ClaimSpec(f"smaller_scaled_beta_{tag}", "05_landscape", exp,
                       f"{what}: BN's smaller beta is not an artefact of larger weights: beta x ||w||^2, which a "
                       "rescaling of the weights leaves unchanged in a BN network, is smaller too (ours)",
-                      "standard network's median of max beta x sum of squared block weight norms over BN's", ">= 2",
+                      "standard network's median of max beta x sum of squared block weight norms over BN's", _c("clearly"),
                       smoother("beta_scaled", lr), _vgg_pair(lr), min_seeds=seeds, source="ours"),
         ]
     out += [
         ClaimSpec("smaller_worst_beta_dln_summed", "05_landscape", "dln_summed_loss",
                   "DLN, summed loss: BN's worst-case effective beta over training is smaller too (Fig. 10c's peaks)",
-                  "standard network's largest effective beta over BN's", ">= 2", smoother("beta_max", 1e-3),
+                  "standard network's largest effective beta over BN's", _c("clearly"), smoother("beta_max", 1e-3),
                   _vgg_pair(1e-3), min_seeds=5),
         ClaimSpec("predictive_gradients_early_vgg", "05_landscape", "landscape_vgg",
                   "VGG: early in training the gradient change differs by close to two orders of magnitude (Sec. 3.2)",
                   f"standard network's median max gradient change over BN's, probes at steps {EARLY[0]}-{EARLY[1]}",
-                  ">= 30", smoother("grad_change", 0.1, min_ratio=30.0, steps=EARLY), _vgg_pair(0.1)),
+                  _c("two orders"), smoother("grad_change", 0.1, rule="two orders", steps=EARLY), _vgg_pair(0.1)),
         ClaimSpec("predictive_gradients_early_vgg_long", "05_landscape", "landscape_vgg_long",
                   "VGG trained longer: the same early window, a control (its first steps are those of the short runs)",
                   f"standard network's median max gradient change over BN's, probes at steps {EARLY[0]}-{EARLY[1]}",
-                  ">= 30", smoother("grad_change", 0.1, min_ratio=30.0, steps=EARLY), _vgg_pair(0.1)),
+                  _c("two orders"), smoother("grad_change", 0.1, rule="two orders", steps=EARLY), _vgg_pair(0.1)),
         # ---- chapter 6: l_p normalisations (Fig. 5) ----
         *[ClaimSpec(f"{n}_like_bn_vgg", "06_lp_normalization", "lp_vgg",
                     f"the VGG with {NORM_LABELS[n].split(' + ')[1]} normalisation trains comparably to BN (Fig. 5a)",
-                    f"final training accuracy, {n} minus BN", "within 0.02 of BN's", within(n, "batch", 0.1),
+                    f"final training accuracy, {n} minus BN", _c("comparable"), within(n, "batch", 0.1),
                     ((n, 0.1), ("batch", 0.1))) for n in ("l1", "l2", "linf")],
         *[ClaimSpec(f"{n}_beats_standard_vgg", "06_lp_normalization", "lp_vgg",
                     f"the VGG with {NORM_LABELS[n].split(' + ')[1]} normalisation trains better than the standard "
-                    "network (Fig. 5a)", f"final training accuracy, {n} minus standard", "ahead by more than 0.01",
+                    "network (Fig. 5a)", f"final training accuracy, {n} minus standard", _c("better"),
                     better(n, "none", 0.1), ((n, 0.1), ("none", 0.1)), needs_training=False)
           for n in ("l1", "l2", "linf")],
         ClaimSpec("l1_better_than_bn_dln", "06_lp_normalization", "lp_dln",
                   "for the DLN, l1 normalisation is even better than BN (Fig. 5b)",
-                  "final training loss of BN over l1's", "> 1 (l1 lower)", lower_loss("l1", "batch", 1e-3),
+                  "final training loss of BN over l1's", _c("lower", "l1 lower:"), lower_loss("l1", "batch", 1e-3),
                   (("l1", 1e-3), ("batch", 1e-3)), min_seeds=5),
         *[ClaimSpec(f"{n}_beats_standard_dln", "06_lp_normalization", "lp_dln",
                     f"for the DLN, {NORM_LABELS[n].split(' + ')[1]} normalisation reaches a lower loss than the "
                     "standard network (Fig. 5b)", f"final training loss of the standard network over {n}'s",
-                    "> 1 (lower with the normalisation)", lower_loss(n, "none", 1e-3), ((n, 1e-3), ("none", 1e-3)),
+                    _c("lower", "lower with the normalisation:"), lower_loss(n, "none", 1e-3), ((n, 1e-3), ("none", 1e-3)),
                     min_seeds=5) for n in ("l1", "l2", "linf")],
         ClaimSpec("l2_matches_bn_dln", "06_lp_normalization", "lp_dln",
                   "in this DLN (zero-mean data, no biases) l2 normalisation is nearly BatchNorm: it divides by the "
                   "root mean square, which is the standard deviation while the means stay near zero (ours)",
-                  "final training loss of l2 over BN's", "within 10% of 1", close_loss("l2", "batch", 1e-3),
+                  "final training loss of l2 over BN's", _c("nearly"), close_loss("l2", "batch", 1e-3),
                   (("l2", 1e-3), ("batch", 1e-3)), min_seeds=5, source="ours"),
         # ---- chapter 7: theory (Sec. 4), one computation each ----
         ClaimSpec("thm41_identity", "07_theory", "theory",
                   "Thm 4.1 with the corrected 1/m factor holds as an equality", "largest relative error",
-                  "< 1e-8", theory_error("thm41_relerr", 1e-8), needs_training=False, min_seeds=1,
+                  _c("identity"), theory_error("thm41_relerr"), needs_training=False, min_seeds=1,
                   effect_format=".1e"),
         ClaimSpec("thm41_printed_bound_fails", "07_theory", "theory",
                   "Thm 4.1 as printed (1/sqrt m) is violated somewhere (our erratum)",
-                  "unit-batches where the printed bound fails", "> 0", printed_thm41_fails, needs_training=False,
+                  "unit-batches where the printed bound fails", _c("somewhere"), printed_thm41_fails, needs_training=False,
                   min_seeds=1, effect_format=".0f", source="ours"),
         ClaimSpec("thm42_identity", "07_theory", "theory", "Thm 4.2, eq. (50), holds as an equality",
-                  "largest relative error", "< 1e-8", theory_error("thm42_relerr", 1e-8), needs_training=False,
+                  "largest relative error", _c("identity"), theory_error("thm42_relerr"), needs_training=False,
                   min_seeds=1, effect_format=".1e"),
         ClaimSpec("thm44_bn_below_vanilla", "07_theory", "theory",
                   "Thm 4.4: with BN the worst-case gradient with respect to the weights is smaller than the vanilla "
                   "network's at the same weights", "median of BN's worst case over the vanilla network's",
-                  "median below 1 at every batch size, at initialisation and after training", thm44_bn_below_vanilla,
+                  _c("lower", "BN's lower in every cell (batch size; at initialisation and after training):"), thm44_bn_below_vanilla,
                   needs_training=False, min_seeds=1, effect_format=".2f"),
         ClaimSpec("lemma45_identity", "07_theory", "theory", "Lemma 4.5's distance identity (an identity, per unit)",
-                  "largest relative error", "< 1e-10", theory_error("lemma45_unit_relerr", 1e-10),
+                  "largest relative error", _c("identity"), theory_error("lemma45_unit_relerr"),
                   needs_training=False, min_seeds=1, effect_format=".1e"),
     ]
     # ---- chapter 8: Bjorck et al. ----
@@ -326,12 +372,12 @@ def _registry() -> list:
                 ClaimSpec(f"step_size_onset_{tag}{suffix}", "08_bjorck", exp,
                           f"{net} without BN: the relative loss exceeds 10^3 once the step size passes about 1e-3 "
                           f"({when})", "smallest step size with relative loss > 10^3 (median over mini-batches)",
-                          "within a decade of 1e-3", step_size_onset(first), needs_training=False, min_seeds=1,
+                          _c("about", "about 1e-3:"), step_size_onset(first), needs_training=False, min_seeds=1,
                           source=BJORCK),
                 ClaimSpec(f"step_size_range_{tag}{suffix}", "08_bjorck", exp,
                           f"{net} with BN: a step lowers the loss over a much wider range of step sizes ({when})",
                           "BN's largest loss-lowering step size over the standard network's",
-                          ">= 100, and the divergence onset too", step_size_range(first), needs_training=False,
+                          _c("much", "the loss-lowering range and the divergence onset both:"), step_size_range(first), needs_training=False,
                           min_seeds=1, source=BJORCK),
             ]
     sweep_arms = tuple((n, lr) for n in ("none", "batch") for lr in (1e-4, 3e-3, 0.1))
@@ -339,47 +385,46 @@ def _registry() -> list:
         out += [
             ClaimSpec(f"sweep_standard_fails_at_0.1{suffix}", "08_bjorck", exp,
                       f"{net} without BN: the largest rate (0.1) fails (Bjorck et al., Fig. 1)",
-                      "final training accuracy without BN at lr 0.1 (0 if diverged)", f"below {SWEEP_FAILED_ACC:g}",
+                      "final training accuracy without BN at lr 0.1 (0 if diverged)", _c("fails"),
                       fails("none", 0.1), (("none", 0.1),), needs_training=False, source=BJORCK),
             ClaimSpec(f"sweep_same_at_smallest{suffix}", "08_bjorck", exp,
                       f"{net}: at the smallest rate (1e-4) both networks reach about the same test accuracy",
-                      "test accuracy at lr 1e-4, BN minus standard", "within 0.05, both trained beyond "
-                      f"{SWEEP_FAILED_ACC:g}", sweep_same_at_smallest, sweep_arms, needs_training=False,
+                      "test accuracy at lr 1e-4, BN minus standard", Criterion(RULES["comparable"].text() + "; not meaningful unless both "
+                                "networks trained (" + RULES["trained"].text() + ")", "comparable"), sweep_same_at_smallest, sweep_arms, needs_training=False,
                       source=BJORCK),
             ClaimSpec(f"sweep_bn_best_at_larger{suffix}", "08_bjorck", exp,
                       f"{net}: with BN a larger rate gives the best test accuracy, better than any rate without BN",
                       "BN's best test accuracy minus the best without BN",
-                      f"BN's best at a rate above 1e-4 and ahead by more than {SWEEP_MARGIN:g}",
+                      Criterion("BN's best at a rate above 1e-4, and " + RULES["better"].text(), "better"),
                       sweep_bn_best_at_larger, sweep_arms, needs_training=False, source=BJORCK),
         ]
     out += [
         # ---- chapter 9: sharpness, surfaces, confounders ----
         ClaimSpec("sharpness_smaller_with_bn", "09_smoothness", "sharpness",
                   "the smoothness story predicts a smaller top Hessian eigenvalue with BN (ours, from Sec. 3)",
-                  "standard network's median lambda_max over BN's", "> 1", sharpness_smaller,
+                  "standard network's median lambda_max over BN's", _c("lower"), sharpness_smaller,
                   needs_training=False, source="ours"),
         *[ClaimSpec(f"edge_of_stability_{net}", "09_smoothness", "sharpness",
                     f"{NORM_LABELS[net]}: lambda_max settles near 2/lr (edge of stability, Cohen et al. 2021)",
-                    "median lambda_max over the second half, over 2/lr", "between 0.5 and 2", edge_of_stability(net),
+                    "median lambda_max over the second half, over 2/lr", _c("near"), edge_of_stability(net),
                     needs_training=False, effect_format=".2f", source="Cohen et al. 2021")
           for net in ("none", "batch")],
         ClaimSpec("wider_basin_with_bn", "09_smoothness", "loss_surface",
                   "with BN the basin around the trained weights is wider (Li et al.'s 2-D picture; ours)",
-                  "share of the square with loss < 2x centre, BN minus standard", "> 0", wider_basin,
+                  "share of the square with loss < 2x centre, BN minus standard", _c("better"), wider_basin,
                   needs_training=False, effect_format=".2f", source="ours"),
         *[ClaimSpec(f"{n}_beats_standard", "09_smoothness", "confounders",
                     f"{NORM_LABELS[n]} trains better than the standard network (ours)",
-                    f"final training accuracy, {n} minus standard", "ahead by more than 0.01",
+                    f"final training accuracy, {n} minus standard", _c("better"),
                     better(n, "none", 0.1), ((n, 0.1), ("none", 0.1)), needs_training=False, source="ours")
           for n in ("layer", "group", "rescaled")],
         ClaimSpec("more_than_rescaling", "09_smoothness", "confounders",
                   "BN's smoothing is more than the rescaling it sets at initialisation (ours)",
                   "fixed-rescaling network's median max beta over BN's",
-                  "larger beta and larger gradient change than BN's", more_than_rescaling(0.1),
+                  _c("clearly", "beta and gradient change both larger than BN's by"), more_than_rescaling(0.1),
                   (("rescaled", 0.1), ("batch", 0.1)), source="ours"),
     ]
-    out = [replace(s, prediction=LONG_READING_PREDICTIONS[s.id]) if s.id in LONG_READING_PREDICTIONS else s
-           for s in out]
+    out = [_classified(s) for s in out]
     ids = [s.id for s in out]
     assert len(ids) == len(set(ids)), "claim ids must be unique"
     return out
@@ -399,6 +444,41 @@ LONG_READING_PREDICTIONS = {
     "smaller_scaled_beta_vgg_long": "reproduced",
     "predictive_gradients_early_vgg_long": "not reproduced",
 }
+
+
+# Every claim that is not a paper's own (kind "paper", the default). Extensions and predictions are ours, whatever
+# statement they test at a new setting; identities keep the theorem's source.
+KIND = {
+    **{i: "extension" for i in (
+        "relative_noise_stops_standard", "ics_dln_contrast_averaged", "smoother_loss_vgg_lr0.01",
+        "predictive_gradients_vgg_lr0.01", "smaller_beta_vgg_lr0.01", "smoother_loss_dln_averaged",
+        "predictive_gradients_dln_averaged", "smaller_beta_dln_averaged", "smaller_scaled_beta_vgg",
+        "smaller_scaled_beta_dln_summed", "sweep_standard_fails_at_0.1_resnet20", "sweep_same_at_smallest_resnet20",
+        "sweep_bn_best_at_larger_resnet20", "sharpness_smaller_with_bn", "wider_basin_with_bn", "layer_beats_standard",
+        "group_beats_standard", "rescaled_beats_standard", "more_than_rescaling")},
+    **{i: "prediction" for i in LONG_READING_PREDICTIONS},
+    **{i: "identity" for i in ("thm41_identity", "thm42_identity", "lemma45_identity", "l2_matches_bn_dln")},
+    "thm41_printed_bound_fails": "erratum",
+}
+
+# When each criterion was registered, from git history. The claims registry (commit d4be0f0, 2026-12-01) was written
+# after the first cpu-scale results of every experiment had been committed (2026-11-23), and the criteria added
+# later (4f8373d and after) after the numbers they read; so every criterion is "after" its first numbers, except
+# those registered in a commit before the runs that judge them (the commit named here).
+REGISTERED_BEFORE = {
+    **{i: "9ff51c4" for i in LONG_READING_PREDICTIONS},
+    "noise_stops_standard": "5c527bd",
+}
+REGISTRATION = ("registered after the first numbers of its experiment were seen (the registry came after the first "
+                "cpu results); the seeds that judge it may have been run later",
+                "registered in a commit before the runs that judge it")
+
+
+def _classified(spec: ClaimSpec) -> ClaimSpec:
+    kind = KIND.get(spec.id, "paper")
+    source = "ours" if kind in ("extension", "prediction", "erratum") else spec.source
+    return replace(spec, kind=kind, source=source, prediction=LONG_READING_PREDICTIONS.get(spec.id, ""),
+                   registered="before" if spec.id in REGISTERED_BEFORE else "after")
 
 
 REGISTRY = _registry()
@@ -423,9 +503,43 @@ def judge_all(load, scale: str | None = None) -> list:
     return found
 
 
+CHECK_VERDICTS = {"identity": ("holds", "fails", "not meaningful"),
+                  "erratum": ("confirmed", "not confirmed", "not meaningful")}
+
+
+def groups(found: list) -> list:
+    """The verdicts grouped as they may be counted: a paper's claims per paper, then our extensions, our
+    predictions, identity checks and errata (never counted as reproductions). [(label, kind, verdicts)]"""
+    out = []
+    for source in dict.fromkeys(v.spec.source for v in found if v.spec.kind == "paper"):
+        out.append((f"{source}: the paper's claims", "paper",
+                    [v for v in found if v.spec.kind == "paper" and v.spec.source == source]))
+    for kind, label in (("extension", "our extensions"), ("prediction", "our registered predictions"),
+                        ("identity", "identity checks"), ("erratum", "errata")):
+        chosen = [v for v in found if v.spec.kind == kind]
+        if chosen:
+            out.append((label, kind, chosen))
+    return out
+
+
+def count_text(kind: str, chosen: list) -> str:
+    """"n verdict, ..." for one group, in the words its kind is judged in (zero counts left out)."""
+    words = CHECK_VERDICTS.get(kind, VERDICTS)
+    counts = [(sum(v.verdict == w for v in chosen), w) for w in words]
+    return ", ".join(f"{n} {w}" for n, w in counts if n) or "none"
+
+
 def summary_line(found: list) -> str:
-    counts = {v: sum(x.verdict == v for x in found) for v in VERDICTS}
-    return ", ".join(f"{n} {v}" for v, n in counts.items())
+    """The counts per source and kind, one clause each: a paper's claims are counted apart from ours, and identity
+    checks and errata apart from reproductions."""
+    return "; ".join(f"{label} ({len(chosen)}): {count_text(kind, chosen)}" for label, kind, chosen in groups(found))
+
+
+def tally(found: list) -> Table:
+    """The counts per source and kind as a table (the scorecard's first table)."""
+    rows = [[label, KINDS[kind].split(" (")[0], len(chosen), count_text(kind, chosen)]
+            for label, kind, chosen in groups(found)]
+    return Table(rows, columns=["claims", "kind", "how many", "verdicts"])
 
 
 def format_text(found: list) -> str:
@@ -435,7 +549,8 @@ def format_text(found: list) -> str:
     for v in found:
         lines.append(f"{v.spec.id:{w}s}  {v.verdict:14s}  {v.scale:5s}  {v.seed_count:>5s}  {v.ours()}"
                      + (f"; {v.why}" if v.why else ""))
-    lines.append(summary_line(found))
+    lines += ["", "Counted by source and kind (identity checks and errata are not reproductions):"]
+    lines += [f"  {label} ({len(chosen)}): {count_text(kind, chosen)}" for label, kind, chosen in groups(found)]
     return "\n".join(lines)
 
 

@@ -88,11 +88,95 @@ def run_cli(capsys, *args) -> str:
     return capsys.readouterr().out
 
 
-def test_cli_lists_every_claim_with_verdict_effect_and_scale(capsys):
-    lines = run_cli(capsys, "--scale", "cpu").strip().splitlines()
-    assert len(lines) == len(claims.REGISTRY) + 2          # header, one line per claim, the counts
-    for spec, line in zip(claims.REGISTRY, lines[1:-1]):
-        assert line.startswith(spec.id) and " cpu " in line and any(v in line for v in claims.VERDICTS)
+def test_cli_lists_every_claim_with_verdict_effect_and_scale_and_counts_by_source_and_kind(capsys):
+    out = run_cli(capsys, "--scale", "cpu")
+    table, counts = out.split("\n\nCounted by source and kind")
+    lines = table.strip().splitlines()
+    assert len(lines) == len(claims.REGISTRY) + 1          # header, one line per claim
+    words = claims.VERDICTS + tuple(w for ws in claims.CHECK_VERDICTS.values() for w in ws)
+    for spec, line in zip(claims.REGISTRY, lines[1:]):
+        assert line.startswith(spec.id) and " cpu " in line and any(v in line for v in words)
+    for label in ("Santurkar et al. 2018: the paper's claims", "Bjorck et al. 2018: the paper's claims",
+                  "our extensions", "our registered predictions", "identity checks (4): 4 holds", "errata (1): 1 confirmed"):
+        assert label in counts, label
+
+
+# ---- kinds, sources and the verdict rules (one threshold per wording) ---------------------------------------------
+def test_no_identity_or_erratum_is_counted_as_a_reproduction_and_our_claims_name_us():
+    found = claims.judge_all(lambda e, s: (_ for _ in ()).throw(FileNotFoundError(e)), "cpu")
+    for spec in claims.REGISTRY:
+        assert spec.kind in claims.KINDS and spec.registered in ("before", "after"), spec.id
+        if spec.kind in ("extension", "prediction", "erratum"):
+            assert spec.source == "ours", spec.id
+        if spec.prediction:
+            assert spec.kind == "prediction" and spec.prediction in claims.VERDICTS, spec.id
+    # the lr 0.01 landscape reading is ours, not Santurkar et al.'s
+    assert claims.get("smaller_beta_vgg_lr0.01").source == "ours"
+    for label, kind, chosen in claims.groups(found):
+        assert ("reproduced" in claims.count_text(kind, chosen).replace("not reproduced", "")) <= (
+            kind in ("paper", "extension", "prediction")), label
+
+
+def _sweep_result(test_acc_at_small: dict, train_acc_at_small: dict):
+    """bjorck_lr_sweep at cpu: every arm trained well except lr 1e-4, whose accuracies are given per norm."""
+    runs = []
+    for cfg in get("bjorck_lr_sweep").runs("cpu"):
+        n, lr = cfg.model.norm, cfg.train.lr
+        tr, te = (train_acc_at_small[n], test_acc_at_small[n]) if lr == 1e-4 else (0.8, 0.75)
+        runs.append(Run(cfg.to_dict(), "ok", None, {"train_acc": np.full(5, tr), "test_acc": np.array([te])}))
+    return Result("bjorck_lr_sweep", "cpu", {}, runs, {})
+
+
+def test_a_claim_whose_compared_networks_did_not_train_is_not_meaningful():
+    spec = claims.get("sweep_same_at_smallest")
+    v = claims.judge(spec, _sweep_result({"none": 0.1, "batch": 0.11}, {"none": 0.1, "batch": 0.12}))
+    assert v.verdict == "not meaningful" and "precondition" in v.why and "did not train" in v.why
+    v = claims.judge(spec, _sweep_result({"none": 0.70, "batch": 0.71}, {"none": 0.75, "batch": 0.76}))
+    assert v.verdict == "reproduced"
+
+
+def _lp_dln_result(bn_over_l1: list):
+    """lp_dln at cpu with BN's final loss over l1's given per seed (l1's loss 1.0)."""
+    runs = []
+    for cfg in get("lp_dln").runs("cpu"):
+        n, seed = cfg.model.norm, cfg.train.seed
+        loss = {"batch": bn_over_l1[seed], "l1": 1.0}.get(n, 3.0)
+        runs.append(Run(cfg.to_dict(), "ok", None, {"train_loss": np.full(5, loss)}))
+    return Result("lp_dln", "cpu", {}, runs, {})
+
+
+def test_a_tie_within_tolerance_is_a_tie_not_mixed():
+    spec = claims.get("l1_better_than_bn_dln")
+    v = claims.judge(spec, _lp_dln_result([1.0001, 0.9999, 1.00002, 0.99995, 1.0]))   # equal to 4 digits
+    assert v.verdict == "not reproduced" and not any(v.holds)
+    assert claims.judge(spec, _lp_dln_result([1.5] * 5)).verdict == "reproduced"
+
+
+def test_opposed_gradients_are_not_uncorrelated(monkeypatch):
+    from bnlab import criteria
+    cos = {"batch": np.array([-0.9, -0.85]), "none": np.array([0.99, 0.98])}
+    monkeypatch.setattr(criteria, "ics_stats", lambda result, norm, lr, seed: {"cos": cos[norm]})
+    effect, holds = claims.get("ics_dln_contrast_summed").measure(None, 0)
+    assert not holds and effect == pytest.approx(0.9)
+    cos["batch"] = np.array([0.1, -0.2])
+    assert claims.get("ics_dln_contrast_summed").measure(None, 0)[1]
+
+
+def test_claims_with_the_same_wording_share_one_threshold(monkeypatch):
+    """"More than a rescaling" and "smaller beta" read the same measure with the same word: one factor decides both."""
+    from bnlab import criteria
+    stats = {"batch": {"beta": 10.0, "grad_change": 1.0, "loss_spread": 1.0},
+             "none": {"beta": 15.0, "grad_change": 1.5, "loss_spread": 1.5},
+             "rescaled": {"beta": 15.0, "grad_change": 1.5, "loss_spread": 1.5}}
+    monkeypatch.setattr(criteria, "landscape_stats", lambda result, norm, lr=None, seed=None, steps=None: stats[norm])
+    held = {i: bool(claims.get(i).measure(None, 0)[1]) for i in ("smaller_beta_vgg", "more_than_rescaling")}
+    assert held == {"smaller_beta_vgg": False, "more_than_rescaling": False}
+    by_rule = {}
+    for spec in claims.REGISTRY:
+        assert spec.rule in criteria.RULES, spec.id       # every criterion is tied to one rule of the table
+        assert criteria.RULES[spec.rule].text() in spec.criterion, spec.id
+        by_rule.setdefault(spec.rule, []).append(spec.id)
+    assert len(by_rule["better"]) >= 10 and len(by_rule["clearly"]) >= 10
 
 
 def test_at_smoke_scale_nothing_reads_reproduced(tmp_path, monkeypatch, capsys):
