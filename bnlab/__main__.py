@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import torch
 
-from . import claims, results
+from . import claims, results, scorecard
 from .config import SCALES
 from .engine import LANDSCAPE_BACKENDS
 from .estimate import main as estimate_main, preview
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
             found = results.load_file(stored, "live")
             results.check_config(found)
             return found
-        print(claims.format_text(claims.judge_all(load, args.scale)))
+        print(scorecard.format_text(claims.judge_all(load, args.scale)))
         return 0
     if args.command == "verify":
         try:

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from bnlab import claims, glue
+from bnlab import claims, glue, scorecard
 from bnlab.experiments import CHAPTERS, EXPERIMENTS, get
 from bnlab.results import Result, Run
 
@@ -93,7 +93,7 @@ def test_cli_lists_every_claim_with_verdict_effect_and_scale_and_counts_by_sourc
     table, counts = out.split("\n\nCounted by source and kind")
     lines = table.strip().splitlines()
     assert len(lines) == len(claims.REGISTRY) + 1          # header, one line per claim
-    words = claims.VERDICTS + tuple(w for ws in claims.CHECK_VERDICTS.values() for w in ws)
+    words = claims.VERDICTS + tuple(w for ws in scorecard.CHECK_VERDICTS.values() for w in ws)
     for spec, line in zip(claims.REGISTRY, lines[1:]):
         assert line.startswith(spec.id) and " cpu " in line and any(v in line for v in words)
     for label in ("Santurkar et al. 2018: the paper's claims", "Bjorck et al. 2018: the paper's claims",
@@ -112,8 +112,8 @@ def test_no_identity_or_erratum_is_counted_as_a_reproduction_and_our_claims_name
             assert spec.kind == "prediction" and spec.prediction in claims.VERDICTS, spec.id
     # the lr 0.01 landscape reading is ours, not Santurkar et al.'s
     assert claims.get("smaller_beta_vgg_lr0.01").source == "ours"
-    for label, kind, chosen in claims.groups(found):
-        assert ("reproduced" in claims.count_text(kind, chosen).replace("not reproduced", "")) <= (
+    for label, kind, chosen in scorecard.groups(found):
+        assert ("reproduced" in scorecard.count_text(kind, chosen).replace("not reproduced", "")) <= (
             kind in ("paper", "extension", "prediction")), label
 
 
