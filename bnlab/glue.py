@@ -30,21 +30,33 @@ def fmt(value, spec: str = ".3g") -> Text:
     return Text("n/a" if not np.isfinite(v) else format(v, spec))
 
 
-def glue(name: str, value, spec: str = ".3g") -> Text:
+def _number(value):
+    return float(value) if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool) \
+        else None
+
+
+def glue(name: str, value, spec: str = ".3g", per_seed=None) -> Text:
     """Record ``value`` (formatted with ``spec``) under ``name`` for ``{glue:text}`name``` in the chapter's
-    markdown; shows nothing. Returns the text."""
+    markdown; shows nothing. Returns the text. The unformatted value and, for a statistic pooled over seeds, its
+    value in each seed go into the output's metadata (``bnlab``), for the checks of the prose."""
     text = fmt(value, spec)
+    meta = {"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}}
+    raw = _number(value)
+    if raw is not None and np.isfinite(raw):
+        meta["bnlab"] = {"raw": raw}
+        if per_seed is not None and len(per_seed) > 1:
+            meta["bnlab"]["per_seed"] = [v if np.isfinite(v) else None for v in map(float, per_seed)]
     # quoted, as myst_nb.glue stores a string: the book's build reads text/plain back with ast.literal_eval, which
     # would turn an unquoted "0.20" into 0.2 and "150,191" into the tuple (150, 191)
-    display({GLUE_PREFIX + "text/plain": str.__repr__(text)}, raw=True,
-            metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}})
+    display({GLUE_PREFIX + "text/plain": str.__repr__(text)}, raw=True, metadata=meta)
     return text
 
 
 def glue_all(values: dict) -> None:
     """Glue each ``name: (value, spec)`` of ``values`` (what the functions of ``bnlab.reported`` return)."""
+    per_seed = getattr(values, "per_seed", {})
     for name, (value, spec) in values.items():
-        glue(name, value, spec or ".3g")
+        glue(name, value, spec or ".3g", per_seed.get(name))
 
 
 def glue_claims(result, chapter: str | None = None) -> list:
@@ -55,7 +67,7 @@ def glue_claims(result, chapter: str | None = None) -> list:
         f = v.spec.effect_format
         lo, hi = v.seed_range
         glue(f"{v.spec.id}_verdict", v.verdict)
-        glue(f"{v.spec.id}_effect", v.effect, f)
+        glue(f"{v.spec.id}_effect", v.effect, f, v.effects)
         glue(f"{v.spec.id}_low", lo, f)
         glue(f"{v.spec.id}_high", hi, f)
         glue(f"{v.spec.id}_seeds", str(len(v.seeds)))

@@ -6,31 +6,73 @@ the arithmetic here keeps the notebooks thin and lets a reader see how each numb
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 
 import numpy as np
 
 from .claims import common_seeds, judge, specs
+from .results import Result
 from .statistics import (PLATEAU, SWEEP_FAILED_ACC, analysis_seeds, divergence_onset, final, ics_stats,
                          landscape_stats, moment_changes, moment_stats, sharpness_stats, step_size_stats,
                          surface_stats, thm44_vs_vanilla)
 
 
-def passage(fn):
+class Passage(dict):
+    """A passage's ``{glue name: (value, format spec)}``, with ``per_seed``: each name's value computed on each seed's
+    runs alone (where the result has several seeds), so a check can see which pooled numbers rest on seeds that
+    disagree (``tests/test_prose.py``)."""
+
+    per_seed: dict = {}
+
+
+def _one_seed(arg, seed):
+    """``arg`` restricted to one seed's runs when it is a result of training runs (anything else as it is)."""
+    if isinstance(arg, Result) and arg.runs:
+        return dataclasses.replace(arg, runs=[r for r in arg.runs if r.seed == seed])
+    return arg
+
+
+def _seeds_of(args) -> list:
+    sets = [{r.seed for r in a.runs} for a in args if isinstance(a, Result) and a.runs]
+    return sorted(set.intersection(*sets)) if sets else []
+
+
+def _quietly(fn, *args, **kw):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kw)
+
+
+def passage(fn=None, *, per_seed: bool = True):
     """A passage's numbers describe the runs the text was written about (the shipped ``cpu`` scale); on a run too
     short to have them (e.g. no initial plateau in 12 smoke steps) the chapter still runs: a warning says which
-    passage has no numbers, and nothing is glued for it."""
+    passage has no numbers, and nothing is glued for it. Each number is also computed per seed (``Passage``), unless
+    the passage describes seeds it picks itself (``per_seed=False``: its numbers are per seed already)."""
+    if fn is None:
+        return functools.partial(passage, per_seed=per_seed)
+
     @functools.wraps(fn)
     def wrapper(*args, **kw):
         try:
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                return fn(*args, **kw)
+            out = Passage(_quietly(fn, *args, **kw))
         except (ValueError, IndexError, KeyError, ZeroDivisionError) as err:
             warnings.warn(f"the numbers of {fn.__name__} cannot be computed from this result "
                           f"({type(err).__name__}: {err}); the text describes the shipped runs", stacklevel=2)
-            return {}
+            return Passage()
+        seeds = _seeds_of(args) if per_seed else []
+        by_seed = {name: [] for name in out}
+        for seed in seeds if len(seeds) > 1 else ():
+            try:
+                one = _quietly(fn, *[_one_seed(a, seed) for a in args], **kw)
+            except (ValueError, IndexError, KeyError, ZeroDivisionError):
+                one = {}
+            for name in out:
+                v = one.get(name, (float("nan"), ""))[0]
+                by_seed[name].append(float(v) if isinstance(v, (int, float, np.floating, np.integer)) else float("nan"))
+        out.per_seed = {k: v for k, v in by_seed.items() if v}
+        return out
     return wrapper
 
 
@@ -480,7 +522,7 @@ def confounders_training(res, lr=0.1) -> dict:
     return out | {"cf_inv_var0": (1 / var0.min(), ".0e")}
 
 
-@passage
+@passage(per_seed=False)
 def confounders_failure(res, lr=0.1) -> dict:
     """The controls' seeds apart: LayerNorm's and GroupNorm's mean final accuracies, the fixed rescaling's seeds that
     trained and its worst seed (lowest final training accuracy): the step of its worst loss after the start, that

@@ -138,3 +138,93 @@ def test_each_glue_name_is_glued_once(chapter):
              for o in c.get("outputs", [])]
     names = [n for n in names if n]
     assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})   # the build warns on these
+
+
+# ---- per-seed honesty: no sentence rests on a pooled number whose seeds disagree; no rounding across a stated bound --
+GLUE_ROLE = re.compile(r"\{glue:[a-z]+\}`([^`:]+)(?::[^`]*)?`")
+BOUND = re.compile(r"\b(at least|more than|less than|fewer than|below|above|under|over|exceeds?|beyond|at most|"
+                   r"up to|no more than|within)\s+(?:a factor of\s+)?\$?(\d+(?:\.\d+)?|two|ten)\b", re.I)
+WORDS = {"two": 2.0, "ten": 10.0}
+# a sentence that reports per seed: a glued range or count of seeds, or words that say the seeds differ
+PER_SEED_NAME = re.compile(r"(_low|_high|_seeds|_trained|_range|seed|_n_\w+|^n_\w+|_per_seed)$|seed")
+PER_SEED_WORDS = re.compile(r"\(seeds?:|per seed|\bof (?:the )?(?:\{glue:text\}`[^`]*`|\w+) seeds\b|in (?:some|most|"
+                            r"one|two|three|four|other|the other|a few|several) (?:of the )?seeds|seeds? (?:disagree|"
+                            r"differ|split)|depending on the seed|range over the seeds|seed by seed", re.I)
+
+
+def glue_meta(path: Path) -> dict:
+    """name -> (text, bnlab metadata: the unformatted value and, for a pooled statistic, its value per seed)."""
+    nb = json.loads(path.read_text())
+    out = {}
+    for c in nb["cells"]:
+        for o in c.get("outputs", []) if c["cell_type"] == "code" else ():
+            name = o.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                text = next(iter(o.get("data", {}).values()), "''")
+                out[name] = (text.strip("'\""), o["metadata"].get("bnlab", {}))
+    return out
+
+
+def _as_float(text: str):
+    try:
+        return float(text.replace(",", "").rstrip("%"))
+    except ValueError:
+        return None
+
+
+def _bounds(sentence: str) -> list:
+    return [float(WORDS.get(m.group(2).lower(), m.group(2))) for m in BOUND.finditer(sentence)]
+
+
+def seeds_disagree(values: list, bounds: list) -> bool:
+    """Per-seed values disagree when they differ in sign, spread over more than a factor of two, or fall on both
+    sides of a bound the sentence states."""
+    v = [x for x in values if x is not None]
+    if len(v) < 2:
+        return False
+    lo, hi = min(v), max(v)
+    if max(abs(lo), abs(hi)) <= 1 and hi - lo <= 0.02:
+        return False            # fractions (accuracies, shares, their gaps) within the comparable tolerance
+    if lo < 0 < hi or (lo > 0 and hi / lo > 2) or (hi < 0 and lo / hi > 2):
+        return True
+    return any(lo < b < hi for b in bounds)
+
+
+def per_seed_problems(markdown: str, meta: dict) -> list:
+    """(sentence, why) for each sentence that rests on a pooled number whose seeds disagree without reporting per
+    seed, and each glued number whose rounding crosses a bound the sentence states."""
+    found = []
+    for sentence in _sentences(markdown):
+        names = GLUE_ROLE.findall(sentence)
+        if not names:
+            continue
+        bounds = _bounds(sentence)
+        qualified = any(PER_SEED_NAME.search(n) for n in names) or PER_SEED_WORDS.search(sentence)
+        for n in names:
+            text, info = meta.get(n, ("", {}))
+            if "per_seed" in info and not qualified and seeds_disagree(info["per_seed"], bounds):
+                found.append((sentence, f"{n} pools seeds that disagree ({info['per_seed']})"))
+            shown, raw = _as_float(text), info.get("raw")
+            for b in bounds if shown is not None and raw is not None else ():
+                if (raw < b) != (shown < b) or (raw > b) != (shown > b):
+                    found.append((sentence, f"{n} = {raw:.6g} is shown as {text}, across the bound {b:g}"))
+    return found
+
+
+def test_the_per_seed_check_catches_a_pooled_number_over_disagreeing_seeds_and_a_rounding_across_a_bound():
+    meta = {"r": ("3.1", {"raw": 3.1, "per_seed": [0.5, 3.1, 7.0]}), "f": ("4", {"raw": 3.76}),
+            "r_low": ("0.5", {"raw": 0.5}), "r_high": ("7", {"raw": 7.0})}
+    assert per_seed_problems("BN lowers it by a factor of {glue:text}`r`.", meta)
+    assert not per_seed_problems("BN lowers it by a factor of {glue:text}`r` (seeds: {glue:text}`r_low` to "
+                                 "{glue:text}`r_high`).", meta)
+    assert per_seed_problems("BN's beta is smaller by {glue:text}`f`, at least 4 times.", meta)
+    assert not per_seed_problems("BN's beta is {glue:text}`f` times smaller.", meta)
+    agree = {"r": ("3.1", {"raw": 3.1, "per_seed": [2.9, 3.1, 3.3]})}
+    assert not per_seed_problems("BN lowers it by a factor of {glue:text}`r`.", agree)
+    assert per_seed_problems("BN lowers it by at least 3, by {glue:text}`r`.", agree)     # seeds on both sides of 3
+
+
+@pytest.mark.parametrize("chapter", [p.name for p in CHAPTERS])
+def test_no_sentence_rests_on_seeds_that_disagree_or_rounds_across_a_bound(chapter):
+    found = per_seed_problems(markdown_of(BOOK / chapter), glue_meta(BOOK / chapter))
+    assert not found, "\n".join(f"{why}: {s[:200]}" for s, why in found)
