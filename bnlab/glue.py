@@ -52,11 +52,32 @@ def glue(name: str, value, spec: str = ".3g", per_seed=None) -> Text:
     return text
 
 
+def seeds_disagree(values, bounds=()) -> bool:
+    """Whether per-seed values disagree: they differ in sign, spread over more than a factor of two, or fall on both
+    sides of a bound (fractions within the "comparable" tolerance of 0.02 agree). A sentence may not rest on their
+    pooled value alone."""
+    v = [float(x) for x in values if x is not None and np.isfinite(x)]
+    if len(v) < 2:
+        return False
+    lo, hi = min(v), max(v)
+    if max(abs(lo), abs(hi)) <= 1 and hi - lo <= 0.02:
+        return False
+    if lo < 0 < hi or (lo > 0 and hi / lo > 2) or (hi < 0 and lo / hi > 2):
+        return True
+    return any(lo < b < hi for b in bounds)
+
+
 def glue_all(values: dict) -> None:
-    """Glue each ``name: (value, spec)`` of ``values`` (what the functions of ``bnlab.reported`` return)."""
+    """Glue each ``name: (value, spec)`` of ``values`` (what the functions of ``bnlab.reported`` return). Where the
+    value pools seeds that disagree, its per-seed range is glued too, as ``<name>_seed_low`` and ``<name>_seed_high``."""
     per_seed = getattr(values, "per_seed", {})
     for name, (value, spec) in values.items():
-        glue(name, value, spec or ".3g", per_seed.get(name))
+        seeds = per_seed.get(name)
+        glue(name, value, spec or ".3g", seeds)
+        if seeds and seeds_disagree(seeds):
+            finite = [x for x in seeds if np.isfinite(x)]
+            glue(f"{name}_seed_low", min(finite), spec or ".3g")
+            glue(f"{name}_seed_high", max(finite), spec or ".3g")
 
 
 def glue_claims(result, chapter: str | None = None) -> list:
@@ -74,4 +95,4 @@ def glue_claims(result, chapter: str | None = None) -> list:
     return found
 
 
-__all__ = ["glue", "glue_all", "glue_claims", "fmt", "Text", "GLUE_PREFIX"]
+__all__ = ["glue", "glue_all", "seeds_disagree", "glue_claims", "fmt", "Text", "GLUE_PREFIX"]

@@ -141,6 +141,8 @@ def test_each_glue_name_is_glued_once(chapter):
 
 
 # ---- per-seed honesty: no sentence rests on a pooled number whose seeds disagree; no rounding across a stated bound --
+from bnlab.glue import seeds_disagree  # noqa: E402  (the same rule that decides which pooled numbers get their range)
+
 GLUE_ROLE = re.compile(r"\{glue:[a-z]+\}`([^`:]+)(?::[^`]*)?`")
 BOUND = re.compile(r"\b(at least|more than|less than|fewer than|below|above|under|over|exceeds?|beyond|at most|"
                    r"up to|no more than|within)\s+(?:a factor of\s+)?\$?(\d+(?:\.\d+)?|two|ten)\b", re.I)
@@ -174,20 +176,6 @@ def _as_float(text: str):
 
 def _bounds(sentence: str) -> list:
     return [float(WORDS.get(m.group(2).lower(), m.group(2))) for m in BOUND.finditer(sentence)]
-
-
-def seeds_disagree(values: list, bounds: list) -> bool:
-    """Per-seed values disagree when they differ in sign, spread over more than a factor of two, or fall on both
-    sides of a bound the sentence states."""
-    v = [x for x in values if x is not None]
-    if len(v) < 2:
-        return False
-    lo, hi = min(v), max(v)
-    if max(abs(lo), abs(hi)) <= 1 and hi - lo <= 0.02:
-        return False            # fractions (accuracies, shares, their gaps) within the comparable tolerance
-    if lo < 0 < hi or (lo > 0 and hi / lo > 2) or (hi < 0 and lo / hi > 2):
-        return True
-    return any(lo < b < hi for b in bounds)
 
 
 def per_seed_problems(markdown: str, meta: dict) -> list:
