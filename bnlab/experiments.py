@@ -122,4 +122,5 @@ CHAPTERS = {
     "08_bjorck": ("bjorck_step_size", "bn_vs_standard", "bjorck_lr_sweep", "bjorck_step_size_resnet",
                   "bjorck_lr_sweep_resnet20"),
     "09_smoothness": ("sharpness", "loss_surface", "confounders"),
+    "10_findings": ("landscape_vgg", "landscape_vgg_long"),
 }
