@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from .claims import common_seeds, judge, specs
+from .criteria import RULES
 from .results import Result
 from .statistics import (PLATEAU, SWEEP_FAILED_ACC, analysis_seeds, divergence_onset, final, ics_stats,
                          landscape_stats, moment_changes, moment_stats, sharpness_stats, step_size_stats,
@@ -140,6 +141,30 @@ def noisy_bn_moments(res, layers=(2, 9, 13), lr=0.1, late_from=500) -> dict:
            for n in ("none", "noisy_batch") for layer in layers}
     late_ratios = [rel["noisy_batch", layer] / rel["none", layer] for layer in layers]
     return out | {"rel_mean_late_low": (min(late_ratios), ".2g"), "rel_mean_late_high": (max(late_ratios), ".2g")}
+
+
+def _by_seed(pooled: Passage, name: str) -> list:
+    """A passage's number ``name`` in each seed (a one-seed result: the number itself)."""
+    return [v for v in pooled.per_seed.get(name, []) if np.isfinite(v)] or [pooled[name][0]]
+
+
+@passage(per_seed=False)
+def moment_ratio_seeds(res, layers=(3, 11), lr=0.1) -> dict:
+    """:func:`moment_ratios` seed by seed: per layer, the lowest and highest ratio over the four absolute measures
+    and over the seeds (``moment_ratio_seed_low_l{layer}`` / ``_high_``), the same for the two relative measures,
+    and the number of seeds in which some absolute measure moves less than the "clearly" factor times BN's (the
+    per-seed ranges of the pooled numbers themselves are glued by ``glue.glue_all``)."""
+    pooled, seeds = moment_ratios(res, layers, lr), sorted({r.seed for r in res.select(lr=lr)})
+    out = {"moment_seeds": (str(len(seeds)), "")}
+    for layer in layers:
+        for rel in ("", "rel_"):
+            out |= {f"{rel}moment_ratio_seed_low_l{layer}": (min(_by_seed(pooled, f"{rel}moment_ratio_low_l{layer}")),
+                                                            ".3g"),
+                    f"{rel}moment_ratio_seed_high_l{layer}": (max(_by_seed(pooled, f"{rel}moment_ratio_high_l{layer}")),
+                                                             ".3g")}
+        close = sum(v < RULES["clearly"].threshold for v in _by_seed(pooled, f"moment_ratio_low_l{layer}"))
+        out[f"moment_ratio_n_close_l{layer}"] = (str(close), "")
+    return out
 
 
 # ---- chapter 4: gradient ICS of the VGG ---------------------------------------------------------------------------
@@ -553,7 +578,7 @@ def confounders_landscape(res, lr=0.1) -> dict:
     return out | {f"cf_{n}_beta_max": (land[n]["beta_max"], ".2g") for n in land}
 
 
-__all__ = ["confounders_failure", "moment_ratios", "noisy_bn_training", "noisy_bn_moments", "vgg_ics", "dln_averaged_ics", "dln_summed_ics",
+__all__ = ["confounders_failure", "moment_ratios", "moment_ratio_seeds", "noisy_bn_training", "noisy_bn_moments", "vgg_ics", "dln_averaged_ics", "dln_summed_ics",
            "vgg_landscape", "dln_averaged_landscape", "dln_summed_landscape", "lp_vgg_training", "lp_dln",
            "theory_checks", "theory_details", "lemma45", "vgg_step_size", "resnet56_sweep", "resnet56_step_size",
            "resnet56_depth_profile", "resnet20_sweep", "sharpness_passage", "surface_passage", "confounders_training",
