@@ -226,6 +226,55 @@ def dln_summed_ics(summed) -> dict:
     return out
 
 
+def _ics_per_seed(result, lr) -> list:
+    """(standard, BN) ``ics_stats`` of each seed both networks have at ``lr``."""
+    return [(ics_stats(result, "none", lr, s), ics_stats(result, "batch", lr, s))
+            for s in common_seeds(result, (("none", lr), ("batch", lr)))]
+
+
+def _final_loss_ratios(result, lr) -> list:
+    """Per seed, the standard network's final training loss over BN's."""
+    return [_mean_final(result, "none", lr, "train_loss", s) / _mean_final(result, "batch", lr, "train_loss", s)
+            for s in common_seeds(result, (("none", lr), ("batch", lr)))]
+
+
+@passage(per_seed=False)
+def dln_summed_ics_seeds(summed, lrs=(1e-3, 1e-4)) -> dict:
+    """The summed-loss reading seed by seed, per lr: the range over seeds and layers of BN's median ||G - G'|| over
+    the standard network's and in how many seeds BN's is the larger at every layer; the range of the standard
+    network's final loss over BN's; at the last layer, in how many seeds the standard network's median cosine is
+    negative and its ||G - G'|| exceeds ||G||, and BN's is "uncorrelated"; the standard network's largest median
+    ||G - G'|| / ||G||."""
+    out = {}
+    for lr in lrs:
+        stats, tag = _ics_per_seed(summed, lr), f"lr{lr:g}"
+        ratios = [bn["l2"] / std["l2"] for std, bn in stats]
+        out |= {"sum_seeds": (str(len(stats)), ""), **_span(f"sum_ratio_{tag}", np.concatenate(ratios), ".3g"),
+                f"sum_n_bn_larger_{tag}": (str(sum(bool(np.all(r > 1)) for r in ratios)), ""),
+                **_span(f"sum_loss_ratio_{tag}", _final_loss_ratios(summed, lr), ".2f"),
+                f"sum_n_none_cos_negative_{tag}": (str(sum(bool(std["cos"][-1] < 0) for std, _ in stats)), ""),
+                f"sum_n_none_ics_above_g_{tag}": (str(sum(bool(std["rel"][-1] > 1) for std, _ in stats)), ""),
+                f"sum_n_batch_uncorrelated_{tag}": (str(sum(bool(abs(bn["cos"][-1]) < RULES["uncorrelated"].threshold)
+                                                            for _, bn in stats)), ""),
+                f"sum_rel_none_{tag}_max": (max(float(std["rel"].max()) for std, _ in stats), ".2f")}
+    return out
+
+
+@passage(per_seed=False)
+def dln_averaged_ics_seeds(dln, lr=1e-6) -> dict:
+    """The averaged-loss reading seed by seed: in how many seeds BN's median ||G - G'|| is the larger at every layer,
+    BN's median cosine is "aligned" at every layer, or opposed (below minus the "uncorrelated" bound) at some layer;
+    the range of the standard network's final loss over BN's, and in how many seeds it is "lower" with BN."""
+    stats, loss = _ics_per_seed(dln, lr), _final_loss_ratios(dln, lr)
+    return {"avg_seeds": (str(len(stats)), ""),
+            "avg_n_bn_larger": (str(sum(bool(np.all(bn["l2"] > std["l2"])) for std, bn in stats)), ""),
+            "avg_n_bn_aligned": (str(sum(bool(np.all(bn["cos"] > RULES["aligned"].threshold)) for _, bn in stats)), ""),
+            "avg_n_bn_opposed": (str(sum(bool(np.any(bn["cos"] < -RULES["uncorrelated"].threshold))
+                                         for _, bn in stats)), ""),
+            **_span("avg_loss_ratio", loss, ".2f"),
+            "avg_n_lower": (str(sum(r > RULES["lower"].threshold for r in loss)), "")}
+
+
 # ---- chapter 5: the summed-loss landscape of the deep linear network ------------------------------------------------
 @passage
 def dln_summed_landscape(summed) -> dict:
@@ -269,6 +318,21 @@ def vgg_landscape(res, lr=0.1) -> dict:
         out[f"vgg_{n}_plateau_loss_spread"] = (plateau["loss_spread"], ".2g")
         out[f"vgg_{n}_largest_grad_change"] = (max(np.nanmax(r.arrays["land_grad_change"])
                                                    for r in res.select(norm=n, lr=lr)), ".3g")
+    return out
+
+
+@passage
+def vgg_long_landscape(long, lr=0.1, short_steps=1000) -> dict:
+    """The longer reading of the VGG landscape: each network's medians over all probes and over the probes after
+    the short reading's last step, and the share of the probes on the standard network's initial plateau at both
+    lengths."""
+    steps = max(r.config["train"]["steps"] for r in long.runs)
+    out = {"long_steps": (steps, ",d"), "short_plateau_share": ((PLATEAU[1] + 1) / short_steps, ".0%"),
+           "long_plateau_share": ((PLATEAU[1] + 1) / steps, ".1%")}
+    for n in ("none", "batch"):
+        s, late = landscape_stats(long, n, lr), landscape_stats(long, n, lr, steps=(short_steps, steps))
+        out |= {f"long_{n}_{key}": (s[key], ".3g") for key in ("loss_spread", "grad_change", "beta")}
+        out |= {f"long_{n}_late_{key}": (late[key], ".3g") for key in ("loss_spread", "grad_change", "beta")}
     return out
 
 
@@ -579,6 +643,7 @@ def confounders_landscape(res, lr=0.1) -> dict:
 
 
 __all__ = ["confounders_failure", "moment_ratios", "moment_ratio_seeds", "noisy_bn_training", "noisy_bn_moments", "vgg_ics", "dln_averaged_ics", "dln_summed_ics",
+           "dln_summed_ics_seeds", "dln_averaged_ics_seeds",
            "vgg_landscape", "dln_averaged_landscape", "dln_summed_landscape", "lp_vgg_training", "lp_dln",
            "theory_checks", "theory_details", "lemma45", "vgg_step_size", "resnet56_sweep", "resnet56_step_size",
            "resnet56_depth_profile", "resnet20_sweep", "sharpness_passage", "surface_passage", "confounders_training",
