@@ -364,16 +364,33 @@ def lp_vgg_training(res, lr=0.1) -> dict:
 
 
 @passage
+def lp_vgg_moments(res, layer=11, lr=0.1) -> dict:
+    """Per network, the mean drift of the layer's input variance from step 0 (the moments table's mean |var
+    drift|), and its ratio to BN's."""
+    drift = {n: moment_stats(res, layer, n, lr=lr)["drift_var"] for n in LP_NETS}
+    return {**{f"var_drift_{n}": (d, ".3g") for n, d in drift.items()},
+            **{f"var_drift_{n}_over_bn": (d / drift["batch"], ".2g") for n, d in drift.items()}}
+
+
+@passage
+def lp_vgg_landscape(res, lr=0.1) -> dict:
+    """Per network, the landscape medians over the probed steps of all seeds."""
+    return {f"vgg_{n}_{key}": (landscape_stats(res, n, lr)[key], ".3g") for n in LP_NETS
+            for key in ("loss_spread", "grad_change", "beta")}
+
+
+@passage
 def lp_dln(dln, lr=1e-3, early_step=1000) -> dict:
     """Per network: final loss (mean over its seeds) and landscape medians; BN's seed count; BN's and l2's final
-    loss on seed 0, which both have."""
+    loss on seed 0, which both have (on a result of one seed: that seed's)."""
     out = {"dln_batch_seeds": (str(len(dln.select(norm="batch"))), "")}
     for n in LP_NETS:
         out[f"dln_{n}_loss"] = (_mean_final(dln, n, None, "train_loss"), ".4g")
         s = landscape_stats(dln, n, lr)
         out |= {f"dln_{n}_{key}": (s[key], ".3g") for key in ("loss_spread", "grad_change", "beta")}
+    first = min(r.seed for r in dln.select(norm="batch"))
     for n in ("batch", "l2"):
-        out[f"dln_{n}_loss_seed0"] = (final(dln.select(norm=n, seed=0)[0], "train_loss"), ".4g")
+        out[f"dln_{n}_loss_seed0"] = (final(dln.select(norm=n, seed=first)[0], "train_loss"), ".4g")
     # [ours] where the networks stand after 1000 steps, before they meet at the end, and the worst-case beta
     early = {n: {r.seed: r.arrays["train_loss"][early_step] for r in dln.select(norm=n, lr=lr)} for n in LP_NETS}
     for n in LP_NETS:

@@ -149,7 +149,7 @@ BOUND = re.compile(r"\b(at least|more than|less than|fewer than|below|above|unde
 WORDS = {"two": 2.0, "ten": 10.0}
 # a sentence that reports per seed: a glued range or count of seeds, or words that say the seeds differ
 PER_SEED_NAME = re.compile(r"(_low|_high|_seeds|_trained|_range|seed|_n_\w+|^n_\w+|_per_seed)$|seed")
-PER_SEED_WORDS = re.compile(r"\(seeds?:|per seed|\bof (?:the )?(?:\{glue:text\}`[^`]*`|\w+) seeds\b|in (?:some|most|"
+PER_SEED_WORDS = re.compile(r"\bseeds?:|per seed|\bof (?:the )?(?:\{glue:text\}`[^`]*`|\w+) seeds\b|in (?:some|most|"
                             r"one|two|three|four|other|the other|a few|several) (?:of the )?seeds|seeds? (?:disagree|"
                             r"differ|split)|depending on the seed|range over the seeds|seed by seed", re.I)
 
@@ -178,11 +178,16 @@ def _bounds(sentence: str) -> list:
     return [float(WORDS.get(m.group(2).lower(), m.group(2))) for m in BOUND.finditer(sentence)]
 
 
+def _full_sentences(markdown: str) -> list:
+    """Sentences ending in . ! or ? (a colon or semicolon does not end one here), paragraphs and list items apart."""
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z*$`({\[])|\n\s*\n|\n\s*[-*]\s", markdown) if s.strip()]
+
+
 def per_seed_problems(markdown: str, meta: dict) -> list:
     """(sentence, why) for each sentence that rests on a pooled number whose seeds disagree without reporting per
     seed, and each glued number whose rounding crosses a bound the sentence states."""
     found = []
-    for sentence in _sentences(markdown):
+    for sentence in _full_sentences(markdown):
         names = GLUE_ROLE.findall(sentence)
         if not names:
             continue
