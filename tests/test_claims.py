@@ -190,3 +190,31 @@ def test_at_smoke_scale_nothing_reads_reproduced(tmp_path, monkeypatch, capsys):
     judged = [ln for ln in out.splitlines() if "smoke scale" in ln]
     assert len(judged) >= 7                                # theory's and landscape_dln's claims got a result
     assert " reproduced " not in out and "0 reproduced" in out
+
+
+def _git(*args) -> str:
+    import subprocess
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_claims_registered_before_their_runs_were_committed_before_their_results():
+    """A claim marked "before" is in the registry at its registering commit, and that commit precedes the commit that
+    first shipped its experiment's result; every other claim says "after"."""
+    try:
+        _git("rev-parse", "HEAD")
+    except Exception:                                       # noqa: BLE001  (not a git checkout: nothing to check)
+        pytest.skip("not a git checkout")
+    for claim_id, commit in claims.REGISTERED_BEFORE.items():
+        spec = claims.get(claim_id)
+        assert spec.registered == "before"
+        assert claim_id in _git("show", f"{commit}:bnlab/claims.py") or \
+            claim_id.rsplit("_", 1)[0] in _git("show", f"{commit}:bnlab/claims.py"), claim_id
+        added = _git("log", "--diff-filter=A", "--format=%H", "--", f"bnlab/cached/{spec.experiment}/cpu.json")
+        if not added:
+            continue                                        # its result has not shipped yet
+        first = added.splitlines()[-1]
+        assert first != _git("rev-parse", commit) and \
+            _git("merge-base", "--is-ancestor", commit, first) == "", (claim_id, commit, first)
+    assert all(s.registered == "after" for s in claims.REGISTRY if s.id not in claims.REGISTERED_BEFORE)
