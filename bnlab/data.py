@@ -16,7 +16,7 @@ import torch
 
 from .config import DataConfig
 from .device import pick
-from .store import DEFAULT_HOME, atomic_write, quarantine
+from .store import DEFAULT_HOME, atomic_write, quarantine, remove_stale_temps
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")
@@ -189,10 +189,12 @@ def load_images(cfg: DataConfig, device=None, root=None, download: bool = True) 
         raw = loader(root, download)
         arrays = {f"x_{s}": torch.from_numpy(_pad_to_32(raw[s][0])) for s in ("train", "test")}
         arrays.update({f"y_{s}": torch.from_numpy(raw[s][1].astype(np.int64)) for s in ("train", "test")})
+        remove_stale_temps(root)                                  # left by a writer killed before its rename
         try:
-            atomic_write(cache, lambda tmp: torch.save(arrays, tmp))     # a temp name of its own
-        except OSError:
-            pass  # a read-only data dir only costs a re-read next time
+            atomic_write(cache, lambda f: torch.save(arrays, f))       # a temp name of its own
+        except Exception as err:  # noqa: BLE001  (the cache is optional: a full or read-only disk costs a re-read)
+            warnings.warn(f"the tensor cache {cache} was not written ({type(err).__name__}: {err}); the run goes on, "
+                          f"and the next one reads the source files again", stacklevel=2)
     x_tr, y_tr, x_te, y_te = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
     if cfg.train_subset:
         x_tr, y_tr = x_tr[:cfg.train_subset], y_tr[:cfg.train_subset]

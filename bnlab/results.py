@@ -107,7 +107,7 @@ def save(result: Result, folder: Path) -> tuple[Path, Path]:
     npz, js = base / f"{result.scale}.npz", base / f"{result.scale}.json"
 
     store.atomic_npz(npz, arrays)
-    store.atomic_write(js, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1, sort_keys=True)))
+    store.atomic_json(js, meta, indent=1, sort_keys=True)
     return js, npz
 
 
@@ -195,8 +195,7 @@ def write_manifest(folder: Path = CACHED_DIR) -> dict:
         if path.suffix == ".json":
             entry["provenance"] = json.loads(path.read_text())["provenance"]
         entries[rel] = entry
-    store.atomic_write(Path(folder) / "MANIFEST.json",
-                  lambda tmp: Path(tmp).write_text(json.dumps(entries, indent=1, sort_keys=True)))
+    store.atomic_json(Path(folder) / "MANIFEST.json", entries, indent=1, sort_keys=True)
     return entries
 
 

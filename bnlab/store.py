@@ -4,17 +4,23 @@ of their sized config and the hash of bnlab's sources, checkpoints of runs in pr
 is here, so an interrupted or repeated run does not start over.
 On Colab, point ``BNLAB_HOME`` at Google Drive to keep the store when the VM is recycled.
 
-Files are written atomically (temp file + rename), so a store never holds half a file.
+Files are written atomically (temp file + rename), so a store never holds half a file, and every record is checked
+when it is read: one that fails (unreadable, wrong types, a config that does not hash to its name) is named in a
+warning, moved aside as ``<name>.corrupt`` and computed again, never served.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
 import os
+import shutil
 import socket
 import tempfile
 import threading
 import time
+import uuid
 import warnings
 import zipfile
 from contextlib import contextmanager
@@ -42,48 +48,136 @@ def source_hash() -> str:
     return h.hexdigest()[:16]
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp)`` on a fresh temp file next to ``path``, then rename it onto ``path``."""
+class DiskFull(OSError):
+    """A store file could not be written for want of space (or a file-size or quota limit); the message names the
+    path, the bytes it needs and the fix."""
+
+
+DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _disk_full(path: Path, needed: int, err: OSError | None = None) -> DiskFull:
+    try:
+        free = f"{shutil.disk_usage(path.parent).free:,} bytes are free there"
+    except OSError:
+        free = "the free space there is unknown"
+    why = f" ({err.strerror or err})" if err is not None else ""
+    return DiskFull(f"cannot write {path}: it needs {needed:,} bytes and {free}{why}. Free some space on that disk, "
+                    f"or point BNLAB_HOME (the run store) / BNLAB_DATA (the data cache) at a folder on a disk with room, "
+                    f"e.g. export BNLAB_HOME=/path/with/space/bnlab; nothing stored so far is lost.")
+
+
+def atomic_bytes(path: Path, data) -> None:
+    """Write ``data`` (bytes) to ``path`` atomically and durably: a fresh temp file next to it, flushed to disk, then
+    renamed onto ``path``; :class:`DiskFull` (path, bytes needed, the fix) when there is no room for it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    view = memoryview(data)
     try:
-        write(tmp)
+        if shutil.disk_usage(path.parent).free < view.nbytes:
+            raise _disk_full(path, view.nbytes)
+    except DiskFull:
+        raise
+    except OSError:
+        pass                                     # no free-space figure here: the write itself will tell
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        try:
+            done = 0
+            while done < view.nbytes:
+                done += os.write(fd, view[done:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS:
+            raise _disk_full(path, view.nbytes, err) from None
         raise
 
 
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(f)`` on an in-memory binary file (``torch.save(obj, f)``, ``np.savez(f, ...)``), then write what
+    it holds to ``path`` with :func:`atomic_bytes`."""
+    buf = io.BytesIO()
+    write(buf)
+    atomic_bytes(path, buf.getbuffer())
+
+
 def atomic_npz(path: Path, arrays: dict) -> None:
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-    atomic_write(path, write)
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
-def atomic_json(path: Path, obj) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj)))
+def atomic_json(path: Path, obj, **dump) -> None:
+    atomic_bytes(path, json.dumps(obj, **dump).encode())
 
 
 # ---- training runs, by config hash ---------------------------------------------------------------
 UNREADABLE = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile)   # json.JSONDecodeError is a ValueError
 
 
-def _read_pair(js: Path, npz: Path) -> tuple[dict, dict] | None:
-    """(json, arrays) of a stored pair, or None when either cannot be read: then both are quarantined (named in a
-    warning) so the work is done again rather than trusted or failing."""
+class InvalidRecord(ValueError):
+    """A stored record that reads but is not what its name says it is."""
+
+
+def _read_pair(js: Path, npz: Path, check=None) -> tuple[dict, dict] | None:
+    """(json, arrays) of a stored pair, or None when either cannot be read or ``check(json, arrays)`` finds a problem
+    (it raises): then both are quarantined (named in a warning) so the work is done again rather than trusted or
+    failing."""
     try:
         meta = json.loads(js.read_text())
-        with np.load(npz) as z:
-            return meta, {k: z[k] for k in z.files}
-    except UNREADABLE as err:
+        with np.load(npz, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        if check is not None:
+            check(meta, arrays)
+        return meta, arrays
+    except UNREADABLE + (InvalidRecord, TypeError, AttributeError, IndexError) as err:
         moved = [str(quarantine(p)) for p in (js, npz) if p.exists()]
         warnings.warn(f"{js.with_suffix('')}.{{json,npz}} could not be read ({type(err).__name__}: {err}); moved to "
                       f"{', '.join(moved)}; it will be computed again", stacklevel=3)
         return None
+
+
+def _require(ok: bool, what: str) -> None:
+    if not ok:
+        raise InvalidRecord(what)
+
+
+def check_run_record(config_hash: str, meta, arrays: dict) -> None:
+    """Raise :class:`InvalidRecord` unless ``meta`` / ``arrays`` are a finished run of the config named ``config_hash``:
+    the schema and types of :meth:`RunStore.save_run`'s record, a config that is valid and hashes to that name, and the
+    per-step curves that config asks for."""
+    from .config import config_hash as hash_of, from_dict      # lazily: this module stays importable on its own
+    _require(isinstance(meta, dict), f"the record is a {type(meta).__name__}, not an object")
+    missing = [k for k in ("config", "status", "diverged_step", "meta") if k not in meta]
+    _require(not missing, f"keys {missing} are missing")
+    config, status, diverged = meta["config"], meta["status"], meta["diverged_step"]
+    _require(isinstance(config, dict) and isinstance(meta["meta"], dict), "config and meta must be objects")
+    _require(status in ("ok", "diverged"), f"status {status!r} is neither 'ok' nor 'diverged'")
+    cfg = from_dict(config)                                      # its own validation: ValueError, KeyError, TypeError
+    _require(hash_of(config) == config_hash, f"its config hashes to {hash_of(config)}, not to its name {config_hash}")
+    steps = cfg.train.steps
+    ok_step = isinstance(diverged, int) and not isinstance(diverged, bool) and 0 <= diverged < steps
+    _require(diverged is None if status == "ok" else ok_step,
+             f"status {status!r} with diverged_step {diverged!r} (None when ok, a step in 0..{steps - 1} when diverged)")
+    n = len(range(0, steps, cfg.train.log_every))
+    for key in ("step", "train_loss"):
+        a = arrays.get(key)
+        _require(a is not None and a.shape == (n,) and a.dtype.kind in "iuf",
+                 f"array {key!r} is {None if a is None else (a.dtype, a.shape)}, not {n} numbers")
+
+
+def check_analysis_record(experiment: str, config_hash: str, provenance, arrays: dict) -> None:
+    """Raise :class:`InvalidRecord` unless ``provenance`` is the provenance of ``experiment`` computed for the sized
+    config named ``config_hash``."""
+    from .config import config_hash as hash_of
+    _require(isinstance(provenance, dict), f"the record is a {type(provenance).__name__}, not an object")
+    _require(provenance.get("experiment") == experiment, f"it is the record of {provenance.get('experiment')!r}")
+    config = provenance.get("config")
+    _require(config is not None and hash_of(config) == config_hash == provenance.get("config_hash"),
+             f"its config does not hash to its name {config_hash}")
 
 
 def _write_pair(js: Path, npz: Path, meta: dict, arrays: dict) -> None:
@@ -97,6 +191,8 @@ TMP_STALE_S = 3600.0       # a temp file older than this was left by a killed wr
 CLAIM_STALE_S = 300.0      # a claim whose heartbeat is older than this is stale (its holder died on another host)
 CLAIM_HEARTBEAT_S = 30.0
 CLAIM_POLL_S = 2.0
+CLAIM_WRITE_S = 10.0       # an empty claim younger than this is being written (by bnlab before 0.2.1)
+CLAIM_BREAK_STALE_S = 60.0  # a break lock older than this was left by a taker that died holding it
 
 
 def pid_alive(pid: int) -> bool:
@@ -116,6 +212,21 @@ def quarantine(path: Path) -> Path:
     aside = Path(path).with_name(Path(path).name + ".corrupt")
     os.replace(path, aside)
     return aside
+
+
+def remove_stale_temps(*folders) -> list:
+    """Delete the temp files (``.<name>.*.tmp``, as :func:`atomic_bytes` and the claims name theirs) older than
+    :data:`TMP_STALE_S` in ``folders`` and every folder below them; returns them. A fresh one may be a live writer's."""
+    gone = []
+    for folder in folders:
+        for tmp in Path(folder).rglob(".*.tmp") if Path(folder).is_dir() else ():
+            try:
+                if tmp.is_file() and time.time() - tmp.stat().st_mtime > TMP_STALE_S:
+                    tmp.unlink()
+                    gone.append(tmp)
+            except FileNotFoundError:
+                pass
+    return gone
 
 
 class RunStore:
@@ -155,9 +266,13 @@ class RunStore:
 
     def load_run(self, config_hash: str) -> tuple[dict, dict] | None:
         """(meta, arrays) of a finished run; None if it is not stored or its files are unreadable (quarantined)."""
-        return _read_pair(*self.run_paths(config_hash)) if self.has_run(config_hash) else None
+        if not self.has_run(config_hash):
+            return None
+        return _read_pair(*self.run_paths(config_hash), lambda m, a: check_run_record(config_hash, m, a))
 
     def save_run(self, config_hash: str, meta: dict, arrays: dict) -> None:
+        """Store a finished run (checked as it will be read: a record that would be refused is never written)."""
+        check_run_record(config_hash, json.loads(json.dumps(meta)), arrays)
         _write_pair(*self.run_paths(config_hash), meta, arrays)
 
     def analysis_paths(self, experiment: str, config_hash: str) -> tuple[Path, Path]:
@@ -169,20 +284,16 @@ class RunStore:
 
     def load_analysis(self, experiment: str, config_hash: str) -> tuple[dict, dict] | None:
         """(provenance, arrays) of an analysis computed earlier with these sources; None if absent or unreadable."""
-        return _read_pair(*self.analysis_paths(experiment, config_hash)) if self.has_analysis(experiment, config_hash) else None
+        if not self.has_analysis(experiment, config_hash):
+            return None
+        return _read_pair(*self.analysis_paths(experiment, config_hash),
+                          lambda m, a: check_analysis_record(experiment, config_hash, m, a))
 
-    def remove_stale_temps(self, folder: Path | None = None) -> list:
-        """Delete temp files (``.<name>.*.tmp``) older than an hour that a killed writer left behind; returns them."""
-        folder = self.runs if folder is None else Path(folder)
-        gone = []
-        for tmp in list(folder.glob(".*.tmp")) + list(folder.glob("*/.*.tmp")):
-            try:
-                if time.time() - tmp.stat().st_mtime > TMP_STALE_S:
-                    tmp.unlink()
-                    gone.append(tmp)
-            except FileNotFoundError:
-                pass
-        return gone
+    def remove_stale_temps(self, *folders) -> list:
+        """Delete the temp files (``.<name>.*.tmp``) older than an hour that killed writers left in the run store
+        (every folder under it) and in ``folders`` (e.g. the data folder, see :func:`remove_stale_temps`); returns
+        them."""
+        return remove_stale_temps(self.runs, *folders)
 
     def save_analysis(self, experiment: str, config_hash: str, provenance: dict, arrays: dict) -> None:
         _write_pair(*self.analysis_paths(experiment, config_hash), provenance, arrays)
@@ -192,42 +303,89 @@ class RunStore:
 
     def claim_holder(self, config_hash: str) -> dict | None:
         """Who holds the claim on a config ({"pid", "host", "since"}), or None when nobody live does (no claim file,
-        or a stale one: its process is gone from this host, or its heartbeat stopped)."""
-        path = self.claim_path(config_hash)
+        or a stale one: its process is gone from this host, its heartbeat stopped, or it holds unexpected content)."""
+        return self._judge(self.claim_path(config_hash))[1]
+
+    def _judge(self, path: Path) -> tuple[str, dict | None]:
+        """("absent" | "held" | "stale", the holder when held) of a claim file."""
         try:
-            holder = json.loads(path.read_text())
+            text = path.read_text()
             age = time.time() - path.stat().st_mtime
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None         # gone, or being written this instant (the next look sees it)
-        if holder.get("host") == socket.gethostname() and not pid_alive(int(holder.get("pid", -1))):
-            return None
-        return None if age > CLAIM_STALE_S else holder
+        except FileNotFoundError:
+            return "absent", None
+        try:
+            holder = json.loads(text)
+            valid = isinstance(holder, dict) and isinstance(holder.get("pid"), int) and isinstance(holder.get("host"), str)
+        except ValueError:
+            holder, valid = None, False
+        if not valid:
+            if not text and age < CLAIM_WRITE_S:
+                # an older bnlab creates the file first and fills it after: a young empty claim is being written
+                return "held", {"pid": None, "host": None, "since": time.time() - age}
+            warnings.warn(f"the claim {path} holds unexpected content ({text[:80]!r}); it is treated as stale and "
+                          f"taken over", stacklevel=4)
+            return "stale", None
+        if holder["host"] == socket.gethostname() and not pid_alive(holder["pid"]):
+            return "stale", None
+        return ("stale", None) if age > CLAIM_STALE_S else ("held", holder)
+
+    def _create(self, path: Path, content: dict) -> bool:
+        """Create ``path`` holding ``content`` unless it exists: the content is written to a temp file first and then
+        linked to the name, so nobody ever sees the name without its content. False when it exists."""
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(content, f)
+            os.chmod(tmp, 0o644)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            except OSError as err:                  # a filesystem without hard links: exclusive create, then fill
+                if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+                    raise
+                try:
+                    new = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                except FileExistsError:
+                    return False
+                with os.fdopen(new, "w") as f:
+                    json.dump(content, f)
+            return True
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def _break_stale(self, path: Path, me: dict) -> None:
+        """Remove a stale claim, under a second lock (``<claim>.break``) so that two takers never judge and remove
+        in turn: the second would remove the first one's fresh claim."""
+        lock = path.with_name(path.name + ".break")
+        if not self._create(lock, me):
+            try:
+                if time.time() - lock.stat().st_mtime > CLAIM_BREAK_STALE_S:
+                    lock.unlink()                   # its taker died while it held it
+            except FileNotFoundError:
+                pass
+            time.sleep(0.01)
+            return
+        try:
+            if self._judge(path)[0] == "stale":
+                path.unlink(missing_ok=True)
+        finally:
+            lock.unlink(missing_ok=True)
 
     @contextmanager
     def claim(self, config_hash: str, poll_s: float = CLAIM_POLL_S):
-        """Hold the claim on a config while training it: created atomically (O_EXCL) with this process's pid and host,
-        kept fresh by a heartbeat thread, removed on exit. Waits while another live process holds it; takes over a
-        stale claim."""
+        """Hold the claim on a config while training it: created exclusively and whole (:meth:`_create`) with this
+        process's pid, host and a token of its own, kept fresh by a heartbeat thread, removed on exit. Waits while
+        another live process holds it; takes over a stale claim."""
         path = self.claim_path(config_hash)
         path.parent.mkdir(parents=True, exist_ok=True)
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-        while True:
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if self.claim_holder(config_hash) is None and path.exists():
-                    stale = path.with_name(f"{path.name}.stale-{os.getpid()}")
-                    try:
-                        os.replace(path, stale)         # one taker wins the rename; the others retry
-                        stale.unlink(missing_ok=True)
-                    except FileNotFoundError:
-                        pass
-                    continue
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(), "token": uuid.uuid4().hex}
+        while not self._create(path, me):
+            state, _ = self._judge(path)
+            if state == "stale":
+                self._break_stale(path, me)
+            elif state == "held":
                 time.sleep(poll_s)
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            break
         stop = threading.Event()
 
         def heartbeat():
@@ -243,7 +401,7 @@ class RunStore:
         finally:
             stop.set()
             try:
-                if json.loads(path.read_text()).get("pid") == me["pid"]:
+                if json.loads(path.read_text()).get("token") == me["token"]:
                     path.unlink()
-            except (FileNotFoundError, json.JSONDecodeError):
+            except (FileNotFoundError, ValueError, AttributeError):
                 pass
