@@ -27,6 +27,21 @@ from .recipes import vgg_run
 
 BLOCK_MS = 0.2         # [ours] launch floor per block of the network per training step (an assumption, not measured)
 WARN_MINUTES = 30.0    # a live run longer than this gets a warning with the cheaper alternative
+LONG_MINUTES = 180.0   # a live run longer than this starts only when asked for explicitly (bnlab.run's allow_long)
+SCALE_NEEDS = {"cifar10": " (it needs CIFAR-10: a one-time 170 MB download)",
+               "fashion_mnist": " (Fashion-MNIST: works offline)"}
+TFLOPS_RANGE = (1e-3, 1e5)   # what --tflops may say: 1 GFLOP/s (a slow CPU) to 100 PFLOP/s
+BLOCK_MS_RANGE = (0.0, 1e3)
+
+
+def fitting_scale(name: str, plan: RunPlan, tflops: float) -> tuple[str, float]:
+    """(scale, minutes): the largest scale below the plan's whose run of ``name`` fits :data:`WARN_MINUTES` at
+    ``tflops`` on this device with this run store; if none but the smoke test does, the quickest of the others."""
+    below = SCALES[SCALES.index(plan.scale.name) + 1:] or (plan.scale.name,)
+    timed = [(s, experiment_cost(name, plan.with_(scale=s)).minutes(tflops)) for s in below]
+    real = [t for t in timed if t[0] != "smoke"] or timed
+    fits = [t for t in real if t[1] <= WARN_MINUTES]
+    return fits[0] if fits else min(real, key=lambda t: t[1])
 
 @dataclass
 class Cost:
@@ -193,10 +208,14 @@ def preview(name: str, plan: RunPlan, tflops: float | None = None) -> tuple[str,
     text = (f"Plan: {name} at {scale} scale: {todo} of {cost.runs} run(s) to compute, {cost.stored} reused from "
             f"the run store ({plan.store.runs}); {size}, about {took} on this device ({tflops:.2g} TFLOP/s).")
     if minutes > WARN_MINUTES:
-        cheaper = "colab" if scale in ("paper", "paper_fmnist") else "smoke"
-        text += (f"\nWARNING: this is longer than {WARN_MINUTES:.0f} minutes. For a shorter run set SCALE = "
-                 f"{cheaper!r}, or MODE = 'cached' to read the shipped result; an interrupted run resumes from its "
-                 f"checkpoints in the run store.")
+        alt, alt_minutes = fitting_scale(name, plan, tflops)
+        needs = SCALE_NEEDS.get(get_scale(alt).dataset, "")
+        text += (f"\nWARNING: this is longer than {WARN_MINUTES:.0f} minutes. On this device SCALE = {alt!r} takes "
+                 f"about {alt_minutes:.0f} min{needs}; or set MODE = 'cached' to read the shipped result; an "
+                 f"interrupted run resumes from its checkpoints in the run store.")
+        if minutes > LONG_MINUTES:
+            text += (f"\nA run of more than {LONG_MINUTES / 60:.0f} hours starts only when asked for explicitly: "
+                     f"bnlab.run(..., allow_long=True) or BNLAB_ALLOW_LONG=1.")
     return text, minutes
 
 
@@ -211,8 +230,13 @@ def main(argv=None) -> int:
     parser.add_argument("--block-ms", type=float, default=BLOCK_MS,
                         help="launch floor per block of the network per training step, ms")
     args = parser.parse_args(argv)
-    if args.tflops is not None and not args.tflops > 0:
-        parser.error("--tflops must be > 0, e.g. 4.5 for a Colab T4 in fp32")
+    lo, hi = TFLOPS_RANGE
+    if args.tflops is not None and not lo <= args.tflops <= hi:      # NaN and inf fail too
+        parser.error(f"--tflops must be a number in [{lo:g}, {hi:g}], e.g. 4.5 for a Colab T4 in fp32; got {args.tflops}")
+    lo, hi = BLOCK_MS_RANGE
+    if not lo <= args.block_ms <= hi:
+        parser.error(f"--block-ms must be a number in [{lo:g}, {hi:g}] (milliseconds per block and step); got "
+                     f"{args.block_ms}")
     plan = RunPlan.from_env(scale=args.scale)
     if args.tflops is None:
         run = representative_run(args.experiment or "bn_vs_standard", plan.scale)

@@ -16,27 +16,35 @@ import torch
 
 from .config import config_hash, from_dict
 from .device import describe, has_gpu, strict_fp32
-from .estimate import preview
+from .estimate import LONG_MINUTES, preview
 from .experiments import get as get_experiment
 from .plan import RunPlan
 from .results import CACHED_DIR, PRECISION_NAMES, Result, Run, load, provenance, save, write_manifest
+from .store import StoreNotWritable
 from .train import progress_bar, train
 
 
 def run_one(cfg_dict: dict, plan: RunPlan) -> tuple[Run, bool]:
     """Train one run, or reuse a finished run with the same config hash from the plan's run store: (the run,
-    whether it was reused). While it trains, the run's store claim keeps every other process from training it too."""
+    whether it was reused). While it trains, the run's store claim keeps every other process from training it too.
+
+    The order of the final writes loses no work to a kill at any instant: the finished state stays in the run's
+    checkpoint until the run's arrays and then its record are stored, and only then is the checkpoint removed (a
+    rerun in between resumes at the last step, or reuses the stored run and removes the leftover checkpoint)."""
     cfg, store = from_dict(cfg_dict), plan.store
     h = config_hash(cfg)
+    ckpt = store.checkpoint_path(h)
     stored = store.load_run(h)
-    if stored is None:
+    if stored is None or ckpt.exists():
         with store.claim(h):                    # waits while another live process trains this config
             stored = store.load_run(h)
             if stored is None:
-                run = train(cfg, plan, checkpoint=store.checkpoint_path(h))
+                run = train(cfg, plan, checkpoint=ckpt, keep_checkpoint=True)
                 store.save_run(h, {"config": run.config, "status": run.status, "diverged_step": run.diverged_step,
                                    "meta": run.meta}, run.arrays)
+                ckpt.unlink(missing_ok=True)    # only now: the result is durable
                 return run, False
+            ckpt.unlink(missing_ok=True)        # left by a process killed after storing the run
     meta, arrays = stored
     return Run(meta["config"], meta["status"], meta["diverged_step"], arrays, meta["meta"]), True
 
@@ -102,7 +110,7 @@ def compute(experiment: str, plan: RunPlan) -> Result:
     exp, store, jobs, dev = get_experiment(experiment), plan.store, plan.jobs, torch.device(plan.device)
     strict_fp32()       # what every run sets; done here too so the provenance reports it
     store.ensure_writable()
-    store.remove_stale_temps()
+    store.remove_stale_temps(plan.data_dir)
     if exp.analysis is not None:
         return _compute_analysis(exp, plan)
     scale = plan.scale.name
@@ -145,13 +153,30 @@ def compute(experiment: str, plan: RunPlan) -> Result:
 
 
 def reproduce(experiment: str, plan: RunPlan, out: Path | None = None) -> Result:
-    """Compute ``experiment`` and save it: to ``out`` (e.g. ``bnlab/cached``) or the plan's run store."""
-    result = compute(experiment, plan)
+    """Compute ``experiment`` and save it: to ``out`` (e.g. ``bnlab/cached``) or the plan's run store. The folder it
+    is saved to is checked before anything is computed."""
     folder = Path(out) if out is not None else plan.store.runs / "experiments"
+    check_output_folder(folder)
+    result = compute(experiment, plan)
     save(result, folder)
     if Path(folder).resolve() == CACHED_DIR.resolve():
         write_manifest(CACHED_DIR)
     return result
+
+
+def check_output_folder(folder: Path) -> Path:
+    """``folder``, created if need be, once a file could be written in it; else a clear error naming it (raised
+    before any work, not after hours of it)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test.{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise StoreNotWritable(f"cannot save results in {folder} ({type(err).__name__}: {err.strerror or err}); "
+                                 f"pass --out (or out=) a folder you can write") from None
+    return folder
 
 
 # ---- the one place that decides cached or live -------------------------------------------------
@@ -166,9 +191,16 @@ def resolve_mode(mode: str | None = None) -> tuple[str, str]:
     return chosen, "asked for"
 
 
-def run(experiment: str, mode: str | None = None, scale: str | None = None, device=None, quiet=False) -> Result:
+class LongRunNotConfirmed(RuntimeError):
+    """A live run projected to take hours was not asked for explicitly."""
+
+
+def run(experiment: str, mode: str | None = None, scale: str | None = None, device=None, quiet=False,
+        allow_long: bool | None = None) -> Result:
     """The result of ``experiment``: shipped (cached) or recomputed (live), and a banner saying which. A live run
-    first prints its plan (runs to do and reused, estimated minutes on this device).
+    first prints its plan (runs to do and reused, estimated minutes on this device); one projected to take longer
+    than ``bnlab.estimate.LONG_MINUTES`` starts only with ``allow_long=True`` (or ``BNLAB_ALLOW_LONG=1``), else
+    :class:`LongRunNotConfirmed` says so, with the plan and a scale that fits this device.
 
     This is the notebooks' edge: the arguments, else ``$BNLAB_MODE``, ``$BNLAB_SCALE`` and the rest of the
     environment (``bnlab.plan``), are read here, once."""
@@ -178,8 +210,14 @@ def run(experiment: str, mode: str | None = None, scale: str | None = None, devi
         result = load(experiment, scale)
     else:
         plan = RunPlan.from_env(scale=scale, device=device)
+        text, minutes = preview(experiment, plan)
+        if allow_long is None:
+            allow_long = os.environ.get("BNLAB_ALLOW_LONG", "0").lower() in ("1", "true", "yes", "on")
+        if minutes > LONG_MINUTES and not allow_long:
+            raise LongRunNotConfirmed(f"{text}\nNot started: pass allow_long=True (or set BNLAB_ALLOW_LONG=1) to "
+                                      f"run it anyway.")
         if not quiet:
-            print(preview(experiment, plan)[0], flush=True)
+            print(text, flush=True)
         result = reproduce(experiment, plan)
     if not quiet:
         print(result.banner())

@@ -86,34 +86,68 @@ def _loss_and_accuracy(model, data, dtype, train: bool = False) -> tuple[float, 
 
 
 class Checkpointer:
-    """The run's latest state in one file: read when the run starts (a file that cannot be read is moved aside as
-    ``<name>.corrupt``, named in a warning, and the run starts over), rewritten every ``every`` steps and on
-    interruption, removed when the run is done. ``path`` None: no checkpoints."""
+    """The run's latest state in one file: read when the run starts, rewritten every ``every`` steps, on
+    interruption and when the run ends, removed by whoever makes the run's result durable (:func:`train` itself
+    unless it is asked to keep it). Every checkpoint records the hash of its config: a file that cannot be read, that
+    belongs to another config, or that does not fit this run is moved aside as ``<name>.corrupt``, named in a
+    warning, and the run starts over. ``path`` None: no checkpoints."""
 
-    def __init__(self, path: Path | None, every: int = 250):
+    KEYS = ("model", "opt", "losses", "accs", "evals", "probes", "step", "wall_s")
+
+    def __init__(self, path: Path | None, every: int = 250, config_hash: str | None = None, steps: int | None = None):
         self.path, self.every = (Path(path) if path is not None else None), every
+        self.config_hash, self.steps = config_hash, steps
 
     def load(self, device) -> dict | None:
         if self.path is None or not self.path.exists():
             return None
         try:
-            return torch.load(self.path, weights_only=False, map_location=device)
+            state = torch.load(self.path, weights_only=False, map_location=device)
         except Exception as err:  # noqa: BLE001  (truncated zip, pickle or EOF errors: all mean "unreadable")
-            aside = quarantine(self.path)
-            warnings.warn(f"checkpoint {self.path} could not be read ({type(err).__name__}: {err}); moved to {aside}, "
-                          f"the run starts from step 0", stacklevel=3)
+            self.reject(f"could not be read ({type(err).__name__}: {err})")
             return None
+        try:
+            problem = self.problem(state)
+        except Exception as err:  # noqa: BLE001  (a foreign object where a tensor or a dict belongs)
+            problem = f"is not a bnlab checkpoint ({type(err).__name__}: {err})"
+        if problem is not None:
+            self.reject(problem)
+            return None
+        return state
+
+    def problem(self, state) -> str | None:
+        """Why ``state`` cannot be this run's checkpoint (None: it can)."""
+        if not isinstance(state, dict) or not all(k in state for k in self.KEYS):
+            return "is not a bnlab checkpoint (keys missing)"
+        have = state.get("config_hash")
+        if self.config_hash is not None and have is not None and have != self.config_hash:
+            return f"belongs to config {have}, not to this run's config {self.config_hash}"
+        step = state["step"]
+        if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step <= (self.steps or step):
+            return f"records step {step!r}, outside this run's 0..{self.steps}"
+        if self.steps is not None and tuple(state["losses"].shape) != (self.steps,):
+            return f"holds {tuple(state['losses'].shape)} losses, not this run's {self.steps}"
+        return None
+
+    def reject(self, why: str) -> None:
+        aside = quarantine(self.path)
+        warnings.warn(f"checkpoint {self.path} {why}; moved to {aside}, the run starts from step 0", stacklevel=3)
 
     def due(self, done: int, last: bool) -> bool:
         return self.path is not None and done % self.every == 0 and not last
 
     def save(self, state: dict) -> None:
         if self.path is not None:
-            atomic_write(self.path, lambda tmp: torch.save(state, tmp))   # a temp name of its own: never shared
+            atomic_write(self.path, lambda f: torch.save(state, f))   # a temp name of its own: never shared
 
     def remove(self) -> None:
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+def finite(loss: torch.Tensor) -> torch.Tensor:
+    """Whether a loss is finite in float32, the precision its curve is stored in."""
+    return torch.isfinite(loss.float())
 
 
 class DivergenceMonitor:
@@ -132,8 +166,10 @@ class DivergenceMonitor:
             self.accs[step] = accuracy
 
     def first_bad(self) -> int | None:
-        """The first step since the last sync whose loss is not finite (one host sync)."""
-        bad = (~torch.isfinite(self.losses[self.synced:self.done])).nonzero()
+        """The first step since the last sync whose loss is not finite (one host sync). Finite means finite as the
+        curve is stored, in float32: a float64 loss beyond float32's range is a divergence, not an inf one step
+        before the recorded divergence."""
+        bad = (~finite(self.losses[self.synced:self.done])).nonzero()
         return self.synced + int(bad[0]) if len(bad) else None
 
     def sync_due(self, last: bool, evaluating: bool) -> bool:
@@ -142,9 +178,25 @@ class DivergenceMonitor:
     def state(self) -> dict:
         return {"losses": self.losses, "accs": self.accs}
 
-    def load_state(self, state: dict, step: int) -> None:
+    def load_state(self, state: dict, step: int) -> int | None:
+        """Continue from a checkpoint at ``step``; returns the first non-finite step before it, if any (a checkpoint
+        written on interruption or at the end may hold one that was not looked for yet)."""
         self.losses.copy_(state["losses"]), self.accs.copy_(state["accs"])
-        self.synced = self.done = step
+        self.synced, self.done = 0, step
+        bad = self.first_bad()
+        self.synced = step
+        return bad
+
+    def forget_from(self, step: int) -> None:
+        """Nothing at or after ``step`` (the divergence) is kept."""
+        self.losses[step:] = float("nan")
+        self.accs[step:] = float("nan")
+
+
+def _check_fits(state: dict, probes: list) -> None:
+    """Raise ValueError when a checkpoint's state was not made by a run with these probes."""
+    if len(state["probes"]) != len(probes):
+        raise ValueError(f"it holds the state of {len(state['probes'])} probes, this run has {len(probes)}")
 
 
 @torch.no_grad()
@@ -197,8 +249,9 @@ class Evaluator:
         if start and start % self.every == 0 and records["eval_step"][-1:] != [start]:
             self.record(start)
 
-    def truncate(self, last_good: int) -> None:
-        keep = [i for i, e in enumerate(self.records["eval_step"]) if e <= last_good]
+    def truncate(self, diverged: int) -> None:
+        """Drop the evaluations at and after the divergence step (taken on the weights that diverged)."""
+        keep = [i for i, e in enumerate(self.records["eval_step"]) if e < diverged]
         self.records = {k: [v[i] for i in keep] for k, v in self.records.items()}
 
     def arrays(self) -> dict:
@@ -206,13 +259,15 @@ class Evaluator:
 
 
 def train(cfg: RunConfig, plan: RunPlan | None = None, data=None, checkpoint: Path | None = None,
-          extra_probes=(), checkpoint_every: int = 250, sync_every: int = 50) -> Run:
+          extra_probes=(), checkpoint_every: int = 250, sync_every: int = 50, keep_checkpoint: bool = False) -> Run:
     """Train one run as ``cfg`` says, on ``plan``'s device with its engine options and progress display, and return
     its record (curves and probe measurements).
 
     ``checkpoint``: a file that holds the latest state; if it exists the run resumes from it (:class:`Checkpointer`).
     ``extra_probes``: measurement objects beyond those ``cfg.probe`` asks for (see ``bnlab.measure.Probe``), or
     functions that make one from the built model.
+    ``keep_checkpoint``: leave the finished run's state in ``checkpoint`` (its caller removes it once the result is
+    stored: a kill before that resumes at the last step instead of step 0); by default it is removed here.
     """
     plan = plan if plan is not None else RunPlan()
     dev = torch.device(plan.device)
@@ -231,7 +286,7 @@ def train(cfg: RunConfig, plan: RunPlan | None = None, data=None, checkpoint: Pa
     monitor = DivergenceMonitor(tc.steps, dev, sync_every)
     evaluator = Evaluator(model, data, dtype, tc.eval_every, tc.steps, tf32_between, tc.seed) if classifier \
         else None
-    ckpt = Checkpointer(checkpoint, checkpoint_every)
+    ckpt = Checkpointer(checkpoint, checkpoint_every, cfg.hash, tc.steps)
     # every random stream is the run's own and travels in its checkpoint: data order (``data.batches``), the
     # initialisation (``build``), and here the noise of noisy BatchNorm, on the run's device
     noise = torch.Generator(device=dev).manual_seed(tc.seed)
@@ -239,32 +294,39 @@ def train(cfg: RunConfig, plan: RunPlan | None = None, data=None, checkpoint: Pa
         if isinstance(m, ActivationNoise):
             m.generator = noise
 
-    start, wall_before = 0, 0.0
+    start, wall_before, diverged_before = 0, 0.0, None
     state = ckpt.load(dev)
     if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start, wall_before = state["step"], state["wall_s"]
-        monitor.load_state(state, start)
-        for p, s in zip(probes, state["probes"]):
-            p.load_state(s)
-        if "noise" in state:
-            noise.set_state(state["noise"].cpu())
-        elif dev.type == "cpu":
-            noise.set_state(state["rng"])       # a checkpoint from bnlab before 0.2.0: the CPU's global stream
-        if evaluator is not None:
-            evaluator.resume(state["evals"], start)
+        try:
+            _check_fits(state, probes)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["opt"])
+            start, wall_before = state["step"], state["wall_s"]
+            diverged_before = monitor.load_state(state, start)
+            for p, s in zip(probes, state["probes"]):
+                p.load_state(s)
+            if "noise" in state:
+                noise.set_state(state["noise"].cpu())
+            elif dev.type == "cpu":
+                noise.set_state(state["rng"])       # a checkpoint from bnlab before 0.2.0: the CPU's global stream
+            if evaluator is not None:
+                evaluator.resume(state["evals"], start)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
+            # another network's state, or a foreign file: half applied, so start again from a fresh build
+            ckpt.reject(f"does not fit this run ({type(err).__name__}: {str(err)[:300]})")
+            return train(cfg, plan, data, checkpoint, extra_probes, checkpoint_every, sync_every, keep_checkpoint)
     t0 = time.perf_counter()
 
     def snapshot(step: int) -> dict:
         return {"model": model.state_dict(), "opt": opt.state_dict(), **monitor.state(),
                 "evals": evaluator.records if evaluator is not None else {}, "probes": [p.state() for p in probes],
-                "noise": noise.get_state(), "step": step, "wall_s": wall_before + time.perf_counter() - t0}
+                "noise": noise.get_state(), "step": step, "wall_s": wall_before + time.perf_counter() - t0,
+                "config_hash": cfg.hash}
 
     batches = data.batches(tc.batch_size, tc.seed, dtype, start=start)
     bar = progress_bar(tc.steps, f"{cfg.name} (seed {tc.seed})", plan.progress, initial=start)
     try:
-        for step in range(start, tc.steps):
+        for step in range(start, tc.steps if diverged_before is None else start):
             # A step and its measurements are one unit: an interrupt (Ctrl-C, a cluster job's preemption) that
             # arrives inside it takes effect once the step is done and measured, never half-way.
             with _signals_deferred():
@@ -274,7 +336,7 @@ def train(cfg: RunConfig, plan: RunPlan | None = None, data=None, checkpoint: Pa
                     set_tf32(not active)        # measured steps (and what the probes compute) in strict fp32
                 out, loss = stepper.step(step, x, y, active)
                 monitor.record(step, loss, (out.argmax(1) == y).double().mean() if classifier else None)
-                if active and not bool(torch.isfinite(loss)):
+                if active and not bool(finite(loss)):
                     monitor.done = step + 1
                     break                       # diverged here: nothing is measured on a non-finite loss
                 for p in active:
@@ -301,10 +363,11 @@ def train(cfg: RunConfig, plan: RunPlan | None = None, data=None, checkpoint: Pa
         raise
     finally:
         strict_fp32()
-    status, diverged_step = "ok", monitor.first_bad()
+    status, diverged_step = "ok", diverged_before if diverged_before is not None else monitor.first_bad()
     if diverged_step is not None:
-        # recorded at the step it happened; nothing measured on it or after it is kept
+        # recorded at the step it happened; nothing measured or evaluated on it or after it is kept
         status = "diverged"
+        monitor.forget_from(diverged_step)
         for p in probes:
             p.truncate(diverged_step)
         if evaluator is not None:
@@ -312,6 +375,12 @@ def train(cfg: RunConfig, plan: RunPlan | None = None, data=None, checkpoint: Pa
     if bar is not None:
         bar.close()
     wall = wall_before + time.perf_counter() - t0
+    steps_done = max(0, (diverged_step if diverged_step is not None else tc.steps) - start)
+    steps_per_s = round(steps_done / max(wall - wall_before, 1e-9), 2) if steps_done or state is None \
+        else state.get("steps_per_s", 0.0)
+    if keep_checkpoint and monitor.done > start:
+        with _signals_deferred():               # the finished state, kept until the caller has stored the result
+            ckpt.save({**snapshot(monitor.done), "steps_per_s": steps_per_s})
 
     keep = np.arange(0, tc.steps, tc.log_every)
     arrays = {"step": keep, "train_loss": monitor.losses.cpu().numpy()[keep].astype(np.float32)}
@@ -320,9 +389,9 @@ def train(cfg: RunConfig, plan: RunPlan | None = None, data=None, checkpoint: Pa
         arrays.update(evaluator.arrays())
     for p in probes:
         arrays.update(p.arrays())
-    ckpt.remove()
-    steps_done = (diverged_step if diverged_step is not None else tc.steps) - start
-    meta = {"wall_s": round(wall, 2), "steps_per_s": round(steps_done / max(wall - wall_before, 1e-9), 2),
+    if not keep_checkpoint:
+        ckpt.remove()
+    meta = {"wall_s": round(wall, 2), "steps_per_s": steps_per_s,
             "engine": plan.engine.describe(cfg.model.arch), "resumed_at_step": start, "device": str(dev),
             "device_name": describe(dev)["device_name"]}
     return Run(cfg.to_dict(), status, diverged_step, arrays, meta)
