@@ -92,7 +92,8 @@ class ModelConfig:
         _check(self.num_classes >= 2, f"num_classes must be >= 2 (10 for both data sets), got {self.num_classes}")
         _check(self.arch in ARCHS, f"unknown arch {self.arch!r}; choose one of {ARCHS}")
         _check(self.norm in NORMS, f"unknown norm {self.norm!r}; choose one of {NORMS}")
-        _check(self.width > 0, "width must be > 0 (1.0 is the paper's VGG, 0.125 our cpu scale)")
+        _check(0 < self.width < float("inf"), f"width must be a finite number > 0 (1.0 is the paper's VGG, 0.125 our cpu "
+                                              f"scale), got {self.width}")
         _check(self.dln_depth >= 1 and self.dln_dim >= 1, "dln_depth and dln_dim must be >= 1")
         if self.arch == "resnet":
             d = resnet_depth(self)
@@ -134,6 +135,8 @@ class DataConfig:
                f"unknown dataset {self.dataset!r}; choose one of {DATASETS} "
                "(CIFAR-10 needs internet once; Fashion-MNIST works offline)")
         _check(self.train_subset >= 0 and self.test_subset >= 0, "subsets must be >= 0 (0 = all)")
+        _check(self.dln_samples >= 1 and self.dln_dim >= 1,
+               f"dln_samples and dln_dim must be >= 1, got {self.dln_samples} and {self.dln_dim}")
 
 
 @dataclass(frozen=True)
@@ -153,11 +156,13 @@ class TrainConfig:
     def __post_init__(self):
         _check_types(self, ints=("steps", "batch_size", "seed", "eval_every", "log_every"),
                      numbers=("lr", "momentum", "weight_decay"))
-        _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        _check(0 <= self.seed < 2**32, f"seed must be in [0, 2**32), got {self.seed}")
         _check(self.lr > 0 and self.lr < 100,
                f"lr must be in (0, 100), got {self.lr}; the paper uses 0.1 and 0.5 for VGG, 1e-6 for the DLN")
         _check(self.steps >= 1, "steps must be >= 1")
-        _check(0 <= self.momentum < 1 and self.weight_decay >= 0, "momentum must be in [0, 1), weight_decay >= 0")
+        _check(0 <= self.momentum < 1 and 0 <= self.weight_decay < float("inf"),
+               f"momentum must be in [0, 1) and weight_decay a finite number >= 0, got {self.momentum} and "
+               f"{self.weight_decay}")
         _check(self.batch_size >= 2, "batch_size must be >= 2 (BatchNorm needs a batch)")
         _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")
         _check(self.eval_every >= 1 and self.log_every >= 1, "eval_every and log_every must be >= 1")
@@ -179,10 +184,20 @@ class ProbeConfig:
     def __post_init__(self):
         _check_types(self, ints=("every", "activation_units", "landscape_points"))
         _check(self.every >= 0, "every must be >= 0 (0 turns probes off)")
+        _check(isinstance(self.landscape_range, tuple) and len(self.landscape_range) == 2
+               and all(_is_number(v) for v in self.landscape_range),
+               f"landscape_range must be a pair of numbers (lo, hi), got {self.landscape_range!r}")
         lo, hi = self.landscape_range
-        _check(0 < lo <= hi, "landscape_range must be (lo, hi) with 0 < lo <= hi, in multiples of lr")
-        _check(self.landscape_points >= 1, "landscape_points must be >= 1")
-        _check(all(int(i) >= 1 for i in self.activation_layers + self.ics_layers), "layers are numbered from 1")
+        _check(0 < lo <= hi < float("inf"), "landscape_range must be (lo, hi) with 0 < lo <= hi < inf, in multiples of lr")
+        _check(self.landscape_points >= 1 and self.activation_units >= 1,
+               "landscape_points and activation_units must be >= 1")
+        _check(isinstance(self.landscape, bool) and isinstance(self.landscape_log, bool),
+               "landscape and landscape_log must be True or False")
+        layers = self.activation_layers + self.ics_layers if isinstance(self.activation_layers, tuple) and \
+            isinstance(self.ics_layers, tuple) else None
+        _check(layers is not None and all(_is_int(i) and i >= 1 for i in layers),
+               f"activation_layers and ics_layers must be tuples of layer numbers (integers from 1), got "
+               f"{self.activation_layers!r} and {self.ics_layers!r}")
 
 
 @dataclass(frozen=True)

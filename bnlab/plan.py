@@ -17,10 +17,29 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import torch
+
 from .config import CPU, Scale, get_scale
 from .device import has_gpu, pick
 from .engine import EngineOptions
 from .store import DEFAULT_HOME, RunStore
+
+
+def check_device(device, source: str = "device") -> None:
+    """Raise ValueError, naming ``source`` (e.g. ``BNLAB_DEVICE``) and the choices, unless ``device`` (None: pick one)
+    names a device torch knows, bnlab runs on (cpu or cuda) and this machine has; the same words as ``--device``."""
+    if device is None or isinstance(device, torch.device) and device.type == "cpu":
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"{source} {device!r} is not a device; use cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"{source} {device!r}: bnlab runs on cpu or cuda (cuda:N for one GPU)")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{source} {device!r}: no GPU is visible here; use cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"{source} {device!r}: only {torch.cuda.device_count()} GPU(s) are visible")
 
 
 def _flag(value: str | None) -> bool:
@@ -41,6 +60,7 @@ class RunPlan:
 
     def __post_init__(self):
         object.__setattr__(self, "scale", get_scale(self.scale))
+        check_device(self.device)
         object.__setattr__(self, "device", str(pick(self.device)))
         object.__setattr__(self, "home", Path(self.home))
         object.__setattr__(self, "data_dir", Path(self.data_dir) if self.data_dir is not None else self.home / "data")
@@ -59,6 +79,8 @@ class RunPlan:
             engine = EngineOptions(channels_last=_flag(get("BNLAB_CHANNELS_LAST")), compile=_flag(get("BNLAB_COMPILE")),
                                    landscape=get("BNLAB_LANDSCAPE") or "auto")
         home = Path(home or get("BNLAB_HOME") or DEFAULT_HOME)
+        if device is None:
+            check_device(get("BNLAB_DEVICE"), "BNLAB_DEVICE")
         return cls(scale=scale, device=device or get("BNLAB_DEVICE"), engine=engine, home=home,
                    data_dir=data_dir or get("BNLAB_DATA"), jobs=jobs,
                    progress=progress if progress is not None else get("BNLAB_PROGRESS") != "0")
