@@ -398,11 +398,23 @@ def lp_dln(dln, lr=1e-3, early_step=1000) -> dict:
         out[f"dln_{n}_beta_max"] = (landscape_stats(dln, n, lr)["beta_max"], ".3g")
     ratio = [early["batch"][s] / early["l1"][s] for s in early["l1"]]
     out |= {f"dln_bn_over_l1_step{early_step}_low": (min(ratio), ".3g"),
-            f"dln_bn_over_l1_step{early_step}_high": (max(ratio), ".3g")}
+            f"dln_bn_over_l1_step{early_step}_high": (max(ratio), ".3g"),
+            f"dln_n_l1_lower_step{early_step}": (str(sum(r > RULES["lower"].threshold for r in ratio)), "")}
     gaps = [abs(final(a, "train_loss") / final(b, "train_loss") - 1)
             for a, b in zip(dln.select(norm="l2", lr=lr), dln.select(norm="batch", lr=lr))]
     out |= {"dln_l2_bn_gap_low": (min(gaps), ".2%"), "dln_l2_bn_gap_high": (max(gaps), ".2%")}
-    return out
+    # [ours] seed by seed: in how many seeds each normalisation's median loss range and gradient change are both below
+    # the standard network's, and its largest beta; in how many l1's median loss range is below BN's
+    seeds = common_seeds(dln, tuple((n, lr) for n in LP_NETS))
+    land = {(n, s): landscape_stats(dln, n, lr, s) for n in LP_NETS for s in seeds}
+    for n in LP_NETS[1:]:
+        smoother = sum(all(land[n, s][k] < land["none", s][k] for k in ("loss_spread", "grad_change")) for s in seeds)
+        out |= {f"dln_n_{n}_smoother": (str(smoother), ""),
+                f"dln_n_{n}_lower_beta_max": (str(sum(land[n, s]["beta_max"] < land["none", s]["beta_max"]
+                                                      for s in seeds)), "")}
+    out["dln_n_l1_smoother_than_bn"] = (str(sum(land["l1", s]["loss_spread"] < land["batch", s]["loss_spread"]
+                                               for s in seeds)), "")
+    return out | {"dln_lp_seeds": (str(len(seeds)), "")}
 
 
 # ---- chapter 7: theory --------------------------------------------------------------------------------------------
@@ -661,7 +673,8 @@ def confounders_landscape(res, lr=0.1) -> dict:
 
 __all__ = ["confounders_failure", "moment_ratios", "moment_ratio_seeds", "noisy_bn_training", "noisy_bn_moments", "vgg_ics", "dln_averaged_ics", "dln_summed_ics",
            "dln_summed_ics_seeds", "dln_averaged_ics_seeds",
-           "vgg_landscape", "dln_averaged_landscape", "dln_summed_landscape", "lp_vgg_training", "lp_dln",
+           "vgg_landscape", "dln_averaged_landscape", "dln_summed_landscape", "lp_vgg_training", "lp_vgg_moments",
+           "lp_vgg_landscape", "lp_dln",
            "theory_checks", "theory_details", "lemma45", "vgg_step_size", "resnet56_sweep", "resnet56_step_size",
            "resnet56_depth_profile", "resnet20_sweep", "sharpness_passage", "surface_passage", "confounders_training",
            "confounders_landscape"]
