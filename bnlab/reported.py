@@ -513,12 +513,12 @@ def _losses(res, norm, lr, step=None) -> list:
     return [r.arrays["train_loss"][step] for r in runs if len(r.arrays["train_loss"]) > step]
 
 
-@passage
+@passage(per_seed=False)
 def resnet56_sweep(res) -> dict:
     """The ResNet-56 learning-rate sweep over its seeds (:func:`sweep_seeds`), and the losses that tell its story:
     the first loss without BN, how late the diverged runs stop, the loss after one step and at the end at the
     smallest rate (both networks), the surviving standard run at lr 0.003, and the variance reaching the last
-    recorded layer at step 0 (seed 0)."""
+    recorded layer at step 0 (seed 0). Its numbers are per seed already (counts, ranges over the seeds, seed 0)."""
     diverged = [r.diverged_step for r in res.select(norm="none") if r.status == "diverged"]
     survivors = _losses(res, "none", 0.003)
     run0 = res.select(norm="none", lr=0.1, seed=0)[0]
@@ -546,10 +546,11 @@ def resnet56_step_size(res) -> dict:
             "r56_std_decreasing": (std["decreasing"], ".2g"), "r56_std_onset": (std["onset"], ".2g")}
 
 
-@passage
+@passage(per_seed=False)
 def resnet20_sweep(res) -> dict:
     """The ResNet-20 sweep over its seeds (:func:`sweep_seeds`): the initial signal (seed 0), the final test
-    accuracy of each standard seed at lr 0.1, and the test accuracies at the first evaluation at lr 0.1."""
+    accuracy of each standard seed at lr 0.1, and the test accuracies at the first evaluation at lr 0.1. Its numbers
+    are per seed already (counts, ranges over the seeds, seed 0)."""
     var0 = res.select(norm="none", lr=0.1, seed=0)[0].arrays["act_var"][0].mean(-1)
     high = {n: res.select(norm=n, lr=0.1) for n in ("none", "batch")}
     first = {n: [r.arrays["test_acc"][0] for r in runs] for n, runs in high.items()}
