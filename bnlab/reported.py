@@ -637,7 +637,8 @@ def confounders_training(res, lr=0.1) -> dict:
         out |= {f"cf_ctl_{key}_low": (min(acc[n][key] for n in CONTROLS), ".2f"),
                 f"cf_ctl_{key}_high": (max(acc[n][key] for n in CONTROLS), ".2f"),
                 f"cf_std_{key}": (acc["none"][key], ".2f"), f"cf_bn_{key}": (acc["batch"][key], ".2f")}
-    var0 = res.select(norm="none", lr=lr, seed=0)[0].arrays["act_var"][0].mean(-1)
+    first = min(res.select(norm="none", lr=lr), key=lambda r: r.seed)          # seed 0 (one seed's runs: that seed)
+    var0 = first.arrays["act_var"][0].mean(-1)
     return out | {"cf_inv_var0": (1 / var0.min(), ".0e")}
 
 
@@ -663,12 +664,19 @@ def confounders_failure(res, lr=0.1) -> dict:
 
 @passage
 def confounders_landscape(res, lr=0.1) -> dict:
+    """The landscape medians of the controls (range over the three) against BN's and the standard network's, each
+    network's largest beta, and per seed the fixed rescaling's loss range and gradient change over BN's."""
     land = {n: landscape_stats(res, n, lr) for n in ("none", "batch", *CONTROLS)}
     out = {}
     for key, spec in (("loss_spread", ".3g"), ("grad_change", ".3g"), ("beta", ".3g")):
         out |= {f"cf_ctl_{key}_low": (min(land[n][key] for n in CONTROLS), spec),
                 f"cf_ctl_{key}_high": (max(land[n][key] for n in CONTROLS), spec),
                 f"cf_std_{key}": (land["none"][key], spec), f"cf_bn_{key}": (land["batch"][key], spec)}
+    seeds = common_seeds(res, (("rescaled", lr), ("batch", lr)))
+    per_seed = {(n, s): landscape_stats(res, n, lr, s) for n in ("rescaled", "batch") for s in seeds}
+    for key in ("loss_spread", "grad_change"):
+        out |= _span(f"cf_rescaled_over_bn_{key}", [per_seed["rescaled", s][key] / per_seed["batch", s][key]
+                                                    for s in seeds], ".3g")
     return out | {f"cf_{n}_beta_max": (land[n]["beta_max"], ".2g") for n in land}
 
 
