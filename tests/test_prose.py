@@ -148,7 +148,7 @@ BOUND = re.compile(r"\b(at least|more than|less than|fewer than|below|above|unde
                    r"up to|no more than|within)\s+(?:a factor of\s+)?\$?(\d+(?:\.\d+)?|two|ten)\b", re.I)
 WORDS = {"two": 2.0, "ten": 10.0}
 # a sentence that reports per seed: a glued range or count of seeds, or words that say the seeds differ
-PER_SEED_NAME = re.compile(r"(_low|_high|_seeds|_trained|_range|seed|_n_\w+|^n_\w+|_per_seed)$|seed")
+PER_SEED_NAME = re.compile(r"(_low|_high|_trained|_range|_n_\w+|^n_\w+|_per_seed)$")
 PER_SEED_WORDS = re.compile(r"\bseeds?:|per seed|\bof (?:the )?(?:\{glue:text\}`[^`]*`|\w+) seeds\b|in (?:some|most|"
                             r"one|two|three|four|other|the other|a few|several) (?:of the )?seeds|seeds? (?:disagree|"
                             r"differ|split)|depending on the seed|range over the seeds|seed by seed", re.I)
