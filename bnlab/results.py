@@ -107,12 +107,19 @@ def save(result: Result, folder: Path) -> tuple[Path, Path]:
     npz, js = base / f"{result.scale}.npz", base / f"{result.scale}.json"
 
     store.atomic_npz(npz, arrays)
+    meta["npz_sha256"] = sha256(npz)          # the pair is one unit: a json read with another npz is refused
     store.atomic_json(js, meta, indent=1, sort_keys=True)
     return js, npz
 
 
 def load_file(js: Path, source: str = "cached") -> Result:
     meta = json.loads(Path(js).read_text())
+    npz = Path(js).with_suffix(".npz")
+    if "npz_sha256" in meta and sha256(npz) != meta["npz_sha256"]:
+        raise CachedResultCorrupt(
+            f"{npz} is not the arrays file that {Path(js).name} was saved with (a save was interrupted between the "
+            f"two): compute it again with `python -m bnlab reproduce {meta.get('experiment', '...')} --scale "
+            f"{meta.get('scale', '...')}`.")
     with np.load(Path(js).with_suffix(".npz")) as z:
         data = {k: z[k] for k in z.files}
     runs = []

@@ -271,8 +271,7 @@ class RunStore:
         return _read_pair(*self.run_paths(config_hash), lambda m, a: check_run_record(config_hash, m, a))
 
     def save_run(self, config_hash: str, meta: dict, arrays: dict) -> None:
-        """Store a finished run (checked as it will be read: a record that would be refused is never written)."""
-        check_run_record(config_hash, json.loads(json.dumps(meta)), arrays)
+        """Store a finished run: its arrays, then its record (checked when read, :func:`check_run_record`)."""
         _write_pair(*self.run_paths(config_hash), meta, arrays)
 
     def analysis_paths(self, experiment: str, config_hash: str) -> tuple[Path, Path]:

@@ -286,3 +286,23 @@ def test_a_float64_loss_beyond_float32_is_the_divergence_step(monkeypatch):
     res = train(RunConfig(cfg.name, cfg.model, cfg.data, cfg.train, ProbeConfig()), cpu_plan())
     loss = res["train_loss"]
     assert res.diverged_step == 7 and np.isfinite(loss[:7]).all() and not np.isfinite(loss[7:]).any()
+
+
+# ---- 9. the experiment files are one unit --------------------------------------------------------------------
+def test_an_experiment_json_is_never_read_with_the_npz_of_another_save(tmp_path, monkeypatch):
+    from bnlab import results
+    res = results.load("ics_dln", "cpu")
+    results.save(res, tmp_path)
+    res.runs[0].arrays["train_loss"] = res.runs[0].arrays["train_loss"] + 1.0
+    real = os.replace
+
+    def killed_before_the_json(src, dst):
+        if Path(dst).suffix == ".json":
+            raise SystemExit("killed")
+        return real(src, dst)
+    monkeypatch.setattr(os, "replace", killed_before_the_json)
+    with pytest.raises(SystemExit):
+        results.save(res, tmp_path)
+    with pytest.raises(results.CachedResultCorrupt, match="reproduce ics_dln --scale cpu"):
+        results.load_file(tmp_path / "ics_dln" / "cpu.json", "live")
+
