@@ -58,8 +58,13 @@ def test_registry_runs_match_scale_settings():
                     assert cfg.model.dln_depth == 25 and cfg.data.dln_samples == 1000
                 else:
                     steps = (s.resnet.steps or s.vgg_steps) if cfg.model.arch == "resnet" else s.vgg_steps
+                    if exp.network == "vgg_long":       # the longer reading (the same runs where the scale sets none)
+                        steps = s.vgg_long_steps or s.vgg_steps
                     assert cfg.train.steps == steps and cfg.train.batch_size == 128
                     assert cfg.data.dataset == s.dataset
+    # the longer VGG reading: six times the cpu length, and at the paper's sizes the very runs of landscape_vgg
+    assert {c.train.steps for c in get("landscape_vgg_long").runs("cpu")} == {6_000}
+    assert {c.hash for c in get("landscape_vgg_long").runs("paper")} <= {c.hash for c in get("landscape_vgg").runs("paper")}
     full = {c.hash for c in get("bn_vs_standard").runs("paper_fmnist")}
     assert all(c.model.width == 1.0 and c.train.steps == 15_000 and c.data.dataset == "fashion_mnist"
                for c in get("bn_vs_standard").runs("paper_fmnist"))
