@@ -49,19 +49,19 @@ def counts(found: list) -> dict:
     out = {}
     for key, _, chosen in by_step(found) + [("all", "", found)]:
         paper = [v for v in chosen if v.spec.kind == "paper"]
-        out[f"{key}_paper_n"] = (len(paper), "d")
+        out[f"{key}_paper_n"] = (len(paper), ".0f")
         for verdict in ("reproduced", "not reproduced", "mixed", "not meaningful"):
-            out[f"{key}_paper_{verdict.replace(' ', '_')}"] = (sum(v.verdict == verdict for v in paper), "d")
+            out[f"{key}_paper_{verdict.replace(' ', '_')}"] = (sum(v.verdict == verdict for v in paper), ".0f")
     santurkar = [v for v in found if v.spec.kind == "paper" and v.spec.source.startswith("Santurkar")]
-    out["santurkar_n"] = (len(santurkar), "d")
+    out["santurkar_n"] = (len(santurkar), ".0f")
     for verdict in ("reproduced", "not reproduced", "mixed", "not meaningful"):
-        out[f"santurkar_{verdict.replace(' ', '_')}"] = (sum(v.verdict == verdict for v in santurkar), "d")
+        out[f"santurkar_{verdict.replace(' ', '_')}"] = (sum(v.verdict == verdict for v in santurkar), ".0f")
     ours = [v for v in found if v.spec.kind == "extension"]
-    out["extension_n"] = (len(ours), "d")
-    out["extension_reproduced"] = (sum(v.verdict == "reproduced" for v in ours), "d")
+    out["extension_n"] = (len(ours), ".0f")
+    out["extension_reproduced"] = (sum(v.verdict == "reproduced" for v in ours), ".0f")
     checks = [v for v in found if v.spec.kind in ("identity", "erratum")]
-    out["checks_n"] = (len(checks), "d")
-    out["checks_hold"] = (sum(v.verdict in ("holds", "confirmed") for v in checks), "d")
+    out["checks_n"] = (len(checks), ".0f")
+    out["checks_hold"] = (sum(v.verdict in ("holds", "confirmed") for v in checks), ".0f")
     return out
 
 
@@ -78,8 +78,8 @@ def explanation_test(short, long) -> tuple[Table, dict]:
         rows.append([short_id, f"{a.verdict}: {a.ours()}", f"{b.verdict}: {b.ours()}", predicted,
                      "yes" if ok else "no"])
         out[f"expl_{short_id}_held"] = ("yes" if ok else "no", "")
-    out["expl_held"] = (held, "d")
-    out["expl_n"] = (len(LONG_READING_PREDICTIONS), "d")
+    out["expl_held"] = (held, ".0f")
+    out["expl_n"] = (len(LONG_READING_PREDICTIONS), ".0f")
     table = Table(rows, columns=["claim", f"short reading ({_length(short)} steps)",
                                  f"longer reading ({_length(long)} steps)", "predicted (registered before)", "held"])
     return table, out

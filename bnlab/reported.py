@@ -327,7 +327,7 @@ def vgg_long_landscape(long, lr=0.1, short_steps=1000) -> dict:
     the short reading's last step, and the share of the probes on the standard network's initial plateau at both
     lengths."""
     steps = max(r.config["train"]["steps"] for r in long.runs)
-    out = {"long_steps": (steps, ",d"), "short_plateau_share": ((PLATEAU[1] + 1) / short_steps, ".0%"),
+    out = {"long_steps": (steps, ",.0f"), "short_plateau_share": ((PLATEAU[1] + 1) / short_steps, ".0%"),
            "long_plateau_share": ((PLATEAU[1] + 1) / steps, ".1%")}
     for n in ("none", "batch"):
         s, late = landscape_stats(long, n, lr), landscape_stats(long, n, lr, steps=(short_steps, steps))

@@ -47,7 +47,7 @@ def test_the_scorecard_shows_kind_registration_and_why(shipped):
     row = card[card["statement [kind; source]"].str.startswith("VGG: with BN the effective beta")].iloc[0]
     assert "[paper; Santurkar et al. 2018]" in row["statement [kind; source]"]
     assert "registered after its first numbers" in row["criterion per seed (registered)"]
-    assert row["why"].startswith("limited by our scale (plateau share)")
+    assert row["why"].startswith("limited by our scale (width): not the length of training")
     pred = card[card["verdict"].str.contains("predicted:")]
     assert len(pred) == len(claims.LONG_READING_PREDICTIONS)
     assert all("registered before its runs" in c for c in pred["criterion per seed (registered)"])
