@@ -26,10 +26,9 @@ class Experiment:
         if self.network and self.network not in RUN_BUILDERS:
             raise ValueError(f"experiment {self.name!r}: unknown network {self.network!r}; one of {list(RUN_BUILDERS)}")
 
-    @property
-    def dataset(self) -> str:
-        """The data an analysis reads (a grid's runs name their own)."""
-        return self.analysis.dataset if self.analysis is not None else ""
+    def dataset_at(self, scale: Scale | str) -> str:
+        """The data an analysis reads at ``scale`` (a grid's runs name their own)."""
+        return self.analysis.data_set(get_scale(scale)) if self.analysis is not None else ""
 
     def runs(self, scale: Scale | str) -> list:
         """The training runs of a grid at ``scale`` (none for an analysis: it trains its own, see its config)."""

@@ -93,10 +93,14 @@ class Analysis:
     runs: Callable = lambda scale: []
     flops: Callable = lambda scale: 0.0
     block_steps: Callable = lambda scale: 0
-    dataset: str = "fashion_mnist"
+    dataset: str | None = None   # None: the scale's image data set, which the analysis trains and measures on
+
+    def data_set(self, scale: Scale) -> str:
+        """The data set the analysis reads at ``scale`` (what its provenance and banner name)."""
+        return self.dataset or scale.dataset
 
     def config(self, scale: Scale) -> dict:
-        return {"sizes": asdict(self.sizes(scale)), "dataset": self.dataset,
+        return {"sizes": asdict(self.sizes(scale)), "dataset": self.data_set(scale),
                 "runs": [r.to_dict() for r in self.runs(scale)]}
 
     def config_hash(self, scale: Scale) -> str:

@@ -97,7 +97,7 @@ def _compute_analysis(exp, plan: RunPlan) -> Result:
     t0 = time.perf_counter()
     arrays = exp.analysis.compute(scale, plan)
     precision = str(arrays.pop("precision", "fp64"))
-    prov = provenance(exp.name, scale.name, exp.dataset, describe(plan.device), time.perf_counter() - t0, precision)
+    prov = provenance(exp.name, scale.name, exp.dataset_at(scale), describe(plan.device), time.perf_counter() - t0, precision)
     prov.update(config=config, config_hash=key, engine=plan.engine.describe())
     plan.store.save_analysis(exp.name, key, prov, arrays)
     return Result(exp.name, scale.name, prov, [], arrays, "live", store_dir=str(plan.store.runs))

@@ -71,3 +71,27 @@ def test_cli_reproduce_writes_result_with_provenance(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "Live result: theory, smoke scale" in out.stdout
     assert (tmp_path / "theory" / "smoke.npz").exists()
+
+
+def test_an_analysis_names_the_data_it_read_at_a_cifar_scale(tmp_path):
+    """At colab and paper scale the step-size, sharpness and surface analyses train on CIFAR-10: their provenance and
+    banner must say so (they said Fashion-MNIST). Run on a fake CIFAR-10 folder (a tensor cache of random images) at
+    smoke sizes with the colab scale's data set; the theory checks read Fashion-MNIST at every scale."""
+    import dataclasses
+    import torch
+    from bnlab.config import COLAB, SMOKE
+    from bnlab.experiments import get
+    fake = tmp_path / "data"
+    fake.mkdir()
+    g = torch.Generator().manual_seed(0)
+    torch.save({"x_train": torch.randint(0, 256, (600, 3, 32, 32), dtype=torch.uint8, generator=g),
+                "y_train": torch.randint(0, 10, (600,), generator=g),
+                "x_test": torch.randint(0, 256, (300, 3, 32, 32), dtype=torch.uint8, generator=g),
+                "y_test": torch.randint(0, 10, (300,), generator=g)}, fake / "cifar10.pt")
+    cifar_smoke = dataclasses.replace(SMOKE, dataset=COLAB.dataset)
+    res = runner.compute("bjorck_step_size", cpu_plan(scale=cifar_smoke, data_dir=fake, home=tmp_path / "home"))
+    assert res.provenance["dataset"] == "cifar10" and "CIFAR-10" in res.banner()
+    for name in ("bjorck_step_size", "bjorck_step_size_resnet", "sharpness", "loss_surface"):
+        assert get(name).dataset_at("colab") == "cifar10" and get(name).dataset_at("paper") == "cifar10"
+        assert get(name).dataset_at("cpu") == "fashion_mnist"
+    assert get("theory").dataset_at("paper") == "fashion_mnist"
