@@ -12,22 +12,17 @@ from .engine import LANDSCAPE_BACKENDS
 from .estimate import main as estimate_main, preview
 from .experiments import EXPERIMENTS
 from .launch import ClusterOptions, launch
-from .plan import RunPlan
+from .plan import RunPlan, check_device
 from .runner import reproduce
 
 
 def _check_device(parser, device: str) -> None:
-    """--device must name a device torch knows and this machine has."""
+    """--device must name a device torch knows and this machine has (one check, ``plan.check_device``, for the
+    flag, ``RunPlan(device=...)`` and ``BNLAB_DEVICE``)."""
     try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        parser.error(f"--device {device!r} is not a device; use cpu, cuda or cuda:N")
-    if dev.type not in ("cpu", "cuda"):
-        parser.error(f"--device {device!r}: bnlab runs on cpu or cuda (cuda:N for one GPU)")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"--device {device!r}: no GPU is visible here; use --device cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        parser.error(f"--device {device!r}: only {torch.cuda.device_count()} GPU(s) are visible")
+        check_device(device, "--device")
+    except ValueError as err:
+        parser.error(str(err))
 
 
 def main(argv=None) -> int:
