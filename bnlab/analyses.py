@@ -30,7 +30,7 @@ from .train import progress_bar, train
 PRECISION = "strict fp32 (TF32 off)"
 REL_CAP = 1e30          # stored in place of a relative loss that overflowed (mask: <net>/nonfinite)
 
-# Bjorck et al.'s "normal" learning rate of each network (paper-spec.md 11.3)
+# Bjorck et al.'s "normal" learning rate of each network (Bjorck et al. 2018, as secondary accounts of their Fig. 1 give it)
 NORMAL_LR = {"none": 1e-4, "batch": 0.1}
 
 # ---- Bjorck et al.: relative loss vs step size in the first mini-batches ---------------------------

@@ -2,7 +2,7 @@
 
 A run is fully described by a :class:`RunConfig`; its hash is the cache key of the
 result (see :mod:`bnlab.results`). The paper's settings live in :data:`PAPER_SETTINGS`
-(one table, sources in ``paper-spec.md``); ``cpu`` and ``smoke`` shrink them.
+(one table; each value's source in its comment); ``cpu`` and ``smoke`` shrink them.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ DATASETS = ("fashion_mnist", "cifar10", "dln_synthetic")
 PRECISIONS = ("fp32", "tf32", "fp64")
 SCALES = ("paper", "paper_fmnist", "colab", "cpu", "smoke")  # largest first: a chapter shows the largest one shipped
 
-# One table of the paper's settings (paper-spec.md sections 2 and 3). [ours] marks our defaults
-# for what the paper leaves open (paper-spec.md section 12).
+# One table of the paper's settings ([S]: Santurkar et al. 2018, with the place it says so). [ours] marks our
+# defaults for what the paper leaves open.
 PAPER_SETTINGS = {
     "vgg": {
         "dataset": "cifar10",          # [S App. A.1]

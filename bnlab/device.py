@@ -1,7 +1,7 @@
 """Device and precision in one place: every function takes ``device=`` and calls :func:`pick`.
 
 Strict fp32 is the default because the ICS and landscape signals are differences of gradients:
-TF32 or bf16 rounding is as large as what we measure (performance-notes.md, section 1.4). Precision "tf32" trains
+TF32 or bf16 rounding is as large as what we measure. Precision "tf32" trains
 and evaluates in TF32 on a GPU between measurements and measures in strict fp32 (``bnlab.train``).
 """
 from __future__ import annotations

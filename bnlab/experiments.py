@@ -81,7 +81,7 @@ EXPERIMENTS = {e.name: e for e in (
                tuple((n, 1e-3, n in ("none", "batch")) for n in ("none", "batch", "l1", "l2", "linf"))),   # the summed reading
     Experiment("theory", "Sec. 4", "numerical checks of Theorems 4.1, 4.2, 4.4 and Lemma 4.5", analysis=theory.THEORY),
     # ---- beyond the paper (book/08_bjorck, book/09_smoothness); every setting here is [ours] unless a source is named ----
-    # Bjorck et al. 2018, paper-spec.md 11.3: each network at its "normal" lr (BN 0.1, standard 1e-4)
+    # Bjorck et al. 2018: each network at its "normal" lr (BN 0.1, standard 1e-4)
     Experiment("bjorck_step_size", "Bjorck, rel. loss", "relative loss after one step vs step size, first "
                "mini-batches (Bjorck et al.), VGG", analysis=analyses.STEP_SIZE),
     # Bjorck et al. 2018, Fig. 1: a ResNet at lrs 0.0001, 0.003, 0.1 with and without BN

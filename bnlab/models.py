@@ -34,7 +34,7 @@ class Block(nn.Module):
 
     @property
     def weight(self) -> nn.Parameter:
-        """The block's weight tensor: what the ICS measures (paper-spec section 5, [ours])."""
+        """The block's weight tensor: what the ICS measures (Santurkar et al. Sec. 2.2; which tensor is [ours])."""
         return self.layer.weight
 
     def forward(self, x):

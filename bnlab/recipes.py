@@ -1,7 +1,7 @@
 """What an experiment is made of: training runs built for a scale (a VGG, the deep linear network, a ResNet), or an
 :class:`Analysis`, a function that computes its arrays itself (and may train runs of its own on the way).
 
-Settings come from ``paper-spec.md`` (section numbers in the comments); ``[ours]`` marks our choices where the
+Settings come from Santurkar et al. 2018 (``config.PAPER_SETTINGS``, with the places the paper gives them); ``[ours]`` marks our choices where the
 paper is silent. Every VGG run of one scale carries the same probes, and every DLN run likewise, so a run shared
 by two figures (e.g. BN at lr 0.1) has one config hash and is trained once.
 """
@@ -15,7 +15,7 @@ from .config import (DataConfig, ModelConfig, ProbeConfig, RunConfig, Scale, Tra
 
 
 def vgg_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
-    """A VGG run at ``scale`` with the standard probe set (paper-spec sections 2.1, 3, 5, 6)."""
+    """A VGG run at ``scale`` with the standard probe set (Santurkar et al. App. A.1; the probes of Figs. 1-6)."""
     in_ch = 1 if scale.dataset == "fashion_mnist" else 3
     return RunConfig(
         name=f"{norm}_lr{lr:g}",
@@ -38,7 +38,7 @@ def vgg_long_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
 
 
 def dln_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
-    """A 25-layer deep linear network run (paper-spec sections 2.2, 3, Fig. 3b, 9, 10)."""
+    """A 25-layer deep linear network run (Santurkar et al. App. A.1; Figs. 3b, 9, 10)."""
     s = PAPER_SETTINGS["dln"]
     return RunConfig(
         name=f"{norm}_lr{lr:g}",
@@ -51,7 +51,7 @@ def dln_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
 
 
 def resnet_run(scale: Scale, norm: str, lr: float, seed: int, depth: int | None = None) -> RunConfig:
-    """A CIFAR ResNet run for Bjorck et al.'s learning-rate sweep (paper-spec section 11.3), the VGG's data at
+    """A CIFAR ResNet run for Bjorck et al.'s learning-rate sweep (Bjorck et al. 2018, Fig. 1), the VGG's data at
     ``scale`` and the ResNet's length (the VGG's unless the scale shortens it); layer-input statistics of the stem, a middle and the last residual block. ``depth``
     overrides the scale's depth (its width is kept)."""
     in_ch = 1 if scale.dataset == "fashion_mnist" else 3

@@ -2,14 +2,14 @@
 
 Why: the theorems are statements about one BatchNorm layer with the rest of the network held fixed. Checking
 them on a real Fashion-MNIST batch and a real (briefly trained) network shows which statements are identities,
-which printed forms fail (the 1/sqrt(m) erratum of Thm 4.1, paper-spec.md section 9.2) and how large each term
+which printed forms fail (the 1/sqrt(m) erratum of Thm 4.1, book/07_theory) and how large each term
 is in practice. The chapter ``book/07_theory.ipynb`` explains the results.
 
-Setup (paper-spec.md 9.1, the paper's Fig. 7): x (1x32x32 -> 1024) -> y = x W^T (d units, no bias) ->
+Setup (the paper's Fig. 7): x (1x32x32 -> 1024) -> y = x W^T (d units, no bias) ->
 BN without eps (sigma = biased batch std) -> z = gamma * yhat + beta -> ReLU -> Linear -> cross-entropy (mean
 over the batch). The vanilla network drops the BN step and shares every other parameter. As in the paper,
 W_{.j} is unit j's weight vector (row j of ``Params.W``), g = dL^/dz_j and H_jj = d^2 L^/dz_j dz_j; every
-"grad_{y_j} L" of the statements is read as g (paper-spec.md 9.1, the "identical loss" convention).
+"grad_{y_j} L" of the statements is read as g (the paper's "identical loss" convention, Sec. 4).
 """
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ class Params:
 
 
 def init_params(hidden: int, d_in: int = 1024, classes: int = 10, seed: int = 0, device="cpu") -> Params:
-    """Glorot-uniform W and V [ours, paper-spec.md 12], gamma = 1, beta = 0, c = 0; float64."""
+    """Glorot-uniform W and V [ours], gamma = 1, beta = 0, c = 0; float64."""
     gen = torch.Generator().manual_seed(seed)
 
     def glorot(rows, cols):

@@ -103,7 +103,7 @@ def test_report_and_files(results, tmp_path):
 
 
 def test_vgg16_flops_match_published_count():
-    # performance-notes.md section 4.1: VGG-16 on 32x32, Linear 512->10 head: 313.2 M multiply-adds per image
+    # the published count for VGG-16 on 32x32, Linear 512->10 head: 313.2 M multiply-adds per image
     assert bench.vgg_flops("vgg16", 1.0, 3) / 2 == pytest.approx(313.2e6, rel=2e-3)
 
 

@@ -22,7 +22,7 @@ CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
 
 REFERENCE = re.compile(r"(?:Figs?\.|Figures?|Sections?|Sec\.|§|Tables?|Eqs?\.|eq\.|Theorems?|Thms?\.?|Lemmas?|"
                        r"Observations?|Obs\.|Chapters?|chapters?|Alg\.|Algorithms?|Appendix|App\.|Def\.|Definition|"
-                       r"layers?\s*#|Layers?\s*#|#|paper-spec\.md,?\s*section|part)\s*\(?$")
+                       r"layers?\s*#|Layers?\s*#|#|part)\s*\(?$")
 SETTING_BEFORE = re.compile(r"(?:\blr|learning rates?|rates?|width|depth|batch(?: size)?|seeds?(?: \d+,?)*(?: and)?|steps?|every|"
                             r"K\s*=|k\s*=|m\s*=|d\s*=|n\s*=|size|at most|top|first|last|scale)\s*(?:of\s*)?$", re.I)
 SETTING_AFTER = re.compile(r"^\s*(?:-?\s*(?:full-batch |training |SGD |plain |measured |probed |unit )?"
@@ -221,3 +221,14 @@ def test_the_per_seed_check_catches_a_pooled_number_over_disagreeing_seeds_and_a
 def test_no_sentence_rests_on_seeds_that_disagree_or_rounds_across_a_bound(chapter):
     found = per_seed_problems(markdown_of(BOOK / chapter), glue_meta(BOOK / chapter))
     assert not found, "\n".join(f"{why}: {s[:200]}" for s, why in found)
+
+
+def test_no_file_of_the_repository_points_readers_to_notes_outside_it():
+    """The specification and notes the team works from are not in the repository: code, docs and chapters cite the
+    papers or files that ship."""
+    root = BOOK.parent
+    outside = re.compile(r"paper-spec\.md|performance-notes\.md|chapter-after-2018\.md|toolchain\.md|STYLE\.md")
+    files = [p for pattern in ("bnlab/**/*.py", "book/*.ipynb", "book/*.md", "*.md", "scripts/*", "benchmarks/*.md")
+             for p in root.glob(pattern) if p.is_file()]
+    found = [str(p.relative_to(root)) for p in files if outside.search(p.read_text(errors="ignore"))]
+    assert files and not found, found

@@ -2,7 +2,7 @@
 
 ``python -m bnlab.bench [--device cpu|cuda] [--arch vgg16] [--width W] [--steps N] [--compile] [--out FILE]``
 
-Four sections (performance-notes.md, section 7; every ratio is taken within this one run):
+Four sections (every ratio is taken within this one run):
 
 1. engine vs a plain baseline on the same VGG steps: torchvision-style ``Dataset`` of PIL images +
    ``ToTensor`` + ``Normalize`` + ``DataLoader`` (num_workers=0, shuffle) + ``loss.item()`` every step, against

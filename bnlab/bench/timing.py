@@ -11,7 +11,7 @@ import torch
 
 from ..device import sync
 
-# Dense peaks in TFLOP/s (fp32 on CUDA cores, TF32 tensor, bf16 tensor), performance-notes.md section 4.2.
+# Dense peaks in TFLOP/s (fp32 on CUDA cores, TF32 tensor, bf16 tensor), from the vendors' data sheets.
 # Matched in order on torch.cuda.get_device_name(); the first substring found wins.
 CUDA_PEAKS_TFLOPS = (
     ("H100 PCIe", {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0}),

@@ -2,7 +2,7 @@
 
 At parameters w with gradient g on a batch: L(w - eta g) / L(w) on the same batch for each eta, BatchNorm in
 training mode (batch statistics; running statistics restored), parameters restored exactly. Bjorck et al. call a
-step "divergent" when this ratio exceeds 10^3 (paper-spec.md section 11.3).
+step "divergent" when this ratio exceeds 10^3 (Bjorck et al. 2018).
 """
 from __future__ import annotations
 
