@@ -346,7 +346,7 @@ class TheorySizes:
 
 
 # ---- scales -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Scale:
     """How big a reproduction is: the paper's, a reader's GPU, a CPU-sized one, or a seconds-long smoke test.
     Every per-scale size lives here, so one object says what a scale trains and measures."""
@@ -391,15 +391,18 @@ _PAPER_SIZES = dict(resnet=ResNetSize(110, 1.0),           # Bjorck et al. 2018'
                     theory=TheorySizes(512, 128, (8, 32, 128, 512), 3000, 128, 0.1, 0))
 # [ours] TF32 between measurements at the paper's sizes: the suite is ~115 PFLOP, 29 min at 100% of an H100's
 # strict-fp32 peak, 4 min at its TF32 peak (``python -m bnlab.bench``, section 4); measurements stay strict fp32
-PAPER = Scale("paper", "cifar10", 1.0, 15_000, 100, 0, 0, 10_000, 100, 100, (0, 1, 2), train_precision="tf32",
+PAPER = Scale(name="paper", dataset="cifar10", vgg_width=1.0, vgg_steps=15_000, eval_every=100, train_subset=0,
+              test_subset=0, dln_steps=10_000, probe_every=100, dln_probe_every=100, seeds=(0, 1, 2), train_precision="tf32",
               **_PAPER_SIZES)
 # The paper's sizes on Fashion-MNIST: for a GPU without internet, where CIFAR-10 cannot be downloaded [ours]
-PAPER_FMNIST = Scale("paper_fmnist", "fashion_mnist", 1.0, 15_000, 100, 0, 0, 10_000, 100, 100, (0, 1, 2),
+PAPER_FMNIST = Scale(name="paper_fmnist", dataset="fashion_mnist", vgg_width=1.0, vgg_steps=15_000, eval_every=100,
+                     train_subset=0, test_subset=0, dln_steps=10_000, probe_every=100, dln_probe_every=100, seeds=(0, 1, 2),
                      train_precision="tf32", **_PAPER_SIZES)
 # [ours] A reader's GPU, e.g. a free Colab T4 (about 4.5 TFLOP/s effective in fp32, no TF32): CIFAR-10, half-width
 # VGG, 3,000 steps, so every chapter runs live in 15 minutes or less (`python -m bnlab estimate --scale colab
 # --tflops 4.5`); the default live scale when a GPU is present
-COLAB = Scale("colab", "cifar10", 0.5, 3_000, 250, 0, 0, 5_000, 100, 100, (0, 1, 2),
+COLAB = Scale(name="colab", dataset="cifar10", vgg_width=0.5, vgg_steps=3_000, eval_every=250, train_subset=0,
+              test_subset=0, dln_steps=5_000, probe_every=100, dln_probe_every=100, seeds=(0, 1, 2),
               resnet=ResNetSize(56, 0.5), step_size=StepSizeSizes(50, (-5.0, 3.0), 33),
               sharpness=SharpnessSizes(None, 250, 20, 0.1), surface=SurfaceSizes(None, 31, 2048, 0.1),
               theory=_PAPER_SIZES["theory"])
@@ -408,13 +411,16 @@ COLAB = Scale("colab", "cifar10", 0.5, 3_000, 250, 0, 0, 5_000, 100, 100, (0, 1,
 # build on. Its sweeps train 500 steps, half the VGG's, so that every arm gets three seeds on 2 cores.
 # The deep linear network at the paper's 10,000 steps with five seeds (its seeds disagree more than the VGG's).
 # The shipped evidence: every arm of the VGG, DLN and ResNet grids with all seeds.
-CPU = Scale("cpu", "fashion_mnist", 0.0625, 1_000, 100, 0, 2_000, 10_000, 25, 100, (0, 1, 2), dln_seeds=(0, 1, 2, 3, 4),
+CPU = Scale(name="cpu", dataset="fashion_mnist", vgg_width=0.0625, vgg_steps=1_000, eval_every=100, train_subset=0,
+            test_subset=2_000, dln_steps=10_000, probe_every=25, dln_probe_every=100, seeds=(0, 1, 2),
+            dln_seeds=(0, 1, 2, 3, 4),
             all_seeds_for=("vgg", "dln", "resnet", "resnet20"), vgg_long_steps=6_000,
             resnet=ResNetSize(56, 0.25, steps=500), step_size=StepSizeSizes(20, (-5.0, 3.0), 33),
             sharpness=SharpnessSizes(600, 50, 20, 0.1, seeds=(0, 1, 2)),
             surface=SurfaceSizes(500, 21, 512, 0.1, seeds=(0, 1, 2)),
             theory=TheorySizes(128, 64, (8, 32, 128), 1000, 128, 0.1, 10_000))
-SMOKE = Scale("smoke", "fashion_mnist", 0.0625, 12, 6, 512, 256, 30, 4, 10, (0,), vgg_long_steps=24,
+SMOKE = Scale(name="smoke", dataset="fashion_mnist", vgg_width=0.0625, vgg_steps=12, eval_every=6, train_subset=512,
+              test_subset=256, dln_steps=30, probe_every=4, dln_probe_every=10, seeds=(0,), vgg_long_steps=24,
               resnet=ResNetSize(8, 0.25), step_size=StepSizeSizes(2, (-5.0, 3.0), 9),
               sharpness=SharpnessSizes(12, 6, 4, 0.1), surface=SurfaceSizes(12, 5, 128, 0.1),
               theory=TheorySizes(32, 16, (8, 32, 128), 60, 64, 0.1, 1024))
