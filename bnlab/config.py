@@ -1,4 +1,4 @@
-"""Frozen, validated run configurations and the three named scales.
+"""Frozen, validated run configurations and the five named scales.
 
 A run is fully described by a :class:`RunConfig`; its hash is the cache key of the
 result (see :mod:`bnlab.results`). The paper's settings live in :data:`PAPER_SETTINGS`
