@@ -1,4 +1,4 @@
-"""Chapter 08 (beyond the paper): sharpness, Bjorck et al.'s step-size test, Li et al.'s surface, the new
+"""The analyses beyond the paper (chapters 8 and 9): sharpness, Bjorck et al.'s step-size test, Li et al.'s surface, the new
 normalisations; each checked against an obviously correct reference on tiny networks."""
 import copy
 from dataclasses import replace
