@@ -7,6 +7,7 @@ Chapter 1 and every VGG chapter read these; ``book/02_bn_vs_standard`` explains 
 from __future__ import annotations
 
 import gzip
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +167,42 @@ def _pad_to_32(x: np.ndarray) -> np.ndarray:
     return x
 
 
+_STATS: dict = {}      # (data set, images, a fingerprint of them) -> (mean, std), once per process
+
+
+def _direct_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 images in [0, 1], in float64 (what the normalisation of the inputs uses)."""
+    xf = x.double() / 255.0
+    return xf.mean(dim=(0, 2, 3), keepdim=True).float(), xf.std(dim=(0, 2, 3), keepdim=True).float()
+
+
+def channel_stats(dataset: str, x: torch.Tensor, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel mean and std of the training images ``x``, computed once per data set and subset: kept in
+    this process and in ``<root>/<dataset>-stats.json`` (a float64 pass over 60,000 images took seconds per run).
+    The file is optional: unreadable, it is recomputed; unwritable, the run goes on."""
+    key = f"{len(x)}:{int(x[:64].sum())}:{int(x[-64:].sum())}"      # which images (a subset is a prefix)
+    if (dataset, key) in _STATS:
+        return _STATS[dataset, key]
+    path = Path(root) / f"{dataset}-stats.json"
+    try:
+        saved = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        saved = {}
+    if key in saved and {"mean", "std"} <= set(saved[key]):
+        shape = (1, -1, 1, 1)
+        stats = (torch.tensor(saved[key]["mean"]).reshape(shape), torch.tensor(saved[key]["std"]).reshape(shape))
+    else:
+        stats = _direct_stats(x)
+        saved[key] = {"mean": stats[0].flatten().tolist(), "std": stats[1].flatten().tolist()}
+        try:
+            atomic_write(path, lambda f: f.write(json.dumps(saved).encode()))
+        except Exception as err:  # noqa: BLE001  (optional, as the tensor cache)
+            warnings.warn(f"the statistics cache {path} was not written ({type(err).__name__}: {err}); the next run "
+                          f"computes them again", stacklevel=2)
+    _STATS[dataset, key] = stats
+    return stats
+
+
 def load_images(cfg: DataConfig, device=None, root=None, download: bool = True) -> ImageData:
     """Load an image data set once onto ``device`` as uint8 (cached as a .pt file under the data dir)."""
     dev = pick(device)
@@ -200,9 +237,7 @@ def load_images(cfg: DataConfig, device=None, root=None, download: bool = True) 
         x_tr, y_tr = x_tr[:cfg.train_subset], y_tr[:cfg.train_subset]
     if cfg.test_subset:
         x_te, y_te = x_te[:cfg.test_subset], y_te[:cfg.test_subset]
-    xf = x_tr.double() / 255.0
-    mean = xf.mean(dim=(0, 2, 3), keepdim=True).float()
-    std = xf.std(dim=(0, 2, 3), keepdim=True).float()
+    mean, std = channel_stats(cfg.dataset, x_tr, root)
     classes = FASHION_CLASSES if cfg.dataset == "fashion_mnist" else CIFAR_CLASSES
     return ImageData(cfg.dataset, x_tr.to(dev), y_tr.to(dev), x_te.to(dev), y_te.to(dev), mean.to(dev),
                      std.to(dev), classes)

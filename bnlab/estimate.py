@@ -18,7 +18,7 @@ from functools import lru_cache
 import torch
 
 from .config import SCALES, config_hash, get_scale, n_layers
-from .device import dtype_of, sync
+from .device import dtype_of, set_tf32, strict_fp32, sync
 from .experiments import CHAPTERS, EXPERIMENTS, get as get_experiment
 from .flops import block_flops, run_flops
 from .models import build, loss_fn
@@ -55,10 +55,19 @@ class Cost:
 
     @property
     def flops(self) -> float:
-        return sum(f for f, _ in self.parts)
+        return sum(f for f, _, _ in self.parts)
 
-    def minutes(self, tflops: float, block_ms: float = BLOCK_MS) -> float:
-        return sum(max(f / (tflops * 1e12), b * block_ms / 1e3) for f, b in self.parts) / 60
+    def minutes(self, tflops: float, block_ms: float = BLOCK_MS, rates: dict | None = None,
+                fixed_s: float = 0.0) -> float:
+        """At ``tflops`` (or, per run, the rate ``rates`` measured for its network, normalisation and precision),
+        never under the launch floor, plus ``fixed_s`` per run (loading its data, building its network)."""
+        rates = rates or {}
+        return sum(max(f / (rates.get(k, tflops) * 1e12), b * block_ms / 1e3) + fixed_s for f, b, k in self.parts) / 60
+
+    @property
+    def networks(self) -> set:
+        """The (network, batch size, precision) of every run still to do (what :func:`measured_rates` times)."""
+        return {k for _, _, k in self.parts if k is not None}
 
     def __add__(self, other: "Cost") -> "Cost":
         return Cost(self.label, self.runs + other.runs, self.stored + other.stored, self.parts + other.parts)
@@ -78,7 +87,7 @@ def experiment_cost(name: str, plan: RunPlan, seen: set | None = None) -> Cost:
         if store.has_analysis(name, exp.config_hash(scale)):
             cost.stored = 1
         else:
-            cost.parts.append((exp.analysis.flops(scale), exp.analysis.block_steps(scale)))
+            cost.parts.append((exp.analysis.flops(scale), exp.analysis.block_steps(scale), None))
         return cost
     for run in exp.runs(scale):
         if run.hash in seen:
@@ -88,7 +97,8 @@ def experiment_cost(name: str, plan: RunPlan, seen: set | None = None) -> Cost:
         if store.has_run(run.hash):
             cost.stored += 1
         else:
-            cost.parts.append((run_flops(run)["total"], _block_steps(run)))
+            cost.parts.append((run_flops(run)["total"], _block_steps(run),
+                               (run.model, run.train.batch_size, run.train.precision)))
     return cost
 
 
@@ -137,8 +147,32 @@ def measure_tflops(device, run) -> float:
     return _step_tflops(str(device), run.model, run.train.batch_size, run.train.precision)
 
 
+def measured_rates(cost: "Cost", device) -> dict:
+    """TFLOP/s of this device for each network a cost still has to train, with its own normalisation and in its
+    own precision (a BN step costs more per FLOP than a plain one; noisy BN more still)."""
+    return {k: _step_tflops(str(device), *k) for k in cost.networks}
+
+
+@lru_cache(maxsize=None)
+def fixed_seconds(device: str, data_cfg, data_dir) -> float:
+    """Seconds a run spends before its first step and outside its FLOPs: loading its data onto the device (the
+    tensor cache, the channel statistics) and building a network; measured once per process."""
+    from .data import load
+    t0 = time.perf_counter()
+    load(data_cfg, 0, device=torch.device(device), root=data_dir, download=False)
+    return time.perf_counter() - t0
+
+
 @lru_cache(maxsize=None)
 def _step_tflops(device: str, model_cfg, batch_size: int, precision: str, steps: int = 3) -> float:
+    set_tf32(precision == "tf32")          # timed in the precision the runs train in (TF32 only where they may)
+    try:
+        return _timed_tflops(device, model_cfg, batch_size, precision, steps)
+    finally:
+        strict_fp32()
+
+
+def _timed_tflops(device: str, model_cfg, batch_size: int, precision: str, steps: int) -> float:
     dev = torch.device(device)
     dtype = dtype_of(precision)
     model = build(model_cfg, 0, dev, dtype)
@@ -198,15 +232,25 @@ def preview(name: str, plan: RunPlan, tflops: float | None = None) -> tuple[str,
     """(text, minutes): what a live run of ``name`` with ``plan`` will do and take on its device, with a warning
     and the cheaper alternative when it is longer than :data:`WARN_MINUTES`."""
     cost, scale = experiment_cost(name, plan), plan.scale.name
+    rates, fixed = {}, 0.0
     if tflops is None:
-        tflops = measure_tflops(plan.device, representative_run(name, plan.scale)) if cost.parts else 1.0
-    minutes = cost.minutes(tflops)
+        run = representative_run(name, plan.scale)
+        tflops = measure_tflops(plan.device, run) if cost.parts else 1.0
+        if cost.parts:
+            rates = measured_rates(cost, plan.device)
+            try:
+                fixed = fixed_seconds(str(plan.device), run.data, plan.data_dir)
+            except Exception:  # noqa: BLE001  (no data here yet: the run will say so; the ETA goes without it)
+                fixed = 0.0
+    minutes = cost.minutes(tflops, rates=rates, fixed_s=fixed)
     todo = cost.runs - cost.stored
     unit, label = (1e15, "PFLOP") if cost.flops >= 1e15 else (1e12, "TFLOP") if cost.flops >= 1e12 else (1e9, "GFLOP")
     size = f"{cost.flops / unit:.3g} {label}"
     took = f"{minutes:.1f} min" if minutes >= 1 else f"{minutes * 60:.0f} s"
+    speed = (f"{min(rates.values()):.2g} to {max(rates.values()):.2g} TFLOP/s by network" if len(set(rates.values())) > 1
+             else f"{tflops:.2g} TFLOP/s") + (f", {fixed:.1f} s per run to load its data" if fixed >= 0.05 else "")
     text = (f"Plan: {name} at {scale} scale: {todo} of {cost.runs} run(s) to compute, {cost.stored} reused from "
-            f"the run store ({plan.store.runs}); {size}, about {took} on this device ({tflops:.2g} TFLOP/s).")
+            f"the run store ({plan.store.runs}); {size}, about {took} on this device ({speed}).")
     if minutes > WARN_MINUTES:
         alt, alt_minutes = fitting_scale(name, plan, tflops)
         needs = SCALE_NEEDS.get(get_scale(alt).dataset, "")

@@ -51,3 +51,25 @@ def test_dln_data_is_a_linear_map():
     again = data_mod.load_regression(DataConfig("dln_synthetic"), seed=1, device="cpu")
     assert torch.equal(again.A, d.A)
     assert not torch.equal(data_mod.load_regression(DataConfig("dln_synthetic"), seed=2, device="cpu").A, d.A)
+
+
+def test_channel_statistics_are_computed_once_per_data_set_and_equal_the_direct_computation(tmp_path, monkeypatch):
+    """A run used to recompute the training images' mean and std in float64 (seconds per run at cpu scale); now once
+    per data set and subset, kept in the process and in the data folder, bit for bit the direct computation."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (300, 3, 32, 32), dtype=torch.uint8, generator=g)
+    monkeypatch.setattr(data_mod, "_STATS", {})
+    mean, std = data_mod.channel_stats("cifar10", x, tmp_path)
+    direct = data_mod._direct_stats(x)
+    assert torch.equal(mean, direct[0]) and torch.equal(std, direct[1]) and mean.shape == (1, 3, 1, 1)
+    assert (tmp_path / "cifar10-stats.json").exists()
+
+    def boom(_):
+        raise AssertionError("recomputed")
+    monkeypatch.setattr(data_mod, "_direct_stats", boom)
+    assert data_mod.channel_stats("cifar10", x, tmp_path)[0] is mean           # this process: kept
+    monkeypatch.setattr(data_mod, "_STATS", {})                                 # another process: read back
+    again = data_mod.channel_stats("cifar10", x, tmp_path)
+    assert torch.equal(again[0], mean) and torch.equal(again[1], std)
+    with pytest.raises(AssertionError, match="recomputed"):                     # another subset is another key
+        data_mod.channel_stats("cifar10", x[:100], tmp_path)

@@ -14,7 +14,7 @@ def test_every_analysis_has_a_cost():
     analyses = [n for n, e in EXPERIMENTS.items() if e.analysis is not None]
     assert len(analyses) == 5
     for name in analyses:
-        (flops, block_steps), = estimate.experiment_cost(name, cpu_plan(scale="colab")).parts
+        (flops, block_steps, _), = estimate.experiment_cost(name, cpu_plan(scale="colab")).parts
         assert flops > 0 and block_steps > 0
 
 
@@ -93,6 +93,33 @@ def test_without_tflops_the_plan_times_the_experiments_own_network_here(capsys):
     rate = estimate.measure_tflops("cpu", run)
     assert 0 < rate < 10                                        # a real rate of this CPU, far below a GPU's
     text, minutes = estimate.preview("ics_vgg", cpu_plan())
-    assert "TFLOP/s)" in text and minutes > 0
+    assert "TFLOP/s" in text and minutes > 0
     assert main(["estimate", "--scale", "smoke", "--experiment", "ics_dln"]) == 0
     assert capsys.readouterr().out.startswith("measured on this device:")
+
+
+def test_the_plan_times_each_network_with_its_normalisation_in_its_precision_and_counts_fixed_costs(monkeypatch):
+    """The ETA used to time one plain network with TF32 allowed and to ignore the time a run spends loading its data:
+    now each network of the plan is timed with its own normalisation and precision, and a measured fixed cost is
+    added per run."""
+    from bnlab import device as device_mod
+    plan = cpu_plan()
+    cost = estimate.experiment_cost("noisy_bn", plan)
+    norms = {k[0].norm for k in cost.networks}
+    assert {"none", "batch", "noisy_batch"} <= norms
+    seen_tf32 = []
+    monkeypatch.setattr(estimate, "_timed_tflops", lambda *a: (seen_tf32.append(
+        device_mod.torch.backends.cuda.matmul.allow_tf32), {"none": 2.0, "batch": 1.0}.get(a[1].norm, 0.5))[1])
+    estimate._step_tflops.cache_clear()
+    try:
+        rates = estimate.measured_rates(cost, "cpu")
+    finally:
+        estimate._step_tflops.cache_clear()
+    assert not any(seen_tf32) and not device_mod.torch.backends.cuda.matmul.allow_tf32      # strict fp32 runs
+    assert len(set(rates.values())) == 3
+    one = cost.minutes(1.0, block_ms=0.0, rates={k: 1.0 for k in rates})
+    assert cost.minutes(1.0, block_ms=0.0, rates=rates) > one                 # BN and noisy BN cost more here
+    assert cost.minutes(1.0, block_ms=0.0, rates=rates, fixed_s=2.0) == pytest.approx(
+        cost.minutes(1.0, block_ms=0.0, rates=rates) + 2.0 * len(cost.parts) / 60)
+    text, minutes = estimate.preview("noisy_bn", plan)
+    assert "TFLOP/s by network" in text and minutes > 0
