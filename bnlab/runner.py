@@ -71,6 +71,8 @@ def _init_worker(plan, devices, counter, threads):
         index = counter.value
         counter.value += 1
     _WORKER["plan"], _WORKER["device"] = plan, devices[index % len(devices)]
+    if torch.device(_WORKER["device"]).type == "cuda":
+        torch.cuda.set_device(_WORKER["device"])         # its default GPU too (kernels, handles, stray allocations)
     torch.set_num_threads(threads)
 
 
