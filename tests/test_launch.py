@@ -31,6 +31,8 @@ def test_workers_take_the_visible_gpus_in_turn():
 
 def test_each_pool_worker_keeps_the_device_its_turn_gives(monkeypatch):
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    selected = []
+    monkeypatch.setattr(torch.cuda, "set_device", selected.append)      # no GPU here: record what it would select
     ctx = __import__("multiprocessing").get_context("spawn")
     counter = ctx.Value("i", 0)
     seen = []
@@ -38,6 +40,7 @@ def test_each_pool_worker_keeps_the_device_its_turn_gives(monkeypatch):
         runner._init_worker(cpu_plan(), ["cuda:0", "cuda:1"], counter, 1)
         seen.append(runner._WORKER["device"])
     assert seen == ["cuda:0", "cuda:1", "cuda:0"]
+    assert selected == seen                             # each makes its GPU the default one
 
 
 def test_a_run_records_the_device_that_ran_it():
