@@ -1,0 +1,31 @@
+"""``scripts/gpu_check.sh --dry-run``: the GPU check's every section runs on the CPU at smoke sizes, so the script a
+GPU session runs once never rots; it must finish in under a minute (CI)."""
+import os
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = ("agreement", "resume", "memory", "estimate", "bench")
+
+
+def test_gpu_check_dry_run(tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out), "OMP_NUM_THREADS": "1"}
+    t0 = time.perf_counter()
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--dry-run"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    seconds = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = (out / "summary.txt").read_text().splitlines()
+    assert lines[0].startswith("gpu_check dry-run"), lines[0]
+    by_section = {line.split()[1]: line.split()[0] for line in lines[1:-1]}
+    assert set(by_section) == set(SECTIONS), lines
+    # every section ran (memory has no CUDA allocator to read on a CPU: SKIP with the process's RSS)
+    assert all(by_section[s] == "PASS" for s in SECTIONS if s != "memory"), lines
+    assert "max RSS" in next(line for line in lines if " memory " in line)
+    assert lines[-1].startswith("total: 4 pass, 0 fail, 1 skip"), lines[-1]
+    for s in SECTIONS:
+        assert (out / f"{s}.json").exists(), s
+    assert (out / "summary.json").exists() and (out / "bench.json").exists()
+    assert seconds < 60, f"the dry-run took {seconds:.1f} s"
