@@ -1,5 +1,6 @@
 """``scripts/gpu_check.sh --dry-run``: the GPU check's every section runs on the CPU at smoke sizes, so the script a
 GPU session runs once never rots; it must finish in under a minute (CI)."""
+import json
 import os
 import subprocess
 import time
@@ -28,4 +29,7 @@ def test_gpu_check_dry_run(tmp_path):
     for s in SECTIONS:
         assert (out / f"{s}.json").exists(), s
     assert (out / "summary.json").exists() and (out / "bench.json").exists()
+    agreement = json.loads((out / "agreement.json").read_text())
+    for case, detail in agreement["detail"].items():       # every probe kind was compared, in every case
+        assert {"act", "ics", "land", "sharp"} <= set(detail["array_groups"]), case
     assert seconds < 60, f"the dry-run took {seconds:.1f} s"
