@@ -31,6 +31,7 @@ fi
 python="${PYTHON:-$root/.venv/bin/python}"
 [[ -x "$python" ]] || python="$(command -v python3)"
 export BNLAB_PROGRESS=0 BNLAB_HOME="$OUT/bnlab_home"
+export CUBLAS_WORKSPACE_CONFIG="${CUBLAS_WORKSPACE_CONFIG:-:4096:8}"   # lets the deterministic resume check run cuBLAS
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"   # bnlab from this checkout where it is not installed
 # a hard limit a little past the script's own budget (its sections stop starting when the budget is spent)
 cd "$root"

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("agreement", "resume", "memory", "estimate", "bench")
+SECTIONS = ("agreement", "resume", "resume_deterministic", "memory", "estimate", "bench")
 
 
 def test_gpu_check_dry_run(tmp_path):
@@ -25,7 +25,7 @@ def test_gpu_check_dry_run(tmp_path):
     # every section ran (memory has no CUDA allocator to read on a CPU: SKIP with the process's RSS)
     assert all(by_section[s] == "PASS" for s in SECTIONS if s != "memory"), lines
     assert "max RSS" in next(line for line in lines if " memory " in line)
-    assert lines[-1].startswith("total: 4 pass, 0 fail, 1 skip"), lines[-1]
+    assert lines[-1].startswith("total: 5 pass, 0 fail, 1 skip"), lines[-1]
     for s in SECTIONS:
         assert (out / f"{s}.json").exists(), s
     assert (out / "summary.json").exists() and (out / "bench.json").exists()
