@@ -49,11 +49,15 @@ from bnlab.recipes import dln_run, resnet_run, vgg_run
 from bnlab.train import train
 
 T4_BYTES = 15e9                       # "15 GB": a free Colab T4 (torch reports 14.7 GiB total)
-TOL = {"fp64": 1e-6, "fp32": 1e-2}    # normwise relative difference, CPU vs device, over a few steps
+# normwise relative difference, CPU vs device, over a few steps. fp64 is the correctness check (an H200 agreed with
+# the CPU to 1e-12 on the VGG and 1e-10 on the DLN); fp32 a check for gross errors: CPU and cuDNN kernels round
+# differently, and the probes' differences of nearby gradients amplify it to a few 1e-2 within three steps
+TOL = {"fp64": 1e-6, "fp32": 5e-2}
 ESTIMATE_RANGE = (0.5, 2.0)           # timed / predicted seconds that count as agreeing
 # reported, but not judged in fp32: an argmax that flips under rounding moves an accuracy by 1/batch, and the smallest
-# Ritz value and the residual after a few Lanczos products are not stable under fp32 rounding
-FP32_UNJUDGED = ("train_acc", "test_acc", "sharp_min", "sharp_residual")
+# Ritz value and the residual after a few Lanczos products are not stable under fp32 rounding, and cos(G, G') of two
+# nearly equal gradients cancels (on an H200 it moved by half its largest value between the CPU and cuDNN)
+FP32_UNJUDGED = ("train_acc", "test_acc", "sharp_min", "sharp_residual", "ics_cos")
 PROBE_GROUPS = {"act", "ics", "land", "sharp"}   # array prefixes: activations, gradient ICS, landscape, sharpness
 
 
