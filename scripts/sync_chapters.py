@@ -1,13 +1,20 @@
 """Write the parts every chapter shares from their one source: the Colab and source links and the `%pip` URL from
 `_config.yml` (`repository.url`, `repository.branch`, `launch_buttons.colab_url`), and the parameters cell with
 the valid MODE and SCALE values from `bnlab.config`. `--check` changes nothing and exits 1 where a chapter
-disagrees (tests/test_notebooks.py runs it).
+disagrees (tests/test_notebooks.py runs it). Every page with a Colab button gets the install cell: the chapters and
+book/scorecard.ipynb (PAGES), which has no links line or parameters cell.
 
-    python scripts/sync_chapters.py            # rewrite book/[0-9]*.ipynb in place
+Where the book is published: $BNLAB_REPOSITORY ("owner/name", "owner/name@branch" or a GitHub URL) and $BNLAB_BRANCH
+replace `repository.url` / `repository.branch` when set (.github/workflows/book.yml sets them from the repository
+it runs in); unset, _config.yml's placeholder stays, which the committed notebooks carry.
+
+    python scripts/sync_chapters.py            # rewrite book/[0-9]*.ipynb and book/scorecard.ipynb in place
     python scripts/sync_chapters.py --check    # list disagreements, exit 1 if any
+    python scripts/sync_chapters.py --write-config OUT.yml   # _config.yml with the repository above (the build's)
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 import uuid
@@ -17,11 +24,48 @@ import nbformat
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+PAGES = ("scorecard",)     # pages other than the chapters that get a Colab button, hence an install cell
 LINKS = re.compile(r"^(?:LINKS|\[Open in Colab\]\([^)]*\) \| \[Source on GitHub\]\([^)]*\)) \| ", re.M)
 
 
-def book_config(root: Path = ROOT) -> dict:
+def repository_override(env=None) -> dict:
+    """{"url": ..., "branch": ...} from $BNLAB_REPOSITORY / $BNLAB_BRANCH (only the keys that are set)."""
+    env = os.environ if env is None else env
+    repo, branch, out = (env.get("BNLAB_REPOSITORY") or "").strip(), (env.get("BNLAB_BRANCH") or "").strip(), {}
+    if repo:
+        if "github.com/" in repo:
+            repo = repo.split("github.com/", 1)[1]
+        repo = repo.strip("/").removesuffix(".git")
+        if "@" in repo:
+            repo, branch = repo.split("@", 1)[0], branch or repo.split("@", 1)[1]
+        if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+            raise ValueError(f"BNLAB_REPOSITORY={env['BNLAB_REPOSITORY']!r}: expected owner/name[@branch] or a GitHub URL")
+        out["url"] = f"https://github.com/{repo}"
+    if branch:
+        out["branch"] = branch
+    return out
+
+
+def raw_config(root: Path = ROOT, env=None) -> dict:
+    """_config.yml as the build uses it: the repository from the environment where set."""
     cfg = yaml.safe_load((root / "_config.yml").read_text())
+    cfg["repository"].update(repository_override(env))
+    return cfg
+
+
+def write_config(dest: Path, root: Path = ROOT, env=None) -> None:
+    """The build's config, for `jupyter-book build --config DEST .` (DEST may lie anywhere: Jupyter Book resolves
+    local_extensions against the config's folder, so those paths are written absolute)."""
+    cfg = raw_config(root, env)
+    ext = cfg.get("sphinx", {}).get("local_extensions") or {}
+    for name, path in ext.items():
+        ext[name] = str((Path(root) / path).resolve())
+    Path(dest).write_text("# Written by scripts/sync_chapters.py --write-config from _config.yml\n"
+                          + yaml.safe_dump(cfg, sort_keys=False))
+
+
+def book_config(root: Path = ROOT, env=None) -> dict:
+    cfg = raw_config(root, env)
     repo = cfg["repository"]
     url = repo["url"].rstrip("/")
     return {"url": url, "slug": url.split("github.com/")[1], "branch": repo.get("branch", "main"),
@@ -89,17 +133,38 @@ def expected(nb, chapter: str, cfg: dict) -> list:
     return out
 
 
+def page_expected(nb, page: str, cfg: dict) -> list:
+    """(cell index, wanted source) for a page in PAGES: its one install cell."""
+    found = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "%pip install" in c.source]
+    if len(found) > 1:
+        raise ValueError(f"{page}: expected one install cell, found {len(found)}")
+    return [(found[0], install_cell(cfg))] if found else []
+
+
 def chapters(root: Path = ROOT) -> list:
     return sorted((root / "book").glob("[0-9]*.ipynb"))
 
 
-def sync(check: bool, root: Path = ROOT) -> list:
-    """Rewrite (or, with ``check``, only compare) every chapter; returns the disagreements found."""
-    cfg, problems = book_config(root), []
-    for path in chapters(root):
+def pages(root: Path = ROOT) -> list:
+    return [root / "book" / f"{p}.ipynb" for p in PAGES if (root / "book" / f"{p}.ipynb").exists()]
+
+
+def sync(check: bool, root: Path = ROOT, env=None) -> list:
+    """Rewrite (or, with ``check``, only compare) every chapter and page; returns the disagreements found."""
+    cfg, problems = book_config(root, env), []
+    for path in chapters(root) + pages(root):
         nb = nbformat.read(path, as_version=4)
         changed = False
-        for i, want in expected(nb, path.stem, cfg):
+        if path.stem in PAGES:
+            wanted = page_expected(nb, path.stem, cfg)
+            if not wanted:             # no install cell yet: one after the title cell, as in the chapters
+                problems.append(f"{path.relative_to(root)}: no install cell")
+                cell = nbformat.v4.new_code_cell(install_cell(cfg), metadata={"tags": ["remove-output"]})
+                nb.cells.insert(1, cell)
+                changed = True
+        else:
+            wanted = expected(nb, path.stem, cfg)
+        for i, want in wanted:
             if nb.cells[i].source != want:
                 problems.append(f"{path.relative_to(root)}: cell {i} differs from what _config.yml and bnlab give")
                 nb.cells[i].source, changed = want, True
@@ -112,6 +177,9 @@ def sync(check: bool, root: Path = ROOT) -> list:
 
 
 if __name__ == "__main__":
+    if "--write-config" in sys.argv[1:]:
+        write_config(Path(sys.argv[sys.argv.index("--write-config") + 1]))
+        sys.exit(0)
     check = "--check" in sys.argv[1:]
     found = sync(check)
     print("\n".join(found) if found else "every chapter agrees with _config.yml")
