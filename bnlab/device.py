@@ -6,6 +6,7 @@ and evaluates in TF32 on a GPU between measurements and measures in strict fp32 
 """
 from __future__ import annotations
 
+import os
 import platform
 import warnings
 
@@ -14,8 +15,10 @@ import torch
 
 
 def pick(device=None) -> torch.device:
-    """The device to use: the argument (``$BNLAB_DEVICE`` reaches it through ``bnlab.plan``), else cuda if
-    available, else cpu."""
+    """The device to use: the argument, else ``$BNLAB_DEVICE`` (which also reaches it through ``bnlab.plan``; read
+    here too, so that a network built without a plan lands where its inputs do), else cuda if available, else cpu."""
+    if device is None:
+        device = os.environ.get("BNLAB_DEVICE") or None
     if device is not None:
         dev = torch.device(device)
         if dev.type == "cuda" and not torch.cuda.is_available():

@@ -258,6 +258,19 @@ class Evaluator:
         return {k: np.asarray(v, dtype=np.float32 if k != "eval_step" else np.int64) for k, v in self.records.items()}
 
 
+def _restore_noise(noise: torch.Generator, saved: torch.Tensor, seed: int, step: int) -> None:
+    """Put noisy BatchNorm's noise stream back as the checkpoint left it. A checkpoint written on the other device
+    type (a CPU generator's state is 5056 bytes, a GPU's 16) cannot restore that stream here, and no stream could
+    match it: the run goes on with a stream seeded from its seed and the step, and says so."""
+    saved = saved.cpu()
+    if saved.numel() == noise.get_state().numel():
+        noise.set_state(saved)
+        return
+    noise.manual_seed(1_000_003 * (seed + 1) + step)
+    warnings.warn(f"this checkpoint was written on another device type: the run resumes at step {step} with a noise "
+                  f"stream of its own (noisy BatchNorm's draws differ from here on; nothing else does)", stacklevel=3)
+
+
 def train(cfg: RunConfig, plan: RunPlan | None = None, data=None, checkpoint: Path | None = None,
           extra_probes=(), checkpoint_every: int = 250, sync_every: int = 50, keep_checkpoint: bool = False) -> Run:
     """Train one run as ``cfg`` says, on ``plan``'s device with its engine options and progress display, and return
@@ -306,7 +319,7 @@ def train(cfg: RunConfig, plan: RunPlan | None = None, data=None, checkpoint: Pa
             for p, s in zip(probes, state["probes"]):
                 p.load_state(s)
             if "noise" in state:
-                noise.set_state(state["noise"].cpu())
+                _restore_noise(noise, state["noise"], tc.seed, start)
             elif dev.type == "cpu":
                 noise.set_state(state["rng"])       # a checkpoint from bnlab before 0.2.0: the CPU's global stream
             if evaluator is not None:
