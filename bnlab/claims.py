@@ -29,6 +29,9 @@ from .statistics import PLATEAU, analysis_seeds
 from .tables import Table
 
 VERDICTS = ("reproduced", "not reproduced", "mixed", "not meaningful")
+# the words an identity check and an erratum are judged in (holds / fails, confirmed / not): never "reproduced"
+CHECK_VERDICTS = {"identity": ("holds", "fails", "not meaningful"),
+                  "erratum": ("confirmed", "not confirmed", "not meaningful")}
 MIN_SEEDS = 3            # a claim about training needs this many seeds before it gets a verdict
 # What a claim is. Only a paper's own claims (and the predictions we registered) are reproduced or not; an identity
 # check says whether the algebra and our code agree, an erratum whether a printed statement is wrong.
@@ -79,7 +82,7 @@ class ClaimSpec:
     source: str = "Santurkar et al. 2018"
     prediction: str = ""         # the verdict an explanation of ours predicts, registered before the runs that judge it
     kind: str = "paper"          # a key of KINDS
-    registered: str = "after"    # "before" or "after" the numbers that judge it were first seen (REGISTRATION)
+    registered: str = "after"    # "before" or "after" the numbers that judge it were first seen (REGISTERED_BEFORE)
 
     @property
     def rule(self) -> str:
@@ -181,10 +184,9 @@ def judge(spec: ClaimSpec, result) -> Verdict:
     if why:
         verdict = "not meaningful"
     elif all(holds):
-        verdict = "reproduced" if spec.kind != "erratum" else "confirmed"
-        verdict = verdict if spec.kind != "identity" else "holds"
+        verdict = CHECK_VERDICTS.get(spec.kind, VERDICTS)[0]
     elif not any(holds):
-        verdict = {"erratum": "not confirmed", "identity": "fails"}.get(spec.kind, "not reproduced")
+        verdict = CHECK_VERDICTS.get(spec.kind, VERDICTS)[1]
     else:
         verdict = "mixed"
     return Verdict(spec, result.scale, seeds, effects, holds, verdict, why)
@@ -469,9 +471,6 @@ REGISTERED_BEFORE = {
     **{i: "9ff51c4" for i in LONG_READING_PREDICTIONS},
     "noise_stops_standard": "5c527bd",
 }
-REGISTRATION = ("registered after the first numbers of its experiment were seen (the registry came after the first "
-                "cpu results); the seeds that judge it may have been run later",
-                "registered in a commit before the runs that judge it")
 
 
 def _classified(spec: ClaimSpec) -> ClaimSpec:
@@ -503,5 +502,5 @@ def judge_all(load, scale: str | None = None) -> list:
     return found
 
 
-__all__ = ["ClaimSpec", "Verdict", "REGISTRY", "VERDICTS", "KINDS", "judge", "verdicts", "specs", "get", "table",
+__all__ = ["ClaimSpec", "Verdict", "REGISTRY", "VERDICTS", "CHECK_VERDICTS", "KINDS", "judge", "verdicts", "specs", "get", "table",
            "judge_all"]

@@ -4,7 +4,7 @@ same claims judged on the short and the longer reading, against the verdicts we 
 """
 from __future__ import annotations
 
-from .claims import LONG_READING_PREDICTIONS, get, judge
+from .claims import LONG_READING_PREDICTIONS, VERDICTS, get, judge
 from .scorecard import count_text
 from .tables import Table
 
@@ -46,16 +46,13 @@ def step_table(found: list) -> Table:
 def counts(found: list) -> dict:
     """Glue values ``{name: (value, spec)}``: per step the papers' claims reproduced, not reproduced, mixed and not
     meaningful, and the same over the whole book, by source."""
+    def tally(prefix: str, chosen: list) -> dict:
+        return {f"{prefix}_n": (len(chosen), ".0f"),
+                **{f"{prefix}_{w.replace(' ', '_')}": (sum(v.verdict == w for v in chosen), ".0f") for w in VERDICTS}}
     out = {}
     for key, _, chosen in by_step(found) + [("all", "", found)]:
-        paper = [v for v in chosen if v.spec.kind == "paper"]
-        out[f"{key}_paper_n"] = (len(paper), ".0f")
-        for verdict in ("reproduced", "not reproduced", "mixed", "not meaningful"):
-            out[f"{key}_paper_{verdict.replace(' ', '_')}"] = (sum(v.verdict == verdict for v in paper), ".0f")
-    santurkar = [v for v in found if v.spec.kind == "paper" and v.spec.source.startswith("Santurkar")]
-    out["santurkar_n"] = (len(santurkar), ".0f")
-    for verdict in ("reproduced", "not reproduced", "mixed", "not meaningful"):
-        out[f"santurkar_{verdict.replace(' ', '_')}"] = (sum(v.verdict == verdict for v in santurkar), ".0f")
+        out |= tally(f"{key}_paper", [v for v in chosen if v.spec.kind == "paper"])
+    out |= tally("santurkar", [v for v in found if v.spec.kind == "paper" and v.spec.source.startswith("Santurkar")])
     ours = [v for v in found if v.spec.kind == "extension"]
     out["extension_n"] = (len(ours), ".0f")
     out["extension_reproduced"] = (sum(v.verdict == "reproduced" for v in ours), ".0f")

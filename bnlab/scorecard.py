@@ -5,14 +5,12 @@ scorecard page shows :func:`tally`, :func:`rules_table` and :func:`scorecard`.
 """
 from __future__ import annotations
 
-from .claims import KINDS, VERDICTS
+from .claims import CHECK_VERDICTS, KINDS, VERDICTS
 from .criteria import RULES
 from .config import SCALES
 from .tables import Table
 from .triage import scale_caveat, why as triage_why
 
-CHECK_VERDICTS = {"identity": ("holds", "fails", "not meaningful"),
-                  "erratum": ("confirmed", "not confirmed", "not meaningful")}
 
 
 def groups(found: list) -> list:

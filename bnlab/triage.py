@@ -47,6 +47,8 @@ _WIDTH = ("not the length of training: trained six times longer (the longer read
           "both networks' beta sits near 2/lr, predicts no factor of two at any size")
 _EOS = ("between its episodes each network trains at the edge of stability, where the learning rate, not the network, "
         "sets the curvature along the gradient; in some seeds the standard network stalls on a flat plateau")
+_STALLED = ("at lr 0.01 the standard VGG stays on its plateau for most of the 1,000 steps: there is no trained standard "
+            "network to compare")
 _AVERAGED = "the averaged-loss reading takes steps 1,000 times shorter, and BN reaches the edge of stability in some seeds only"
 
 # The verdicts at the shipped cpu scale that are not reproduced or mixed, and why we think so.
@@ -79,12 +81,9 @@ TRIAGE = {
                                                   "the verdict held as registered, though the values moved: the runs "
                                                   "differ from the short ones from their first steps by rounding "
                                                   "(another CPU), which training amplifies"),
-    "smoother_loss_vgg_lr0.01": Triage("scale", "steps", "at lr 0.01 the standard VGG stays on its plateau for most "
-                                       "of the 1,000 steps: there is no trained standard network to compare"),
-    "predictive_gradients_vgg_lr0.01": Triage("scale", "steps", "at lr 0.01 the standard VGG stays on its plateau for "
-                                              "most of the 1,000 steps: there is no trained standard network to compare"),
-    "smaller_beta_vgg_lr0.01": Triage("scale", "steps", "at lr 0.01 the standard VGG stays on its plateau for most of "
-                                      "the 1,000 steps: there is no trained standard network to compare"),
+    "smoother_loss_vgg_lr0.01": Triage("scale", "steps", _STALLED),
+    "predictive_gradients_vgg_lr0.01": Triage("scale", "steps", _STALLED),
+    "smaller_beta_vgg_lr0.01": Triage("scale", "steps", _STALLED),
     "predictive_gradients_early_vgg": Triage("design", "the early window, steps 200-500", "at our length this window "
                                              "is where the standard network leaves its plateau; the paper's 'early' "
                                              "is in a run 15 times longer"),
