@@ -10,7 +10,7 @@ from . import claims, results, scorecard
 from .config import SCALES
 from .engine import LANDSCAPE_BACKENDS
 from .estimate import main as estimate_main, preview
-from .experiments import EXPERIMENTS
+from .experiments import registry as experiments
 from .launch import ClusterOptions, launch
 from .plan import RunPlan, check_device
 from .runner import reproduce
@@ -75,8 +75,8 @@ def main(argv=None) -> int:
         _check_device(parser, args.device)
 
     if args.command == "list":
-        w_name, w_fig = max(map(len, EXPERIMENTS)), max(len(e.figures) for e in EXPERIMENTS.values())
-        for name, exp in EXPERIMENTS.items():
+        w_name, w_fig = max(map(len, experiments())), max(len(e.figures) for e in experiments().values())
+        for name, exp in experiments().items():
             shipped = ", ".join(results.shipped_scales(name)) or "none"
             print(f"{name:{w_name}s}  {exp.figures:{w_fig}s}  shipped: {shipped:12s} {exp.description}")
         return 0
@@ -105,14 +105,14 @@ def main(argv=None) -> int:
         return 1 if problems else 0
     if args.all and args.experiment:
         parser.error("name experiments or pass --all, not both")
-    names = list(EXPERIMENTS) if args.all else args.experiment
+    names = list(experiments()) if args.all else args.experiment
     if not names:
         parser.error("name an experiment or pass --all")
     if args.jobs < 1:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
-    unknown = [n for n in names if n not in EXPERIMENTS]
+    unknown = [n for n in names if n not in experiments()]
     if unknown:
-        parser.error(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")
+        parser.error(f"unknown experiment(s) {unknown}; choose from {list(experiments())}")
     # the edge: arguments and environment resolved once into the plan every run below is given
     env_plan = RunPlan.from_env(scale=args.scale, device=args.device, jobs=args.jobs)
     engine = replace(env_plan.engine, channels_last=args.channels_last or env_plan.engine.channels_last,

@@ -1,4 +1,4 @@
-"""Analyses of the loss landscape's stability (chapters ``08_bjorck`` and ``09_smoothness``): Bjorck et al.'s
+"""Analyses of the loss landscape's stability: Bjorck et al.'s
 step-size test, Hessian sharpness during training, and Li et al.'s 2-D loss surface, each for a network of a scale
 with and without BatchNorm.
 

@@ -1,4 +1,5 @@
-"""The claims the book tests, as data: one registry, each claim with its criterion fixed in code, judged per seed.
+"""The claims the book tests, as data, and how they are judged: each claim with its criterion fixed in code, judged
+per seed. The claims themselves live with their chapters (``bnlab/chapters/<slug>.py``); :func:`registry` collects them.
 
 A :class:`ClaimSpec` names the paper's statement (with its number where the paper gives one), the experiment,
 the statistic and the criterion; its ``measure(result, seed)`` returns the effect for one seed and whether the
@@ -20,12 +21,8 @@ from typing import Callable
 
 import numpy as np
 
-from .criteria import (RULES, better, close_loss, dln_ics_contrast, edge_of_stability, fails, ics_similar_or_larger,
-                       less_stable, lower_loss, more_than_rescaling, printed_thm41_fails, sharpness_smaller, smoother,
-                       step_size_onset, step_size_range, sweep_bn_best_at_larger, sweep_same_at_smallest, theory_error,
-                       thm44_bn_below_vanilla, wider_basin, within)
-from .norms import NORM_LABELS
-from .statistics import PLATEAU, analysis_seeds
+from .criteria import RULES
+from .statistics import analysis_seeds
 from .tables import Table
 
 VERDICTS = ("reproduced", "not reproduced", "mixed", "not meaningful")
@@ -52,12 +49,12 @@ class Criterion(str):
         return obj
 
 
-def _c(rule: str, lead: str = "") -> Criterion:
+def criterion(rule: str, lead: str = "") -> Criterion:
     """The criterion of ``rule`` in words (after ``lead``), tied to the rule."""
     return Criterion(f"{lead} {RULES[rule].text()}".strip(), rule)
 
 
-def _ics_contrast() -> Criterion:
+def ics_contrast() -> Criterion:
     return Criterion(f"BN's {RULES['uncorrelated'].text()}, and the standard network's {RULES['aligned'].text()}, at "
                      "every layer", "uncorrelated")
 
@@ -69,7 +66,6 @@ class ClaimSpec:
     it compares, whose common seeds are judged."""
 
     id: str
-    chapter: str
     experiment: str
     paper: str                   # the statement we test, with the paper's number where it gives one
     statistic: str               # what ``measure`` returns as the effect, per seed
@@ -82,7 +78,19 @@ class ClaimSpec:
     source: str = "Santurkar et al. 2018"
     prediction: str = ""         # the verdict an explanation of ours predicts, registered before the runs that judge it
     kind: str = "paper"          # a key of KINDS
-    registered: str = "after"    # "before" or "after" the numbers that judge it were first seen (REGISTERED_BEFORE)
+    registered_in: str = ""      # the commit that registered it before the runs that judge it ("": after them)
+    chapter: str = ""            # the chapter's notebook name, filled in from _toc.yml (bnlab.chapters.claims)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"claim {self.id!r}: unknown kind {self.kind!r}; one of {sorted(KINDS)}")
+        if self.kind in ("extension", "prediction", "erratum"):     # ours, whatever statement they test
+            object.__setattr__(self, "source", "ours")
+
+    @property
+    def registered(self) -> str:
+        """"before" or "after" the numbers that judge it were first seen (from git history: ``registered_in``)."""
+        return "before" if self.registered_in else "after"
 
     @property
     def rule(self) -> str:
@@ -193,7 +201,7 @@ def judge(spec: ClaimSpec, result) -> Verdict:
 
 
 def specs(experiment: str | None = None, chapter: str | None = None) -> list:
-    return [s for s in REGISTRY if (experiment is None or s.experiment == experiment)
+    return [s for s in registry() if (experiment is None or s.experiment == experiment)
             and (chapter is None or s.chapter == chapter)]
 
 
@@ -204,283 +212,40 @@ def verdicts(result, chapter: str | None = None, ids=None) -> Table:
 
 
 def get(claim_id: str) -> ClaimSpec:
-    for s in REGISTRY:
+    for s in registry():
         if s.id == claim_id:
             return s
     raise KeyError(f"unknown claim {claim_id!r}; `python -m bnlab claims` lists them")
 
 
-# ---- the registry -------------------------------------------------------------------------------------------
-def _vgg_pair(lr):
+# ---- the registry: every chapter module's claims (bnlab.chapters) -------------------------------------------------
+def bn_pair(lr: float) -> tuple:
+    """The arms a BN-against-standard claim compares at ``lr``."""
     return (("none", lr), ("batch", lr))
 
 
-BJORCK = "Bjorck et al. 2018"
-EARLY = (PLATEAU[1] + 1, 500)   # [ours] "early in training": after the standard VGG's initial plateau, to step 500
-NOISY_LAYERS = (2, 9, 13)       # layers whose input shifts the noisy-BN claim compares (Fig. 2 and 8 show these)
+def registry() -> tuple:
+    """Every registered claim, in the book's order (each chapter module declares its own)."""
+    from . import chapters
+    return chapters.claims()
 
 
-def _registry() -> list:
-    out = [
-        # ---- chapter 2: BN against the standard network (Fig. 1) ----
-        *[ClaimSpec(f"bn_trains_faster_lr{lr:g}", "02_bn_vs_standard", "bn_vs_standard",
-                    f"BN trains faster than the standard VGG at lr {lr:g} (Fig. 1a)",
-                    "final training accuracy, BN minus standard", _c("better", "BN"),
-                    better("batch", "none", lr), _vgg_pair(lr), needs_training=False)
-          for lr in (0.1, 0.5)],
-        ClaimSpec("bn_generalises_better_lr0.1", "02_bn_vs_standard", "bn_vs_standard",
-                  "BN reaches a higher test accuracy at lr 0.1 (Fig. 1b; 83% vs 80% at 15k steps, no augmentation)",
-                  "final test accuracy, BN minus standard", _c("better", "BN"),
-                  better("batch", "none", 0.1, "test_acc"), _vgg_pair(0.1)),
-        # ---- chapter 3: noisy BN (Fig. 2) ----
-        ClaimSpec("noisy_bn_trains_like_bn", "03_noisy_bn", "noisy_bn",
-                  "BN with injected distributional noise trains almost exactly like BN (Fig. 2)",
-                  "final training accuracy, noisy BN minus BN", _c("comparable"),
-                  within("noisy_batch", "batch", 0.1), (("noisy_batch", 0.1), ("batch", 0.1))),
-        ClaimSpec("noisy_bn_beats_standard", "03_noisy_bn", "noisy_bn",
-                  "noisy BN still trains far better than the standard network (Fig. 2)",
-                  "final training accuracy, noisy BN minus standard", _c("far better", "noisy BN"),
-                  better("noisy_batch", "none", 0.1, rule="far better"), (("noisy_batch", 0.1), ("none", 0.1)), needs_training=False),
-        ClaimSpec("noisy_bn_less_stable", "03_noisy_bn", "noisy_bn",
-                  "noisy BN's layer inputs are less stable than the standard network's, yet it trains like BN "
-                  "(Fig. 2, 8)", "smallest over layers #2, #9, #13 of noisy BN's mean shift of the input means "
-                  "(relative to their std, per probe interval) over the standard network's", _c("lower", "at every layer, noisy BN's inputs moving more:"),
-                  less_stable("noisy_batch", "none", 0.1, NOISY_LAYERS), (("noisy_batch", 0.1), ("none", 0.1)),
-                  needs_training=False),
-        ClaimSpec("noise_stops_standard", "03_noisy_bn", "noisy_bn_control",
-                  "the same noise added to the standard network stops it from training at all (Sec. 2.1)",
-                  "final training accuracy of standard + the noise in absolute units (0 if diverged)",
-                  _c("fails"), fails("noise_abs", 0.1), (("noise_abs", 0.1),),
-                  needs_training=False),
-        ClaimSpec("relative_noise_stops_standard", "03_noisy_bn", "noisy_bn",
-                  "noise of the same size relative to each channel's spread stops the standard network from "
-                  "training (ours: the paper's control with the noise scaled to the activations)",
-                  "final training accuracy of standard + the noise relative to each channel's std (0 if diverged)",
-                  _c("fails"), fails("noise", 0.1), (("noise", 0.1),),
-                  needs_training=False, source="ours"),
-        # ---- chapter 4: gradient-based ICS (Fig. 3) ----
-        *[ClaimSpec(f"ics_not_reduced_vgg_lr{lr:g}", "04_gradient_ics", "ics_vgg",
-                    f"BN does not reduce gradient-based ICS of the VGG at lr {lr:g}: similar or larger (Fig. 3a)",
-                    "smallest over layers #5, #10 of BN's median ||G-G'|| over the standard network's",
-                    _c("clearly", "BN's at least 1/2 of the standard network's at every measured layer: not smaller by"),
-                    ics_similar_or_larger(lr), _vgg_pair(lr))
-          for lr in (0.1, 0.01)],
-        ClaimSpec("ics_dln_contrast_summed", "04_gradient_ics", "dln_summed_loss",
-                  "DLN (summed loss, the main reading): the standard network has almost no ICS, with BN G and G' "
-                  "look almost uncorrelated (Fig. 3b)", "largest over layers #9, #17 of BN's median cos(G, G')",
-                  _ics_contrast(),
-                  dln_ics_contrast(1e-3), _vgg_pair(1e-3), min_seeds=5),
-        ClaimSpec("ics_dln_contrast_averaged", "04_gradient_ics", "ics_dln",
-                  "the same, read with an averaged loss at the paper's lr 1e-6 (side reading)",
-                  "largest over layers #9, #17 of BN's median cos(G, G')",
-                  _ics_contrast(),
-                  dln_ics_contrast(1e-6), _vgg_pair(1e-6), min_seeds=5),
-    ]
-    # ---- chapter 5: the landscape (Fig. 4, 10) ----
-    for exp, lr, what, seeds, tag in (("landscape_vgg", 0.1, "VGG", MIN_SEEDS, "vgg"),
-                                      ("landscape_vgg_long", 0.1, "VGG trained longer (ours)", MIN_SEEDS, "vgg_long"),
-                                      ("landscape_vgg", 0.01, "VGG at lr 0.01 (a second rate; ours)", MIN_SEEDS,
-                                       "vgg_lr0.01"),
-                                      ("dln_summed_loss", 1e-3, "DLN, summed loss", 5, "dln_summed"),
-                                      ("landscape_dln", 1e-6, "DLN, averaged loss (side reading)", 5, "dln_averaged")):
-        fig = "Fig. 4" if exp.startswith("landscape_vgg") else "Fig. 10"
-        out += [
-            ClaimSpec(f"smoother_loss_{tag}", "05_landscape", exp,
-                      f"{what}: with BN the loss varies less along the gradient ({fig}a)",
-                      "standard network's median loss range over BN's", _c("clearly"), smoother("loss_spread", lr),
-                      _vgg_pair(lr), min_seeds=seeds),
-            ClaimSpec(f"predictive_gradients_{tag}", "05_landscape", exp,
-                      f"{what}: with BN the gradient changes less along it: more predictive ({fig}b)",
-                      "standard network's median max gradient change over BN's", _c("clearly"),
-                      smoother("grad_change", lr), _vgg_pair(lr), min_seeds=seeds),
-            ClaimSpec(f"smaller_beta_{tag}", "05_landscape", exp,
-                      f"{what}: with BN the effective beta-smoothness is smaller ({fig}c)",
-                      "standard network's median max effective beta over BN's", _c("clearly"), smoother("beta", lr),
-                      _vgg_pair(lr), min_seeds=seeds),
-        ]
-    for exp, lr, what, tag, seeds in (("landscape_vgg", 0.1, "VGG", "vgg", MIN_SEEDS),
-                                      ("landscape_vgg_long", 0.1, "VGG trained longer", "vgg_long", MIN_SEEDS),
-                                      ("dln_summed_loss", 1e-3, "DLN, summed loss", "dln_summed", 5)):
-        out += [
-            ClaimSpec(f"smaller_scaled_beta_{tag}", "05_landscape", exp,
-                      f"{what}: BN's smaller beta is not an artefact of larger weights: beta x ||w||^2, which a "
-                      "rescaling of the weights leaves unchanged in a BN network, is smaller too (ours)",
-                      "standard network's median of max beta x sum of squared block weight norms over BN's", _c("clearly"),
-                      smoother("beta_scaled", lr), _vgg_pair(lr), min_seeds=seeds, source="ours"),
-        ]
-    out += [
-        ClaimSpec("smaller_worst_beta_dln_summed", "05_landscape", "dln_summed_loss",
-                  "DLN, summed loss: BN's worst-case effective beta over training is smaller too (Fig. 10c's peaks)",
-                  "standard network's largest effective beta over BN's", _c("clearly"), smoother("beta_max", 1e-3),
-                  _vgg_pair(1e-3), min_seeds=5),
-        ClaimSpec("predictive_gradients_early_vgg", "05_landscape", "landscape_vgg",
-                  "VGG: early in training the gradient change differs by close to two orders of magnitude (Sec. 3.2)",
-                  f"standard network's median max gradient change over BN's, probes at steps {EARLY[0]}-{EARLY[1]}",
-                  _c("two orders"), smoother("grad_change", 0.1, rule="two orders", steps=EARLY), _vgg_pair(0.1)),
-        ClaimSpec("predictive_gradients_early_vgg_long", "05_landscape", "landscape_vgg_long",
-                  "VGG trained longer: the same early window, a control (its first steps are those of the short runs)",
-                  f"standard network's median max gradient change over BN's, probes at steps {EARLY[0]}-{EARLY[1]}",
-                  _c("two orders"), smoother("grad_change", 0.1, rule="two orders", steps=EARLY), _vgg_pair(0.1)),
-        # ---- chapter 6: l_p normalisations (Fig. 5) ----
-        *[ClaimSpec(f"{n}_like_bn_vgg", "06_lp_normalization", "lp_vgg",
-                    f"the VGG with {NORM_LABELS[n].split(' + ')[1]} normalisation trains comparably to BN (Fig. 5a)",
-                    f"final training accuracy, {n} minus BN", _c("comparable"), within(n, "batch", 0.1),
-                    ((n, 0.1), ("batch", 0.1))) for n in ("l1", "l2", "linf")],
-        *[ClaimSpec(f"{n}_beats_standard_vgg", "06_lp_normalization", "lp_vgg",
-                    f"the VGG with {NORM_LABELS[n].split(' + ')[1]} normalisation trains better than the standard "
-                    "network (Fig. 5a)", f"final training accuracy, {n} minus standard", _c("better"),
-                    better(n, "none", 0.1), ((n, 0.1), ("none", 0.1)), needs_training=False)
-          for n in ("l1", "l2", "linf")],
-        ClaimSpec("l1_better_than_bn_dln", "06_lp_normalization", "lp_dln",
-                  "for the DLN, l1 normalisation is even better than BN (Fig. 5b)",
-                  "final training loss of BN over l1's", _c("lower", "l1 lower:"), lower_loss("l1", "batch", 1e-3),
-                  (("l1", 1e-3), ("batch", 1e-3)), min_seeds=5),
-        *[ClaimSpec(f"{n}_beats_standard_dln", "06_lp_normalization", "lp_dln",
-                    f"for the DLN, {NORM_LABELS[n].split(' + ')[1]} normalisation reaches a lower loss than the "
-                    "standard network (Fig. 5b)", f"final training loss of the standard network over {n}'s",
-                    _c("lower", "lower with the normalisation:"), lower_loss(n, "none", 1e-3), ((n, 1e-3), ("none", 1e-3)),
-                    min_seeds=5) for n in ("l1", "l2", "linf")],
-        ClaimSpec("l2_matches_bn_dln", "06_lp_normalization", "lp_dln",
-                  "in this DLN (zero-mean data, no biases) l2 normalisation is nearly BatchNorm: it divides by the "
-                  "root mean square, which is the standard deviation while the means stay near zero (ours)",
-                  "final training loss of l2 over BN's", _c("nearly"), close_loss("l2", "batch", 1e-3),
-                  (("l2", 1e-3), ("batch", 1e-3)), min_seeds=5, source="ours"),
-        # ---- chapter 7: theory (Sec. 4), one computation each ----
-        ClaimSpec("thm41_identity", "07_theory", "theory",
-                  "Thm 4.1 with the corrected 1/m factor holds as an equality", "largest relative error",
-                  _c("identity"), theory_error("thm41_relerr"), needs_training=False, min_seeds=1,
-                  effect_format=".1e"),
-        ClaimSpec("thm41_printed_bound_fails", "07_theory", "theory",
-                  "Thm 4.1 as printed (1/sqrt m) is violated somewhere (our erratum)",
-                  "unit-batches where the printed bound fails", _c("somewhere"), printed_thm41_fails, needs_training=False,
-                  min_seeds=1, effect_format=".0f", source="ours"),
-        ClaimSpec("thm42_identity", "07_theory", "theory", "Thm 4.2, eq. (50), holds as an equality",
-                  "largest relative error", _c("identity"), theory_error("thm42_relerr"), needs_training=False,
-                  min_seeds=1, effect_format=".1e"),
-        ClaimSpec("thm44_bn_below_vanilla", "07_theory", "theory",
-                  "Thm 4.4: with BN the worst-case gradient with respect to the weights is smaller than the vanilla "
-                  "network's at the same weights", "median of BN's worst case over the vanilla network's",
-                  _c("lower", "BN's lower in every cell (batch size; at initialisation and after training):"), thm44_bn_below_vanilla,
-                  needs_training=False, min_seeds=1, effect_format=".2f"),
-        ClaimSpec("lemma45_identity", "07_theory", "theory", "Lemma 4.5's distance identity (an identity, per unit)",
-                  "largest relative error", _c("identity"), theory_error("lemma45_unit_relerr"),
-                  needs_training=False, min_seeds=1, effect_format=".1e"),
-    ]
-    # ---- chapter 8: Bjorck et al. ----
-    for first, when, tag in ((1, "at initialisation", "init"), (None, "over the measured mini-batches", "median")):
-        for exp, net in (("bjorck_step_size", "VGG"), ("bjorck_step_size_resnet", "ResNet")):
-            suffix = "" if exp == "bjorck_step_size" else "_resnet"
-            out += [
-                ClaimSpec(f"step_size_onset_{tag}{suffix}", "08_bjorck", exp,
-                          f"{net} without BN: the relative loss exceeds 10^3 once the step size passes about 1e-3 "
-                          f"({when})", "smallest step size with relative loss > 10^3 (median over mini-batches)",
-                          _c("about", "about 1e-3:"), step_size_onset(first), needs_training=False, min_seeds=1,
-                          source=BJORCK),
-                ClaimSpec(f"step_size_range_{tag}{suffix}", "08_bjorck", exp,
-                          f"{net} with BN: a step lowers the loss over a much wider range of step sizes ({when})",
-                          "BN's largest loss-lowering step size over the standard network's",
-                          _c("much", "the loss-lowering range and the divergence onset both:"), step_size_range(first), needs_training=False,
-                          min_seeds=1, source=BJORCK),
-            ]
-    sweep_arms = tuple((n, lr) for n in ("none", "batch") for lr in (1e-4, 3e-3, 0.1))
-    for exp, net, suffix in (("bjorck_lr_sweep", "ResNet", ""), ("bjorck_lr_sweep_resnet20", "ResNet-20", "_resnet20")):
-        out += [
-            ClaimSpec(f"sweep_standard_fails_at_0.1{suffix}", "08_bjorck", exp,
-                      f"{net} without BN: the largest rate (0.1) fails (Bjorck et al., Fig. 1)",
-                      "final training accuracy without BN at lr 0.1 (0 if diverged)", _c("fails"),
-                      fails("none", 0.1), (("none", 0.1),), needs_training=False, source=BJORCK),
-            ClaimSpec(f"sweep_same_at_smallest{suffix}", "08_bjorck", exp,
-                      f"{net}: at the smallest rate (1e-4) both networks reach about the same test accuracy",
-                      "test accuracy at lr 1e-4, BN minus standard", Criterion(RULES["comparable"].text() + "; not meaningful unless both "
-                                "networks trained (" + RULES["trained"].text() + ")", "comparable"), sweep_same_at_smallest, sweep_arms, needs_training=False,
-                      source=BJORCK),
-            ClaimSpec(f"sweep_bn_best_at_larger{suffix}", "08_bjorck", exp,
-                      f"{net}: with BN a larger rate gives the best test accuracy, better than any rate without BN",
-                      "BN's best test accuracy minus the best without BN",
-                      Criterion("BN's best at a rate above 1e-4, and " + RULES["better"].text(), "better"),
-                      sweep_bn_best_at_larger, sweep_arms, needs_training=False, source=BJORCK),
-        ]
-    out += [
-        # ---- chapter 9: sharpness, surfaces, confounders ----
-        ClaimSpec("sharpness_smaller_with_bn", "09_smoothness", "sharpness",
-                  "the smoothness story predicts a smaller top Hessian eigenvalue with BN (ours, from Sec. 3)",
-                  "standard network's median lambda_max over BN's", _c("lower"), sharpness_smaller,
-                  needs_training=False, source="ours"),
-        *[ClaimSpec(f"edge_of_stability_{net}", "09_smoothness", "sharpness",
-                    f"{NORM_LABELS[net]}: lambda_max settles near 2/lr (edge of stability, Cohen et al. 2021)",
-                    "median lambda_max over the second half, over 2/lr", _c("near"), edge_of_stability(net),
-                    needs_training=False, effect_format=".2f", source="Cohen et al. 2021")
-          for net in ("none", "batch")],
-        ClaimSpec("wider_basin_with_bn", "09_smoothness", "loss_surface",
-                  "with BN the basin around the trained weights is wider (Li et al.'s 2-D picture; ours)",
-                  "share of the square with loss < 2x centre, BN minus standard", _c("better"), wider_basin,
-                  needs_training=False, effect_format=".2f", source="ours"),
-        *[ClaimSpec(f"{n}_beats_standard", "09_smoothness", "confounders",
-                    f"{NORM_LABELS[n]} trains better than the standard network (ours)",
-                    f"final training accuracy, {n} minus standard", _c("better"),
-                    better(n, "none", 0.1), ((n, 0.1), ("none", 0.1)), needs_training=False, source="ours")
-          for n in ("layer", "group", "rescaled")],
-        ClaimSpec("more_than_rescaling", "09_smoothness", "confounders",
-                  "BN's smoothing is more than the rescaling it sets at initialisation (ours)",
-                  "fixed-rescaling network's median max beta over BN's",
-                  _c("clearly", "beta and gradient change both larger than BN's by"), more_than_rescaling(0.1),
-                  (("rescaled", 0.1), ("batch", 0.1)), source="ours"),
-    ]
-    out = [_classified(s) for s in out]
-    ids = [s.id for s in out]
-    assert len(ids) == len(set(ids)), "claim ids must be unique"
-    return out
+def classify(specs, kinds: dict = {}, registered_in: dict = {}, predictions: dict = {}) -> tuple:  # noqa: B006
+    """A chapter's claims with their kind (``kinds``: {kind: claim ids}; "paper" otherwise), the commit that registered
+    a criterion before the runs that judge it (``registered_in``: {claim id: commit}; the others were registered
+    after their first numbers were seen) and the verdict a registered prediction expects (``predictions``)."""
+    kind_of = {i: kind for kind, ids in kinds.items() for i in ids}
+    unknown = (set(kind_of) | set(registered_in) | set(predictions)) - {s.id for s in specs}
+    if unknown:
+        raise KeyError(f"classify: no claim {sorted(unknown)} in this chapter")
+    return tuple(replace(s, kind=kind_of.get(s.id, "paper"), registered_in=registered_in.get(s.id, ""),
+                         prediction=predictions.get(s.id, "")) for s in specs)
 
 
-# Registered before the longer VGG runs were made (git log shows the order). Our explanation of the short reading:
-# at cpu scale the standard VGG spends its first ~200 steps on a flat plateau, a fifth of the 1,000 steps' probes,
-# where its landscape is flat because its gradients vanish; the medians over the probes then understate how rough
-# its landscape is once it trains. If that is why the short reading's gradient change and beta fall short of a
-# factor of two, then at vgg_long_steps (a plateau share of 1/30) every landscape claim is reproduced. The early
-# window (steps 200-500) is the same in both readings, so its verdict must not move: a control. A competing reading
-# (both networks train at the edge of stability, beta ~ 2/lr, chapter 9) predicts beta stays within a factor of two.
-LONG_READING_PREDICTIONS = {
-    "smoother_loss_vgg_long": "reproduced",
-    "predictive_gradients_vgg_long": "reproduced",
-    "smaller_beta_vgg_long": "reproduced",
-    "smaller_scaled_beta_vgg_long": "reproduced",
-    "predictive_gradients_early_vgg_long": "not reproduced",
-}
-
-
-# Every claim that is not a paper's own (kind "paper", the default). Extensions and predictions are ours, whatever
-# statement they test at a new setting; identities keep the theorem's source.
-KIND = {
-    **{i: "extension" for i in (
-        "relative_noise_stops_standard", "ics_dln_contrast_averaged", "smoother_loss_vgg_lr0.01",
-        "predictive_gradients_vgg_lr0.01", "smaller_beta_vgg_lr0.01", "smoother_loss_dln_averaged",
-        "predictive_gradients_dln_averaged", "smaller_beta_dln_averaged", "smaller_scaled_beta_vgg",
-        "smaller_scaled_beta_dln_summed", "sweep_standard_fails_at_0.1_resnet20", "sweep_same_at_smallest_resnet20",
-        "sweep_bn_best_at_larger_resnet20", "sharpness_smaller_with_bn", "wider_basin_with_bn", "layer_beats_standard",
-        "group_beats_standard", "rescaled_beats_standard", "more_than_rescaling")},
-    **{i: "prediction" for i in LONG_READING_PREDICTIONS},
-    **{i: "identity" for i in ("thm41_identity", "thm42_identity", "lemma45_identity", "l2_matches_bn_dln")},
-    "thm41_printed_bound_fails": "erratum",
-}
-
-# When each criterion was registered, from git history. The claims registry (commit d4be0f0, 2026-12-01) was written
-# after the first cpu-scale results of every experiment had been committed (2026-11-23), and the criteria added
-# later (4f8373d and after) after the numbers they read; so every criterion is "after" its first numbers, except
-# those registered in a commit before the runs that judge them (the commit named here).
-REGISTERED_BEFORE = {
-    **{i: "9ff51c4" for i in LONG_READING_PREDICTIONS},
-    "noise_stops_standard": "5c527bd",
-}
-
-
-def _classified(spec: ClaimSpec) -> ClaimSpec:
-    kind = KIND.get(spec.id, "paper")
-    source = "ours" if kind in ("extension", "prediction", "erratum") else spec.source
-    return replace(spec, kind=kind, source=source, prediction=LONG_READING_PREDICTIONS.get(spec.id, ""),
-                   registered="before" if spec.id in REGISTERED_BEFORE else "after")
-
-
-REGISTRY = _registry()
+def __getattr__(name):
+    if name == "REGISTRY":
+        return registry()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---- every claim at once (the CLI and the scorecard) ----------------------------------------------------------
@@ -488,7 +253,7 @@ def judge_all(load, scale: str | None = None) -> list:
     """A :class:`Verdict` (or, where no result is found, a row saying so) per registered claim. ``load(experiment,
     scale)`` returns a result or raises (``bnlab.results.load`` for the shipped caches)."""
     found, cache = [], {}
-    for spec in REGISTRY:
+    for spec in registry():
         if spec.experiment not in cache:
             try:
                 cache[spec.experiment] = load(spec.experiment, scale)
@@ -502,5 +267,5 @@ def judge_all(load, scale: str | None = None) -> list:
     return found
 
 
-__all__ = ["ClaimSpec", "Verdict", "REGISTRY", "VERDICTS", "CHECK_VERDICTS", "KINDS", "judge", "verdicts", "specs", "get", "table",
-           "judge_all"]
+__all__ = ["ClaimSpec", "Criterion", "Verdict", "VERDICTS", "CHECK_VERDICTS", "KINDS", "MIN_SEEDS", "judge", "verdicts",
+           "specs", "get", "table", "judge_all", "registry", "classify", "bn_pair", "criterion", "ics_contrast"]

@@ -407,7 +407,7 @@ COLAB = Scale(name="colab", dataset="cifar10", vgg_width=0.5, vgg_steps=3_000, e
               sharpness=SharpnessSizes(None, 250, 20, 0.1), surface=SurfaceSizes(None, 31, 2048, 0.1),
               theory=_PAPER_SIZES["theory"])
 # [ours] at cpu scale a ResNet-56 at a quarter of the width (channels 4, 8, 16) is the deepest that fits. Depth
-# matters: without BN the initial output grows with depth (chapter 08_bjorck shows it), the effect Bjorck et al.
+# matters: without BN the initial output grows with depth (the Bjorck et al. chapter shows it), the effect Bjorck et al.
 # build on. Its sweeps train 500 steps, half the VGG's, so that every arm gets three seeds on 2 cores.
 # The deep linear network at the paper's 10,000 steps with five seeds (its seeds disagree more than the VGG's).
 # The shipped evidence: every arm of the VGG, DLN and ResNet grids with all seeds.

@@ -2,7 +2,7 @@
 
 Image sets are stored as uint8 [N, C, 32, 32] and normalised per batch on the device; the
 deep linear network's synthetic regression data is generated from the seed.
-Chapter 1 and every VGG chapter read these; ``book/02_bn_vs_standard`` explains the choice of data.
+Every VGG chapter reads these; the chapter on BN against the standard network explains the choice of data.
 """
 from __future__ import annotations
 

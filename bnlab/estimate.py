@@ -19,8 +19,9 @@ import torch
 
 from .config import SCALES, config_hash, get_scale, n_layers
 from .device import dtype_of, set_tf32, strict_fp32, sync
-from .experiments import CHAPTERS, EXPERIMENTS, get as get_experiment
-from .flops import block_flops, run_flops
+from . import chapters
+from .experiments import get as get_experiment, registry as experiments
+from .flops import run_flops, step_flops
 from .models import build, loss_fn
 from .plan import RunPlan
 from .recipes import vgg_run
@@ -106,7 +107,7 @@ def experiment_cost(name: str, plan: RunPlan, seen: set | None = None) -> Cost:
 def unique_runs(scale_name: str) -> list:
     """Every registered experiment's runs at ``scale_name``, each once (runs shared by figures have one hash)."""
     unique = {}
-    for exp in EXPERIMENTS.values():
+    for exp in experiments().values():
         for run in exp.runs(scale_name):
             unique.setdefault(config_hash(run), run)
     return list(unique.values())
@@ -132,7 +133,7 @@ def chapter_costs(plan: RunPlan, experiment: str | None = None) -> list:
     if experiment is not None:
         return [experiment_cost(experiment, plan)]
     out = []
-    for chapter, names in CHAPTERS.items():
+    for chapter, names in chapters.computes().items():
         seen, total = set(), Cost(chapter)
         for name in names:
             total = total + experiment_cost(name, plan, seen)
@@ -196,7 +197,7 @@ def _timed_tflops(device: str, model_cfg, batch_size: int, precision: str, steps
         step()
     sync(dev)
     seconds = (time.perf_counter() - t0) / steps
-    return 3 * sum(block_flops(model_cfg)) * batch_size / seconds / 1e12
+    return step_flops(model_cfg) * batch_size / seconds / 1e12     # the step as bnlab.flops counts it for the runs
 
 
 def representative_run(name: str, scale):
@@ -209,7 +210,7 @@ def representative_run(name: str, scale):
 def suite_cost(plan: RunPlan) -> Cost:
     """Every chapter in order with one run store: each run shared by chapters is counted once."""
     seen, total = set(), Cost("total")
-    for name in dict.fromkeys(n for names in CHAPTERS.values() for n in names):
+    for name in dict.fromkeys(n for names in chapters.computes().values() for n in names):
         total = total + experiment_cost(name, plan, seen)
     return total
 
@@ -270,7 +271,7 @@ def main(argv=None) -> int:
     parser.add_argument("--scale", default="colab", choices=SCALES)
     parser.add_argument("--tflops", type=float, default=None,
                         help="effective fp32 TFLOP/s to assume (default: measured on this device)")
-    parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), default=None)
+    parser.add_argument("--experiment", choices=sorted(experiments()), default=None)
     parser.add_argument("--block-ms", type=float, default=BLOCK_MS,
                         help="launch floor per block of the network per training step, ms")
     args = parser.parse_args(argv)

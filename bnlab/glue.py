@@ -68,7 +68,7 @@ def seeds_disagree(values, bounds=()) -> bool:
 
 
 def glue_all(values: dict) -> None:
-    """Glue each ``name: (value, spec)`` of ``values`` (what the functions of ``bnlab.reported`` return). Where the
+    """Glue each ``name: (value, spec)`` of ``values`` (what a chapter's passages return, ``bnlab.passages``). Where the
     value pools seeds that disagree, its per-seed range is glued too, as ``<name>_seed_low`` and ``<name>_seed_high``."""
     per_seed = getattr(values, "per_seed", {})
     for name, (value, spec) in values.items():

@@ -1,4 +1,4 @@
-"""Checks of BatchNorm's algorithm that chapter ``01_batchnorm`` shows: ours against torch's, gamma/beta
+"""Checks of BatchNorm's algorithm that the first chapter shows: ours against torch's, gamma/beta
 recovering the identity, and the difference between training (Alg. 1) and inference (Alg. 2)."""
 from __future__ import annotations
 

@@ -64,7 +64,10 @@ def format_text(found: list) -> str:
 
 def chapter_link(chapter: str) -> str:
     """An HTML link to a chapter's page in the built book (the scorecard sits next to the chapters)."""
-    return f'<a href="{chapter}.html">{chapter.split("_", 1)[0].lstrip("0")}. {chapter.split("_", 1)[1].replace("_", " ")}</a>'
+    from . import chapters
+    c = chapters.get(chapter)
+    number = f"{c.number}. " if c.number else ""
+    return f'<a href="{c.id}.html">{number}{c.slug.replace("_", " ")}</a>'
 
 
 def rules_table() -> Table:

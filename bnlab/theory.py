@@ -2,8 +2,8 @@
 
 Why: the theorems are statements about one BatchNorm layer with the rest of the network held fixed. Checking
 them on a real Fashion-MNIST batch and a real (briefly trained) network shows which statements are identities,
-which printed forms fail (the 1/sqrt(m) erratum of Thm 4.1, book/07_theory) and how large each term
-is in practice. The chapter ``book/07_theory.ipynb`` explains the results.
+which printed forms fail (the 1/sqrt(m) erratum of Thm 4.1) and how large each term
+is in practice. The theory chapter explains the results.
 
 Setup (the paper's Fig. 7): x (1x32x32 -> 1024) -> y = x W^T (d units, no bias) ->
 BN without eps (sigma = biased batch std) -> z = gamma * yhat + beta -> ReLU -> Linear -> cross-entropy (mean

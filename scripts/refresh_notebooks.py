@@ -21,6 +21,6 @@ def refresh(path: Path) -> None:
 
 
 if __name__ == "__main__":
-    paths = [Path(p) for p in sys.argv[1:]] or [ROOT / "book" / "scorecard.ipynb"] + sorted((ROOT / "book").glob("[0-9]*.ipynb"))
+    paths = [Path(p) for p in sys.argv[1:]] or [ROOT / "book" / "scorecard.ipynb"] + sorted(p for p in (ROOT / "book").glob("*.ipynb") if p.stem != "scorecard")
     for p in paths:
         refresh(p.resolve())

@@ -1,14 +1,14 @@
 """Write the parts every chapter shares from their one source: the Colab and source links and the `%pip` URL from
 `_config.yml` (`repository.url`, `repository.branch`, `launch_buttons.colab_url`), and the parameters cell with
-the valid MODE and SCALE values from `bnlab.config`. `--check` changes nothing and exits 1 where a chapter
-disagrees (tests/test_notebooks.py runs it). Every page with a Colab button gets the install cell: the chapters and
+the valid MODE and SCALE values from `bnlab.config`; and the wheel's copy of `_toc.yml` (`bnlab/chapters/_toc.yml`).
+`--check` changes nothing and exits 1 where a chapter disagrees (tests/test_notebooks.py runs it). Every page with a Colab button gets the install cell: the chapters and
 book/scorecard.ipynb (PAGES), which has no links line or parameters cell.
 
 Where the book is published: $BNLAB_REPOSITORY ("owner/name", "owner/name@branch" or a GitHub URL) and $BNLAB_BRANCH
 replace `repository.url` / `repository.branch` when set (.github/workflows/book.yml sets them from the repository
 it runs in); unset, _config.yml's placeholder stays, which the committed notebooks carry.
 
-    python scripts/sync_chapters.py            # rewrite book/[0-9]*.ipynb and book/scorecard.ipynb in place
+    python scripts/sync_chapters.py            # rewrite the chapters (book/*.ipynb) and book/scorecard.ipynb in place
     python scripts/sync_chapters.py --check    # list disagreements, exit 1 if any
     python scripts/sync_chapters.py --write-config OUT.yml   # _config.yml with the repository above (the build's)
 """
@@ -142,7 +142,7 @@ def page_expected(nb, page: str, cfg: dict) -> list:
 
 
 def chapters(root: Path = ROOT) -> list:
-    return sorted((root / "book").glob("[0-9]*.ipynb"))
+    return sorted(p for p in (root / "book").glob("*.ipynb") if p.stem not in PAGES)
 
 
 def pages(root: Path = ROOT) -> list:
@@ -173,7 +173,17 @@ def sync(check: bool, root: Path = ROOT, env=None) -> list:
                 cell["id"], changed = uuid.uuid4().hex[:8], True
         if changed and not check:
             nbformat.write(nb, path)
-    return problems
+    return problems + sync_toc(check, root)
+
+
+def sync_toc(check: bool, root: Path = ROOT) -> list:
+    """The wheel's copy of _toc.yml (bnlab/chapters/_toc.yml: chapter numbers and order where no checkout is)."""
+    src, dest = root / "_toc.yml", root / "bnlab" / "chapters" / "_toc.yml"
+    if dest.exists() and dest.read_text() == src.read_text():
+        return []
+    if not check:
+        dest.write_text(src.read_text())
+    return [f"{dest.relative_to(root)}: differs from _toc.yml"]
 
 
 if __name__ == "__main__":

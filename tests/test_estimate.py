@@ -6,7 +6,10 @@ import pytest
 from bnlab import estimate
 from conftest import cpu_plan
 from bnlab.__main__ import main
-from bnlab.experiments import CHAPTERS, EXPERIMENTS, get
+from bnlab.chapters import computes
+from bnlab.experiments import EXPERIMENTS, get
+
+CHAPTERS = computes()
 from bnlab.flops import run_flops
 
 

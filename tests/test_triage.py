@@ -2,7 +2,8 @@
 fixed set, none is stale, and each claim's scale caveat describes its own network."""
 import pytest
 
-from bnlab import claims, results, scorecard, triage
+from bnlab import chapters, claims, results, scorecard, triage
+from bnlab.chapters.landscape import LONG_READING_PREDICTIONS
 
 
 @pytest.fixture(scope="module")
@@ -13,8 +14,8 @@ def shipped():
 def test_every_not_reproduced_or_mixed_verdict_has_a_reason_and_none_is_stale(shipped):
     failing = {v.spec.id for v in shipped if v.verdict in ("not reproduced", "mixed")}
     assert failing, "the shipped verdicts include some that did not reproduce"
-    assert failing <= set(triage.TRIAGE), sorted(failing - set(triage.TRIAGE))
-    stale = set(triage.TRIAGE) - failing
+    assert failing <= set(chapters.triage()), sorted(failing - set(chapters.triage()))
+    stale = set(chapters.triage()) - failing
     assert not stale, f"triaged claims that now reproduce (or are not judged): {sorted(stale)}"
     for v in shipped:
         text = scorecard.why_not(v)
@@ -49,5 +50,5 @@ def test_the_scorecard_shows_kind_registration_and_why(shipped):
     assert "registered after its first numbers" in row["criterion per seed (registered)"]
     assert row["why"].startswith("limited by our scale (width): not the length of training")
     pred = card[card["verdict"].str.contains("predicted:")]
-    assert len(pred) == len(claims.LONG_READING_PREDICTIONS)
+    assert len(pred) == len(LONG_READING_PREDICTIONS)
     assert all("registered before its runs" in c for c in pred["criterion per seed (registered)"])

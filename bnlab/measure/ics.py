@@ -3,7 +3,7 @@
 ICS of layer i at step t: || G - G' || with G the gradient of W_i used by the step, and G' the gradient
 of W_i on the same batch once layers 1..i-1 have taken their step (layers i..k still at step t).
 Fast path: the updated prefix is run once and shared by all measured layers, and each backward
-stops at W_i (``torch.autograd.grad`` on that tensor only). ``book/04_gradient_ics`` explains it.
+stops at W_i (``torch.autograd.grad`` on that tensor only). The ICS chapter explains it.
 """
 import numpy as np
 import torch

@@ -1,4 +1,4 @@
-"""Sharpness: the largest eigenvalue of the Hessian of the training loss (chapter ``09_smoothness``).
+"""Sharpness: the largest eigenvalue of the Hessian of the training loss.
 
 At a training step with parameters w, batch (x, y) and gradient g: lambda_max of H = d^2 L / dw^2 on that batch,
 by the Lanczos method on Hessian-vector products (double backward), BatchNorm in training mode (batch statistics;
@@ -31,8 +31,8 @@ def lanczos_extremes(matvec, v0, iters: int = 20, tol: float = 1e-3, min_iters: 
     Builds the Krylov basis from ``v0`` with full re-orthogonalisation; the Ritz values (eigenvalues of the
     small tridiagonal matrix) approach the extreme eigenvalues from inside. Stops when the largest Ritz value
     changes by less than ``tol`` (relative) or after ``iters`` products. Power iteration would find the
-    eigenvalue of largest *magnitude*, which for a BN network at initialisation is a large negative one (chapter
-    ``09_smoothness``); Lanczos gets the largest algebraic eigenvalue from the same products.
+    eigenvalue of largest *magnitude*, which for a BN network at initialisation is a large negative one;
+    Lanczos gets the largest algebraic eigenvalue from the same products.
 
     Returns floats "max" (largest Ritz value), "min", "dominant" (largest in magnitude, signed), "residual"
     (|A v - max v| for the Ritz vector v: an error bar on "max"), int "products", and "vector" (v, unit norm).

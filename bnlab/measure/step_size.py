@@ -1,4 +1,4 @@
-"""Relative loss after one gradient step, as a function of the step size (Bjorck et al. 2018; chapter ``08_bjorck``).
+"""Relative loss after one gradient step, as a function of the step size (Bjorck et al. 2018).
 
 At parameters w with gradient g on a batch: L(w - eta g) / L(w) on the same batch for each eta, BatchNorm in
 training mode (batch statistics; running statistics restored), parameters restored exactly. Bjorck et al. call a

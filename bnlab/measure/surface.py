@@ -1,6 +1,6 @@
 """The loss surface on a 2-D plane through the weights, with filter-normalised directions (Li et al. 2018).
 
-Chapter ``09_smoothness``. Two random Gaussian directions d1, d2 with each filter (a conv output channel, or a row of a
+Two random Gaussian directions d1, d2 with each filter (a conv output channel, or a row of a
 linear layer) rescaled to the norm of the same filter of w; BatchNorm parameters and biases get zero direction, as
 in Li et al. Then the loss at w + a d1 + b d2 on a grid of (a, b), on a fixed set of images, BatchNorm in
 inference mode (running statistics of the trained network) unless asked otherwise.

@@ -1,4 +1,4 @@
-"""Figures of chapters ``08_bjorck`` and ``09_smoothness``: Bjorck et al.'s step-size test, sharpness during training, Li et al.'s
+"""Figures beyond the paper: Bjorck et al.'s step-size test, sharpness during training, Li et al.'s
 2-D loss surface. The confounder experiment reuses :func:`training_figure` and :func:`landscape_figure`."""
 import warnings
 
