@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from . import data as data_mod
-from .config import PAPER_SETTINGS, ProbeConfig, Scale, n_layers
+from .config import PAPER_SETTINGS, ProbeConfig, n_layers
+from .scales import Scale
 from .device import strict_fp32
 from .norms import frozen_state
 from .recipes import Analysis, resnet_run, vgg_run

@@ -17,7 +17,8 @@ from functools import lru_cache
 
 import torch
 
-from .config import SCALES, config_hash, get_scale, n_layers
+from .config import SCALES, config_hash, n_layers
+from .scales import get_scale
 from .device import dtype_of, set_tf32, strict_fp32, sync
 from . import chapters
 from .experiments import get as get_experiment, registry as experiments

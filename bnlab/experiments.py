@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Scale, get_scale
+from .scales import Scale, get_scale
 from .recipes import RUN_BUILDERS, Analysis
 
 

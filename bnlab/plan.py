@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from .config import CPU, Scale, get_scale
-from .device import has_gpu, pick
+from .scales import CPU, Scale, get_scale, resolve as resolve_scale
+from .device import pick
 from .engine import EngineOptions
 from .store import DEFAULT_HOME, RunStore
 
@@ -70,11 +70,11 @@ class RunPlan:
     @classmethod
     def from_env(cls, scale=None, device=None, engine: EngineOptions | None = None, jobs: int = 1,
                  progress: bool | None = None, home=None, data_dir=None, env=None) -> "RunPlan":
-        """Arguments first, then the environment, then the defaults (scale: ``colab`` with a GPU, ``cpu``
-        without; device: cuda if available)."""
+        """Arguments first, then the environment, then the defaults (scale: ``bnlab.scales.resolve``; device: cuda
+        if available)."""
         env = os.environ if env is None else env
         get = lambda name: env.get(name) or None  # noqa: E731  (an empty variable means unset)
-        scale = scale or get("BNLAB_SCALE") or ("colab" if has_gpu() else "cpu")
+        scale = resolve_scale(scale, "live", env)
         if engine is None:
             engine = EngineOptions(channels_last=_flag(get("BNLAB_CHANNELS_LAST")), compile=_flag(get("BNLAB_COMPILE")),
                                    landscape=get("BNLAB_LANDSCAPE") or "auto")

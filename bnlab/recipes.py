@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
-from .config import (DataConfig, ModelConfig, ProbeConfig, RunConfig, Scale, TrainConfig, config_hash, n_layers,
+from .config import (DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig, config_hash, n_layers,
                      PAPER_SETTINGS)
+from .scales import Scale
 
 
 def vgg_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
@@ -82,7 +83,7 @@ class Analysis:
     """An experiment computed by a function, not assembled from a grid of training runs.
 
     ``compute(scale, plan)`` returns a flat dict of numpy arrays (plus an optional ``"precision"`` string).
-    ``sizes(scale)`` is the frozen, validated part of the :class:`~bnlab.config.Scale` it reads, and
+    ``sizes(scale)`` is the frozen, validated part of the :class:`~bnlab.scales.Scale` it reads, and
     ``runs(scale)`` the training runs it makes; both go into :meth:`config`, which is hashed, stored with the
     result and checked against the registry when a cached result is loaded. ``flops`` and ``block_steps`` feed
     ``python -m bnlab estimate``.

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, store
-from .config import SCALES, config_hash, diff_configs, get_scale
+from .config import SCALES, config_hash, diff_configs
+from .scales import get_scale
 from .experiments import get as get_experiment
 from .records import Run
 from .store import source_hash

@@ -19,6 +19,7 @@ from .device import describe, has_gpu, strict_fp32
 from .estimate import LONG_MINUTES, preview
 from .experiments import get as get_experiment
 from .plan import RunPlan
+from .scales import resolve as resolve_scale
 from .results import CACHED_DIR, PRECISION_NAMES, Result, Run, load, provenance, save, write_manifest
 from .store import StoreNotWritable
 from .train import progress_bar, train
@@ -207,7 +208,7 @@ def run(experiment: str, mode: str | None = None, scale: str | None = None, devi
     This is the notebooks' edge: the arguments, else ``$BNLAB_MODE``, ``$BNLAB_SCALE`` and the rest of the
     environment (``bnlab.plan``), are read here, once."""
     mode, _ = resolve_mode(mode or os.environ.get("BNLAB_MODE") or None)
-    scale = scale or os.environ.get("BNLAB_SCALE") or None      # an empty variable means unset, as for BNLAB_MODE
+    scale = resolve_scale(scale, mode)
     if mode == "cached":
         result = load(experiment, scale)
     else:

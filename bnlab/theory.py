@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import DataConfig, Scale
+from .config import DataConfig
+from .scales import Scale
 from .data import load_images
 from .recipes import Analysis
 from .train import progress_bar

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .config import PAPER, PAPER_SETTINGS, get_scale
+from .config import PAPER_SETTINGS
+from .scales import PAPER, get_scale
 
 REASONS = {
     "scale": "limited by our scale",

@@ -39,7 +39,8 @@ import torch
 
 from bnlab import engine as engine_mod
 from bnlab.bench.baselines import synthetic_images
-from bnlab.config import COLAB, PAPER, SMOKE, ProbeConfig
+from bnlab.config import ProbeConfig
+from bnlab.scales import COLAB, PAPER, SMOKE
 from bnlab.device import describe, sync
 from bnlab.estimate import BLOCK_MS, _block_steps, measure_tflops
 from bnlab.flops import run_flops

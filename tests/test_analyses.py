@@ -340,7 +340,7 @@ def test_lr_sweep_claims_on_a_known_result():
 
 
 def test_paper_fmnist_takes_the_papers_sizes_and_unknown_scales_fail_clearly():
-    from bnlab.config import PAPER, PAPER_FMNIST
+    from bnlab.scales import PAPER, PAPER_FMNIST
     for sizes in ("resnet", "step_size", "sharpness", "surface", "theory"):
         assert getattr(PAPER_FMNIST, sizes) == getattr(PAPER, sizes)
     assert get("sharpness").config_hash("paper_fmnist") != get("sharpness").config_hash("paper")   # other data
@@ -353,7 +353,7 @@ def test_sharpness_and_surface_train_once_per_seed_and_are_judged_per_seed(share
     """Each seed is its own training run (and, for the surface, its own directions); the first keeps the keys the
     figures draw, the claims judge every seed, the tables show one row per network and seed."""
     from bnlab import analyses
-    from bnlab.config import SMOKE, SharpnessSizes, SurfaceSizes
+    from bnlab.scales import SMOKE, SharpnessSizes, SurfaceSizes
     scale = replace(SMOKE, sharpness=replace(SMOKE.sharpness, seeds=(0, 2)),
                     surface=replace(SMOKE.surface, seeds=(0, 2)))
     plan = cpu_plan(home=shared_home)
@@ -374,9 +374,9 @@ def test_sharpness_and_surface_train_once_per_seed_and_are_judged_per_seed(share
             assert v.verdict == "not meaningful" and "2 seeds" in v.why          # three are needed
     assert analyses._sharpness_runs(scale)[2].train.seed == 2 and len(analyses._surface_runs(scale)) == 4
     with pytest.raises(ValueError, match="distinct non-negative ints"):
-        SharpnessSizes(12, 6, 4, 0.1, seeds=(0, 0))
+        SharpnessSizes(steps=12, every=6, iters=4, lr=0.1, seeds=(0, 0))
     with pytest.raises(ValueError, match="distinct non-negative ints"):
-        SurfaceSizes(12, 5, 128, 0.1, seeds=())
+        SurfaceSizes(steps=12, points=5, images=128, lr=0.1, seeds=())
 
 
 def test_training_figure_draws_an_arm_whose_first_seed_diverged_early():

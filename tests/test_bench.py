@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from bnlab import bench
-from bnlab.config import DataConfig, ModelConfig, config_hash, get_scale
+from bnlab.config import DataConfig, ModelConfig, config_hash
+from bnlab.scales import get_scale
 from bnlab.experiments import EXPERIMENTS, get
 
 TINY = bench.BenchConfig(device="cpu", width=0.0625, steps=2, warmup=1, repeats=1, batch_size=128, ks=(2, 4),

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bnlab import chapters, claims, experiments, results
-from bnlab.config import SCALE_BY_NAME
+from bnlab.scales import SCALE_BY_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"

@@ -1,7 +1,8 @@
 import pytest
 
 from bnlab.config import (DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig, config_hash, diff_configs,
-                          from_dict, get_scale, replace)
+                          from_dict, replace)
+from bnlab.scales import get_scale
 from bnlab.experiments import EXPERIMENTS, get
 
 

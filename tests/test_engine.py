@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from bnlab import runner
-from bnlab.config import SMOKE, DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig, replace
+from bnlab.config import DataConfig, ModelConfig, ProbeConfig, RunConfig, TrainConfig, replace
+from bnlab.scales import SMOKE
 from bnlab.plan import RunPlan
 from bnlab.engine import EngineOptions, Stepper
 from bnlab.recipes import dln_run
@@ -164,7 +165,7 @@ def test_tf32_precision_changes_nothing_on_a_cpu():
 
 
 def test_paper_scales_train_in_tf32_and_measure_strictly():
-    from bnlab.config import CPU, PAPER, PAPER_FMNIST
+    from bnlab.scales import CPU, PAPER, PAPER_FMNIST
     from bnlab.recipes import resnet_run, vgg_run
     for scale in (PAPER, PAPER_FMNIST):
         assert vgg_run(scale, "batch", 0.1, 0).train.precision == "tf32"

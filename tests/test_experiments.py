@@ -79,7 +79,7 @@ def test_an_analysis_names_the_data_it_read_at_a_cifar_scale(tmp_path):
     smoke sizes with the colab scale's data set; the theory checks read Fashion-MNIST at every scale."""
     import dataclasses
     import torch
-    from bnlab.config import COLAB, SMOKE
+    from bnlab.scales import COLAB, SMOKE
     from bnlab.experiments import get
     fake = tmp_path / "data"
     fake.mkdir()

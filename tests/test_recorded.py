@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnlab.config import SMOKE
+from bnlab.scales import SMOKE
 from bnlab.models import build
 from bnlab.norms import ActivationNoise
 from bnlab.recipes import dln_run, vgg_run
@@ -80,7 +80,7 @@ def test_the_cpu_scale_gives_every_arm_all_seeds(network):
 
 def test_the_cpu_analyses_that_train_do_so_with_three_seeds_per_network():
     """Sharpness and the 2-D surface train their own VGGs: three seeds each at cpu scale, like every other arm."""
-    from bnlab.config import get_scale
+    from bnlab.scales import get_scale
     from bnlab.experiments import EXPERIMENTS
     for name in ("sharpness", "loss_surface"):
         runs = EXPERIMENTS[name].analysis.runs(get_scale("cpu"))

@@ -7,7 +7,7 @@ import torch
 from torch.autograd.functional import hessian, jacobian
 
 from bnlab import theory
-from bnlab.config import TheorySizes
+from bnlab.scales import TheorySizes
 from conftest import cpu_plan
 
 F64 = torch.float64
