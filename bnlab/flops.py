@@ -1,8 +1,19 @@
-"""FLOP counts: of a network's forward pass, of a training run with its probes and evaluations, of the whole
-suite at a scale. The benchmark (``bnlab.bench``) and the cost estimate (``bnlab.estimate``) both count with these.
+"""FLOP counts: of a network's forward pass and training step, of a training run with its probes and evaluations, of
+the whole suite at a scale. The benchmark (``bnlab.bench``) and the cost estimate (``bnlab.estimate``) both count
+with these.
 
-Convention (the usual MFU one): 2 x multiply-adds of the conv and linear layers; normalisation, ReLU, pooling and
-residual additions are not counted; a training step is forward + backward = 3 forwards.
+What is counted: ``torch.utils.flop_counter.FlopCounterMode`` (2 x multiply-adds of every convolution and matrix
+product, the usual MFU convention; normalisation, ReLU, pooling, residual additions, biases, the loss and the SGD
+update count nothing) runs once per network on the meta device, which computes shapes only, so counting costs
+milliseconds and no memory: the forward per block (:func:`block_flops`, :func:`model_flops`) and a whole plain
+training step, forward and backward, as autograd runs it (:func:`step_flops`).
+
+What it cannot count is counted here as multiples of those: a probed step (:func:`flop_ratios`), a run's probes,
+evaluations and analyses (:func:`run_flops`, ``bnlab.analyses``).
+
+The hand count, :func:`layer_flops` (2 x multiply-adds from each conv and linear layer's output shape), and the
+rule of thumb "a step is 3 forwards" (:func:`hand_step_flops`) are kept as an independent check:
+``tests/test_flops.py`` asserts that the two counts of a step agree within :data:`STEP_TOLERANCE`.
 """
 from __future__ import annotations
 
@@ -10,17 +21,25 @@ from functools import lru_cache
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from .config import ModelConfig, RunConfig
-from .models import construct
+from .models import construct, loss_fn
+
+# How far "a step is 3 forwards" (:func:`hand_step_flops`) may lie from the step FlopCounterMode counts. The rule
+# counts the first layer's input gradient, which autograd never computes (the images need no gradient): it
+# over-counts by exactly the first layer's forward, 1.35% (DLN) to 2.38% (a ResNet-8 at half width) of the counted
+# step at the sizes tests/test_flops.py uses, 0.06% (ResNet-110) to 0.19% (VGG-16) at the paper's.
+STEP_TOLERANCE = 0.025
 
 
 def layer_flops(model, input_hw=(32, 32)) -> dict:
-    """FLOPs (2 x multiply-adds) of one sample's forward through each conv and linear layer, {module: FLOPs}, from
-    the shapes their outputs take in one forward pass on the meta device (any architecture, no compute). ``model``
-    must live on the meta device (see :func:`model_flops`).
+    """The hand count: FLOPs (2 x multiply-adds) of one sample's forward through each conv and linear layer,
+    {module: FLOPs}, from the shapes their outputs take in one forward pass on the meta device (any architecture,
+    no compute). ``model`` must live on the meta device (see :func:`meta_model`).
 
-    Normalisation, ReLU, pooling and residual additions are not counted (the usual MFU convention).
+    Normalisation, ReLU, pooling and residual additions are not counted (the usual MFU convention). The package
+    counts with FlopCounterMode (:func:`counted_flops`); this stays as the check on it (:func:`hand_step_flops`).
     """
     first = next(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
     flops, hooks = {}, []
@@ -52,17 +71,64 @@ def meta_model(model_cfg: ModelConfig):
         return construct(model_cfg)
 
 
-@lru_cache(maxsize=None)
-def _block_flops(model_cfg: ModelConfig) -> tuple:
+def _example(model, model_cfg: ModelConfig, batch: int):
+    """A batch of inputs and targets of the right shapes, on the meta device."""
+    if model.kind == "classifier":
+        return (torch.empty(batch, model_cfg.in_channels, 32, 32, device="meta"),
+                torch.empty(batch, dtype=torch.long, device="meta"))
+    return torch.empty(batch, model_cfg.dln_dim, device="meta"), torch.empty(batch, model_cfg.dln_dim, device="meta")
+
+
+def counted_flops(model_cfg: ModelConfig, batch: int = 2, custom_mapping=None) -> dict:
+    """FLOPs per image that ``FlopCounterMode`` counts in one plain training step on the meta device (forward in
+    training mode, the loss, its backward): ``{"forward": FLOPs of the forward, "blocks": [forward FLOPs of each
+    block], "step": FLOPs of forward + backward}``.
+
+    ``batch`` is 2 so that batch statistics exist; every count is linear in the batch and is divided by it.
+    The data-dependent initialisation of norm "rescaled" (one extra forward of each layer, once per run) is no
+    part of a step: it is marked done. ``custom_mapping`` is passed to FlopCounterMode (its FLOP formula per op).
+    """
     model = meta_model(model_cfg)
-    flops = layer_flops(model)
-    return tuple(sum(flops.get(m, 0) for m in block.modules()) for block in model.blocks)
+    for m in model.modules():
+        if getattr(m, "initialised", None) is not None:
+            m.initialised = torch.tensor(True)          # a real (CPU) flag: a meta tensor has no truth value
+    x, y = _example(model, model_cfg, batch)
+    counter = FlopCounterMode(display=False, custom_mapping=custom_mapping)
+    with counter:
+        out = model(x)
+        forward = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+        loss_fn(model, out, y).backward()
+    per_image = lambda n: n // batch if n % batch == 0 else n / batch          # noqa: E731
+    prefix = f"{type(model).__name__}.blocks."
+    return {"forward": per_image(forward.get("Global", 0)),
+            "blocks": [per_image(forward.get(f"{prefix}{i}", 0)) for i in range(len(model.blocks))],
+            "step": per_image(counter.get_total_flops())}
+
+
+@lru_cache(maxsize=None)
+def _counted(model_cfg: ModelConfig) -> dict:
+    return counted_flops(model_cfg)
 
 
 def block_flops(model_cfg: ModelConfig) -> list:
-    """Forward FLOPs per image of each block of the network (every weight layer sits in a block); counted once per
-    config (building even a meta-device network costs milliseconds, and the registry asks hundreds of times)."""
-    return list(_block_flops(model_cfg))
+    """Forward FLOPs per image of each block of the network (every weight layer sits in a block), as
+    FlopCounterMode counts them; counted once per config (building even a meta-device network costs milliseconds,
+    and the registry asks hundreds of times)."""
+    return list(_counted(model_cfg)["blocks"])
+
+
+def step_flops(model_cfg: ModelConfig) -> int:
+    """FLOPs per image of one plain training step (forward, loss, backward: input and weight gradients where
+    autograd computes them), as FlopCounterMode counts it. Close to 3 forwards (:func:`hand_step_flops`), less
+    the first layer's input gradient."""
+    return _counted(model_cfg)["step"]
+
+
+def hand_step_flops(model_cfg: ModelConfig) -> int:
+    """The hand count of a step, per image: 3 x the forward of every conv and linear layer (:func:`layer_flops`):
+    the backward computes input and weight gradients, each as costly as the forward. The check on
+    :func:`step_flops`, which it over-counts by the first layer's input gradient (:data:`STEP_TOLERANCE`)."""
+    return 3 * sum(layer_flops(meta_model(model_cfg)).values())
 
 
 def flop_ratios(blocks: list, ics_layers, ks) -> dict:
@@ -81,11 +147,11 @@ def flop_ratios(blocks: list, ics_layers, ks) -> dict:
     return {"ics": 1 + ics_extra / (3 * total), **{f"landscape_k{k}": 1.0 + k for k in ks}}
 
 
-@lru_cache(maxsize=None)
 def model_flops(model_cfg: ModelConfig) -> int:
-    """Forward FLOPs per image of the network ``model_cfg`` describes: every conv and linear layer, whether or not
-    a block holds it (so ``sum(block_flops(cfg)) == model_flops(cfg)`` checks that every layer sits in a block)."""
-    return sum(layer_flops(meta_model(model_cfg)).values())
+    """Forward FLOPs per image of the network ``model_cfg`` describes, as FlopCounterMode counts them: every
+    convolution and matrix product, whether or not a block holds it (so ``sum(block_flops(cfg)) ==
+    model_flops(cfg)`` checks that every layer sits in a block)."""
+    return _counted(model_cfg)["forward"]
 
 
 def vgg_flops(arch: str, width: float, in_channels: int) -> int:
@@ -113,11 +179,12 @@ def evaluated_images(run) -> int:
 
 
 def run_flops(run: RunConfig) -> dict:
-    """FLOPs of one training run: its steps, its probes as :func:`flop_ratios` counts them, its evaluations (one
-    forward per test image), and how many of them precision "tf32" may take in TF32 (unprobed steps, evaluations)."""
+    """FLOPs of one training run: its steps (:func:`step_flops`), its probes as :func:`flop_ratios` counts them (in
+    plain steps), its evaluations (one forward per test image), and how many of them precision "tf32" may take in
+    TF32 (unprobed steps, evaluations)."""
     p, t = run.probe, run.train
     blocks = block_flops(run.model)
-    step = 3 * sum(blocks) * t.batch_size
+    step = step_flops(run.model) * t.batch_size
     n_probe = times_due(p.every, t.steps)
     ratios = flop_ratios(blocks, p.ics_layers or (1,), (p.landscape_points,))
     extra = (ratios["ics"] - 1) * bool(p.ics_layers) + \

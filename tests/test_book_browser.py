@@ -10,7 +10,10 @@ For the intro and every page listed in ``_toc.yml`` this takes a screenshot and 
   it was drawn at (its PNG's pixels at the page's devicePixelRatio; a figure drawn wider than the column is
   scaled down and its text shrinks), and no output block (``.cell_output`` children, their ``pre``, tables)
   is wider than its box (a horizontal scroll bar) or reaches past the content column;
-- and one chapter at a phone's width (400 px): a screenshot in which every figure fits the viewport whole.
+- and every page at a phone's width (390 px): a screenshot; the page does not scroll sideways
+  (``document.documentElement.scrollWidth <= clientWidth``); every display equation, inline formula and code block
+  wider than the column scrolls inside a box of its own that lies in the viewport (never cut off, never widening
+  the page); every figure fits the viewport whole.
 
 How "loaded" is seen: Chromium's ``--dump-dom`` only serializes the DOM, so a small harness page (written
 to a temporary folder) shows the chapter in a full-window iframe, waits for MathJax and for every image,
@@ -19,7 +22,8 @@ text) as JSON into its own DOM, which ``--dump-dom`` then prints. ``--allow-file
 the harness read the iframe's ``file://`` document. ``test_harness_detects_broken_pages`` checks that
 this detector does fail on a page with a broken image and untypeset math, and
 ``test_harness_detects_overflowing_pages`` that the layout check fails on a scaled-down figure and a text
-output wider than the column.
+output wider than the column, and the phone check on a page that scrolls sideways, a formula cut off and code
+that sticks out.
 
 If ``_build/html/index.html`` is missing the book is built first (``scripts/build_book.sh``). The tests
 skip only when no Chromium is installed (``apt-get install -y chromium``); set ``BNLAB_CHROMIUM`` to use
@@ -47,17 +51,19 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
          "--hide-scrollbars", "--mute-audio", "--allow-file-access-from-files")
 WINDOW = (1300, 900)            # a desktop browser window (the book's default theme, sidebar shown)
-PHONE = (400, 860)              # a phone held upright
+PHONE = (390, 844)              # a phone held upright (CSS px of an iPhone 12 to 15)
 MIN_SHOWN = 0.9                 # a figure is shown at no less than 90% of the width it was drawn at
 VIRTUAL_TIME_MS = 30_000        # virtual time: the page's timers run fast, so this costs seconds, not 30 s
 REPORT_RE = re.compile(r'<pre id="bnlab-report">(.*?)</pre>', re.S)
 
 # The harness: the page under test fills the window (so the screenshot is the page as a reader sees it);
-# the report stays hidden. Waits are in virtual time, bounded so a broken page cannot hang the test.
+# the report stays hidden. The frame is given the window's width explicitly: headless Chromium lays a window out
+# no narrower than 500 px whatever --window-size says (the screenshot is cropped to the size asked for), so a
+# phone's 390 px exist only as the width of the frame, which is the page's viewport. Waits are in virtual time, bounded so a broken page cannot hang the test.
 HARNESS = """<!doctype html>
 <html><head><meta charset="utf-8"><style>
 html, body { margin: 0; height: 100%; overflow: hidden; }
-#page { position: fixed; inset: 0; width: 100%; height: 100%; border: 0; }
+#page { position: fixed; top: 0; left: 0; width: __WIDTH__px; height: 100%; border: 0; }
 #bnlab-report { display: none; }
 </style></head><body>
 <pre id="bnlab-report">PENDING</pre>
@@ -88,8 +94,19 @@ frame.addEventListener("load", async () => {
     const blocks = [...doc.querySelectorAll(".cell_output > *, .cell_output pre, .cell_output table, " +
                                             ".cell_output .highlight, .cell_output .output")];
     const pad = (el, side) => parseFloat(win.getComputedStyle(el)["padding" + side]) || 0;
-    const describe = el => el.tagName.toLowerCase() + (el.className ? "." + String(el.className).split(" ")[0] : "")
+    const describe = el => el.tagName.toLowerCase() + (el.getAttribute("class") ? "." + el.getAttribute("class").split(" ")[0] : "")
                            + ": " + el.textContent.trim().slice(0, 60);
+    // The nearest box (the element or an ancestor) that clips its content sideways (overflow-x other than
+    // visible: it scrolls if auto or scroll, it cuts off if hidden or clip), or null.
+    const clipper = el => {
+      for (let e = el; e && e !== doc.body && e !== doc.documentElement; e = e.parentElement)
+        if (win.getComputedStyle(e).overflowX !== "visible") return e;
+      return null;
+    };
+    // Display math, inline math (the visible formula, mjx-math: MathJax's hidden copy for screen readers,
+    // mjx-assistive-mml, is no part of what a reader sees) and code blocks (pre: their text's full width).
+    const kind = el => el.tagName === "PRE" ? "code" :
+      el.closest('mjx-container[display="true"]') ? "display math" : "inline math";
     const text = doc.body.cloneNode(true);
     text.querySelectorAll("script, style, noscript, template, pre, code, textarea, mjx-assistive-mml")
         .forEach(el => el.remove());
@@ -116,6 +133,24 @@ frame.addEventListener("load", async () => {
                                  width: el.getBoundingClientRect().width,
                                  right: el.getBoundingClientRect().right})),
       text: text.textContent,
+      // Page-level horizontal scroll, and what sticks out past the viewport's right edge with no box of its own
+      // that clips it (the outermost such element of each branch; position: fixed ones do not widen the page).
+      doc_scroll: doc.documentElement.scrollWidth,
+      doc_client: doc.documentElement.clientWidth,
+      sticking_out: [...doc.body.querySelectorAll("*")].filter(el => {
+        const r = el.getBoundingClientRect(), width = doc.documentElement.clientWidth;
+        return r.width > 0 && r.right > width + 1 && win.getComputedStyle(el).position !== "fixed"
+               && !clipper(el.parentElement) && !(el.parentElement.getBoundingClientRect().right > width + 1);
+      }).slice(0, 10).map(el => ({what: describe(el),
+                                  past: el.getBoundingClientRect().right - doc.documentElement.clientWidth})),
+      // Each formula and code block: where its content lies, and the box that clips or scrolls it (if any).
+      wide: [...doc.querySelectorAll("mjx-math, pre")].map(el => {
+        const r = el.getBoundingClientRect(), box = clipper(el), b = box && box.getBoundingClientRect();
+        return {what: describe(el.closest("mjx-container") || el), kind: kind(el), left: r.left,
+                right: el.tagName === "PRE" ? r.left + el.scrollWidth : r.right,
+                box: box && describe(box), box_overflow: box && win.getComputedStyle(box).overflowX,
+                box_left: b && b.left + box.clientLeft, box_right: b && b.left + box.clientLeft + box.clientWidth};
+      }),
     });
   } catch (err) {
     out.textContent = JSON.stringify({error: String(err)});
@@ -182,7 +217,7 @@ def open_page(browser: str, url: str, workdir: Path, screenshot: Path | None = N
     the harness report."""
     workdir.mkdir(parents=True, exist_ok=True)
     harness = workdir / "harness.html"
-    harness.write_text(HARNESS.replace("__URL__", html.escape(url, quote=True)))
+    harness.write_text(HARNESS.replace("__URL__", html.escape(url, quote=True)).replace("__WIDTH__", str(window[0])))
     cmd = [browser, *FLAGS, f"--user-data-dir={workdir / 'profile'}", f"--window-size={window[0]},{window[1]}",
            f"--virtual-time-budget={VIRTUAL_TIME_MS}", "--dump-dom"]
     if screenshot is not None:
@@ -260,6 +295,37 @@ def phone_problems(report: dict) -> list[str]:
     return [f"image {img['src']} spans {img['left']:.0f}..{img['right']:.0f} px, the viewport is "
             f"{report['viewport']} px wide" for img in report["images"]
             if img["in_article"] and (img["left"] < -0.5 or img["right"] > report["viewport"] + 0.5)]
+
+
+def phone_layout_problems(report: dict) -> list[str]:
+    """What makes a page hard to read on a phone, beyond its figures (:func:`phone_problems`):
+
+    - the page itself scrolls sideways (``document.documentElement.scrollWidth`` over its ``clientWidth``); the
+      elements that stick out past the viewport's right edge are named;
+    - a display equation, inline formula or code block wider than the box it sits in, unless that box scrolls it
+      sideways (``overflow-x: auto`` or ``scroll``) and lies inside the viewport: cut off by a box that does
+      not scroll (``hidden``, ``clip``), or sticking out past the viewport with no box at all."""
+    found = []
+    width = report["doc_client"]
+    if report["doc_scroll"] > width:
+        found.append(f"the page scrolls sideways: {report['doc_scroll']} px of content in a {width} px viewport "
+                     f"({report['doc_scroll'] - width} px too wide); sticking out: "
+                     + "; ".join(f"{s['what']!r} by {s['past']:.0f} px" for s in report["sticking_out"]))
+    for w in report["wide"]:
+        left, right = (w["box_left"], w["box_right"]) if w["box"] is not None else (0, width)
+        past = max(left - w["left"], w["right"] - right)
+        if past <= 1:
+            continue                                    # fits its box (or, without one, the viewport)
+        what = f"{w['kind']} {w['what'][:70]!r} ({w['right'] - w['left']:.0f} px wide)"
+        if w["box"] is None:
+            found.append(f"{what} reaches {past:.0f} px past the viewport, with no box to scroll it")
+        elif w["box_overflow"] not in ("auto", "scroll"):
+            found.append(f"{what} is cut off by {past:.0f} px: its box {w['box'][:40]!r} has overflow-x "
+                         f"{w['box_overflow']}, not auto")
+        elif w["box_left"] < -0.5 or w["box_right"] > width + 0.5:
+            found.append(f"{what} scrolls in {w['box'][:40]!r}, which spans {w['box_left']:.0f}.."
+                         f"{w['box_right']:.0f} px of the {width} px viewport")
+    return found
 
 
 def check_screenshot(path: Path, window: tuple[int, int] = WINDOW) -> None:
@@ -361,6 +427,34 @@ def test_harness_detects_overflowing_pages(browser, tmp_path):
     phone = open_page(browser, (tmp_path / "fits.html").as_uri(), tmp_path / "phone", window=(400, 600))
     assert "fits.png spans" in "\n".join(phone_problems(phone))
 
+    # At a phone's width: code that widens the page, a display equation and an inline formula cut off by a box
+    # that does not scroll; the same page with boxes that scroll is fine. (No MathJax here: the elements it
+    # writes stand in for it, sized by hand.)
+    def phone_page(name, overflow):
+        (tmp_path / f"{name}.html").write_text(
+            '<!doctype html><html><head><meta name="viewport" content="width=device-width">'
+            f'<title>{name}</title><style>body {{ margin: 0; }} pre {{ overflow-x: {overflow}; }} '
+            f'mjx-container[display="true"] {{ display: block; overflow-x: {overflow}; }} '
+            f'span.math {{ display: inline-flex; max-width: 100%; overflow-x: {overflow}; }} '
+            'mjx-math { display: inline-block; height: 1em; }</style></head><body><article class="bd-article">'
+            '<pre>' + "wide_code_line " * 40 + '</pre>'
+            '<div class="math"><mjx-container display="true"><mjx-math style="width: 700px">'
+            '</mjx-math></mjx-container></div>'
+            '<p>text <span class="math"><mjx-container><mjx-math style="width: 500px"></mjx-math></mjx-container>'
+            '</span> text</p></article></body></html>')
+        return open_page(browser, (tmp_path / f"{name}.html").as_uri(), tmp_path / name, window=PHONE)
+
+    wide = phone_page("phone_wide", "visible")
+    assert wide["viewport"] == PHONE[0] and wide["doc_scroll"] > PHONE[0]
+    found = "\n".join(phone_layout_problems(wide))
+    assert "the page scrolls sideways" in found and "code 'pre: wide_code_line" in found
+    assert "display math" in found and "inline math" in found
+    clipped = phone_page("phone_clipped", "hidden")
+    assert clipped["doc_scroll"] == PHONE[0]                        # nothing widens the page, but ...
+    found = "\n".join(phone_layout_problems(clipped))
+    assert found.count("is cut off") == 3 and "overflow-x hidden" in found       # ... all three are cut off
+    assert phone_layout_problems(phone_page("phone_scrolls", "auto")) == []
+
 
 def test_mathjax_is_local(book):
     """No page refers to a MathJax CDN; the local copy is part of the site."""
@@ -390,14 +484,15 @@ def test_page_renders(browser, book, page, tmp_path):
     assert not found, f"{page}:\n  " + "\n  ".join(found)
 
 
-def test_chapter_fits_a_phone(browser, book, tmp_path):
-    """One chapter at a phone's width: a screenshot, and every figure fits whole into the viewport (scaled down,
-    never cut off)."""
-    page = "book/02_bn_vs_standard"
+@pytest.mark.parametrize("page", toc_pages())
+def test_page_fits_a_phone(browser, book, page, tmp_path):
+    """One page at a phone's width: a screenshot; no sideways scroll of the page; wide math and code scroll inside
+    their own boxes; every figure fits whole into the viewport (scaled down, never cut off)."""
     shot = tmp_path / "phone.png"
     report = open_page(browser, (book / f"{page}.html").as_uri(), tmp_path, screenshot=shot, window=PHONE)
     check_screenshot(shot, PHONE)
+    assert report["viewport"] == PHONE[0], f"the page was laid out {report['viewport']} px wide, not {PHONE[0]}"
     shown = [img for img in report["images"] if img["in_article"]]
-    assert len(shown) >= expected_images(page) > 0
-    found = phone_problems(report)
+    assert len(shown) >= expected_images(page)
+    found = phone_layout_problems(report) + phone_problems(report)
     assert not found, f"{page} at {PHONE[0]} px:\n  " + "\n  ".join(found)

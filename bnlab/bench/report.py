@@ -92,7 +92,7 @@ def format_report(r: dict) -> str:
                     f"{v['over_baseline']:7.2f}   ({v['over_engine']:.2f}x the engine)"
                     for name, v in e.get("variants", {}).items()],
                   f"  model FLOPs: {e['fwd_flops_per_image'] / 1e6:.2f} MFLOP fwd/image, "
-                  f"{e['flops_per_step'] / 1e9:.2f} GFLOP/step (3x fwd, batch {c['batch_size']}); engine achieves "
+                  f"{e['flops_per_step'] / 1e9:.2f} GFLOP/step (fwd + bwd, batch {c['batch_size']}); engine achieves "
                   f"{e['engine_tflops'] * 1e3:.1f} GFLOP/s",
                   "  MFU: " + ", ".join(f"{100 * v:.2f}% of {k}" for k, v in e["mfu"].items()), ""]
     if "probes" in r:

@@ -5,14 +5,15 @@ from dataclasses import replace
 
 import torch
 
-from ..config import DataConfig, ModelConfig, get_scale
+from ..config import DataConfig, ModelConfig
+from ..scales import get_scale
 from ..data import ImageData, load_regression
 from ..device import set_tf32, strict_fp32
 from ..engine import EngineOptions
-from ..experiments import EXPERIMENTS
+from ..experiments import registry as experiments
 from ..recipes import dln_run, vgg_run
 from ..estimate import unique_runs
-from ..flops import block_flops, evaluated_images, flop_ratios, model_flops, times_due
+from ..flops import block_flops, evaluated_images, flop_ratios, model_flops, step_flops, times_due
 from ..measure import ActivationProbe, ICSProbe, LandscapeProbe, probe_along_gradient
 from ..measure.landscape import etas_for
 from ..models import loss_fn
@@ -54,15 +55,15 @@ def bench_engine_vs_baseline(cfg: BenchConfig, data: ImageData, peaks: dict) -> 
                           "over_baseline": t_base["s"] / t["s"]}
 
     fwd = model_flops(model_cfg)
-    step_flops = 3 * fwd * cfg.batch_size
-    achieved = step_flops / t_eng["s"]
+    per_step = step_flops(model_cfg) * cfg.batch_size           # forward + backward, as FlopCounterMode counts it
+    achieved = per_step / t_eng["s"]
     mfu = {name: achieved / (tflops * 1e12) for name, tflops in peaks["tflops"].items()}
     return {"variants": variants, "baseline": {"steps_per_s": 1 / t_base["s"], "ms_per_step": 1e3 * t_base["s"],
                          "pipeline": f"PIL + {kind} + DataLoader(workers=0, shuffle) + .item()"},
             "engine": {"steps_per_s": 1 / t_eng["s"], "ms_per_step": 1e3 * t_eng["s"],
                        "pipeline": "uint8 on device, normalised per batch, no per-step sync"},
             "engine_over_baseline": t_base["s"] / t_eng["s"],
-            "fwd_flops_per_image": fwd, "flops_per_step": step_flops, "engine_tflops": achieved / 1e12,
+            "fwd_flops_per_image": fwd, "flops_per_step": per_step, "engine_tflops": achieved / 1e12,
             "mfu": mfu}
 
 
@@ -79,7 +80,7 @@ def _probe_cost(model_cfg, cfg, batches_of, make_probes, lr, dtype=torch.float32
 
 def registry_norms(network: str, scale: str = "paper") -> list:
     """The normalisations the registered experiments use for ``network`` ("vgg" or "dln") at ``scale``."""
-    return sorted({r.model.norm for e in EXPERIMENTS.values() if e.network == network for r in e.runs(scale)})
+    return sorted({r.model.norm for e in experiments().values() if e.network == network for r in e.runs(scale)})
 
 
 def _summarise(t: dict) -> dict:
