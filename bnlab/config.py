@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace, is_dataclass
 
 ARCHS = ("vgg16", "vgg11", "dln", "resnet")
 NORMS = ("none", "batch", "torch_batch", "noisy_batch", "noise", "noise_abs", "l1", "l2", "linf", "layer", "group",
-         "rescaled")
+         "rescaled", "skipinit")
 DATASETS = ("fashion_mnist", "cifar10", "dln_synthetic")
 # "tf32": steps without probes and the test-set evaluations in TF32 on a GPU (tensor cores; no effect on a CPU);
 # probed steps and the probes in strict fp32, so every gradient-based measurement stays exact [ours]
@@ -101,6 +101,8 @@ class ModelConfig:
                    f"ResNet depth must be 6n + 2 with n >= 1 (8, 14, 20, 32, 56, 110), got {d}")
         else:
             _check(self.depth == 0, f"depth is a ResNet setting; leave it 0 for {self.arch}")
+            _check(self.norm != "skipinit", f"norm 'skipinit' scales a residual branch: it needs arch 'resnet', not "
+                                            f"{self.arch!r}")
 
 
 RESNET_DEFAULT_DEPTH = 110       # Bjorck et al. 2018's ResNet-110

@@ -37,7 +37,8 @@ RULES = {
     "far better": Rule('"far better" (accuracies)', 0.05, "ahead by more than {t:g}"),
     "lower": Rule('"lower", "less", "smaller", "more" as a direction (ratios)', 1.1,
                   "a ratio above {t:g} in the claimed direction (within 10% is a tie)"),
-    "nearly": Rule('"nearly", "matches" (ratios)', 1.1, "a ratio between 1/{t:g} and {t:g}"),
+    "nearly": Rule('"nearly", "matches", "settles at" (ratios; a measured value against a theory value)', 1.1,
+                   "a ratio between 1/{t:g} and {t:g}"),
     "clearly": Rule('"a clear improvement", "clearly smaller", "more than" (landscape measures), and its converse '
                     '"similar or larger"', 2.0, "a factor of {t:g} or more"),
     "near": Rule('"near", "settles near" (a ratio to a reference value)', 2.0, "a ratio between 1/{t:g} and {t:g}"),
@@ -46,13 +47,19 @@ RULES = {
     "about": Rule('"about" a value (a step size)', 10.0, "within a factor of {t:g} (a decade) of it"),
     "uncorrelated": Rule('"almost uncorrelated" (gradients)', 0.5, "|cos| below {t:g}, opposed gradients are not "
                          "uncorrelated"),
-    "aligned": Rule('"almost no ICS" (gradients aligned)', 0.9, "cos above {t:g}"),
+    "aligned": Rule('"almost no ICS" (gradients aligned), "collapse to one direction" (representations)', 0.9,
+                    "cos above {t:g}"),
     "fails": Rule('"fails", "stops training"', SWEEP_FAILED_ACC, "final training accuracy below {t:g} (chance is "
                   "0.1; 0 if diverged)"),
     "trained": Rule('a network "trains" (the precondition of a comparison between trained networks)', SWEEP_FAILED_ACC,
                     "final training accuracy of at least {t:g}"),
     "identity": Rule('"holds as an equality"', 1e-8, "largest relative error below {t:g}"),
     "somewhere": Rule('"is violated somewhere"', 0, "more than {t:g} cases"),
+    "orthogonal": Rule('"orthogonal" (a weight and its gradient, in fp32 training)', 1e-3, "largest |cos| at most {t:g}"),
+    "fp32 identity": Rule('"holds as an equality" in fp32 training (a norm identity)', 1e-2,
+                          "median relative error at most {t:g}"),
+    "order": Rule('"on the order of" a power of depth (a fitted exponent)', 2.0,
+                  "an exponent within a factor of {t:g} of the theory's"),
 }
 
 

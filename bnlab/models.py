@@ -1,5 +1,5 @@
 """The networks as lists of blocks: a VGG for 32x32 images, the 25-layer deep linear network, and (for Bjorck et
-al.'s learning-rate sweep, chapter ``08_bjorck``) a CIFAR ResNet of depth 6n + 2.
+al.'s learning-rate sweep) a CIFAR ResNet of depth 6n + 2.
 
 "Layer #k" in the paper is block k here (1-based): one conv or linear weight, its normalisation, its
 nonlinearity. Keeping the blocks separate lets the ICS measurement reuse a shared prefix
@@ -40,7 +40,7 @@ class Block(nn.Module):
     def forward(self, x):
         if self.flatten is not None:
             x = self.flatten(x)
-        # norm "rescaled" has a data-dependent initialisation [ours], chapter 09_smoothness
+        # norm "rescaled" has a data-dependent initialisation [ours], a control for BN's scale
         return self.pool(self.act(_normalise(self.norm, self.layer, x, self.training)))
 
 
@@ -67,6 +67,9 @@ class ResidualBlock(nn.Module):
         self.layer2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=bias)
         self.norm2 = make_norm(norm, c_out, spatial=True)
         self.stride, self.pad = stride, c_out - c_in
+        # SkipInit (De & Smith 2020): no normalisation, one learnable scalar on the branch, 0 at initialisation, so
+        # every block starts as the identity on its shortcut; the other norms have no such scalar
+        self.alpha = nn.Parameter(torch.zeros(())) if norm == "skipinit" else None
 
     @property
     def weight(self) -> nn.Parameter:
@@ -79,10 +82,14 @@ class ResidualBlock(nn.Module):
             x = nn.functional.pad(x, (0, 0, 0, 0, 0, self.pad))
         return x
 
-    def forward(self, x):
+    def branch(self, x):
+        """The residual branch: conv-norm-ReLU-conv-norm (times SkipInit's alpha), what is added to the shortcut."""
         h = torch.relu(_normalise(self.norm, self.layer, x, self.training))
         h = _normalise(self.norm2, self.layer2, h, self.training)
-        return torch.relu(h + self.shortcut(x))
+        return h if self.alpha is None else self.alpha * h
+
+    def forward(self, x):
+        return torch.relu(self.branch(x) + self.shortcut(x))
 
 
 class Blockwise(nn.Module):
@@ -156,6 +163,25 @@ def resnet(cfg: ModelConfig) -> Blockwise:
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
             nn.init.zeros_(m.bias)
+    return model
+
+
+def mlp(depth: int, width: int, in_features: int = 1024, num_classes: int = 10, norm: str = "batch") -> Blockwise:
+    """Yang et al.'s (2019) fully connected network: ``depth`` x [Linear(width) -> norm -> ReLU] -> Linear(classes),
+    He-normal weights (fan-in), the input flattened; biases only where no normalisation follows (``has_shift``).
+    Built from the current RNG state (wrap it in ``torch.random.fork_rng`` to seed it)."""
+    blocks, d = [], in_features
+    for i in range(depth):
+        blocks.append(Block(nn.Linear(d, width, bias=not has_shift(norm)), make_norm(norm, width, spatial=False),
+                            act=True, flatten=i == 0))
+        d = width
+    blocks.append(Block(nn.Linear(d, num_classes), nn.Identity(), act=False, flatten=depth == 0))
+    model = Blockwise(blocks, "classifier")
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
     return model
 
 

@@ -1,8 +1,8 @@
-"""Pluggable normalisations: BatchNorm from scratch, noisy BatchNorm, the l_p variants, and (chapter
-``09_smoothness``) LayerNorm, GroupNorm and a fixed rescaling that controls for BN's scale at initialisation.
+"""Pluggable normalisations: BatchNorm from scratch, noisy BatchNorm, the l_p variants, and (as controls
+for the smoothness story) LayerNorm, GroupNorm and a fixed rescaling that controls for BN's scale at initialisation.
 
 Every layer normalises per channel over the batch (and height x width for convolutions), as in
-Ioffe & Szegedy's Alg. 1; chapter ``01_batchnorm`` checks :class:`BatchNorm` against torch's.
+Ioffe & Szegedy's Alg. 1; the first chapter checks :class:`BatchNorm` against torch's.
 """
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ NORM_LABELS = {"none": "Standard", "batch": "Standard + BatchNorm", "torch_batch
                "noise_abs": "Standard + absolute noise",
                "l1": "Standard + L1", "l2": "Standard + L2", "linf": "Standard + L-inf",
                "layer": "Standard + LayerNorm", "group": "Standard + GroupNorm",
-               "rescaled": "Standard + fixed rescaling"}
+               "rescaled": "Standard + fixed rescaling", "skipinit": "Standard + SkipInit"}
 NORM_COLOURS = {"none": "#4c72b0", "batch": "#dd8452", "torch_batch": "#c44e52", "noisy_batch": "#55a868",
                 "noise": "#8172b3", "noise_abs": "#a05195", "l1": "#937860", "l2": "#da8bc3", "linf": "#8c8c8c",
-                "layer": "#64b5cd", "group": "#ccb974", "rescaled": "#222222"}
+                "layer": "#64b5cd", "group": "#ccb974", "rescaled": "#222222",
+                "skipinit": "#2ca02c"}
 
 
 def _reduce_dims(x: torch.Tensor):
@@ -156,7 +157,7 @@ class LpNorm(nn.Module):
 
 
 class FixedRescaling(nn.Module):
-    """A control for BatchNorm [ours, chapter ``09_smoothness``]: BN's scale at initialisation, then no normalisation.
+    """A control for BatchNorm [ours]: BN's scale at initialisation, then no normalisation.
 
     At the first training batch, :meth:`initialise` (called by ``bnlab.models.Block`` before its weight layer runs)
     divides each output channel of the preceding weight layer by sqrt(var + eps) of that channel's output on the
@@ -211,7 +212,7 @@ def group_count(num_features: int) -> int:
 
 def make_norm(kind: str, num_features: int, spatial: bool) -> nn.Module:
     """The normalisation layer named by ``kind`` (see ``bnlab.config.NORMS``) for ``num_features`` channels."""
-    if kind == "none":
+    if kind in ("none", "skipinit"):     # SkipInit normalises nothing: its scalar sits on the residual branch
         return nn.Identity()
     if kind == "batch":
         return BatchNorm(num_features)
@@ -237,7 +238,7 @@ def make_norm(kind: str, num_features: int, spatial: bool) -> nn.Module:
 def has_shift(kind: str) -> bool:
     """Whether the layer subtracts a mean and adds its own learned shift, so that a bias before it is redundant
     [IS Sec. 3.2] (for LayerNorm and GroupNorm nearly so: the per-channel shift after them takes its place)."""
-    return kind not in ("none", "noise", "noise_abs")
+    return kind not in ("none", "noise", "noise_abs", "skipinit")
 
 
 @contextlib.contextmanager

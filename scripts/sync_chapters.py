@@ -87,7 +87,7 @@ def install_cell(cfg: dict) -> str:
 def scale_line(name: str) -> str:
     """What a scale trains, from bnlab.config (e.g. "colab = CIFAR-10, VGG at 1/2 width, 3,000 steps (DLN 5,000)")."""
     from fractions import Fraction
-    from bnlab.config import get_scale
+    from bnlab.scales import get_scale
     from bnlab.results import DATASET_NAMES
     s = get_scale(name)
     width = "full" if s.vgg_width == 1 else f"{Fraction(s.vgg_width).limit_denominator(64)}"
