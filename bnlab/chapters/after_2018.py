@@ -193,6 +193,15 @@ def batch_stats_match(result, seed):
     return max(gaps), bool(max(gaps) <= RULES["comparable"].threshold)
 
 
+# Every claim below was committed in fdf0816, before any run that judges it (git log shows the order)
+REGISTERED = dict.fromkeys(("rank_kept_with_bn_vgg", "rank_kept_with_bn_resnet", "rank_kept_with_bn_dln",
+                            "standard_collapses_vgg", "standard_collapses_resnet", "standard_collapses_dln",
+                            "bn_gradient_explodes", "no_explosion_without_bn", "explosion_fades_after_one_step",
+                            "deep_plain_bn_untrainable", "bn_downscales_residual_branch",
+                            "standard_branch_not_downscaled", "skipinit_trains_without_bn", "skipinit_comparable_to_bn",
+                            "weights_orthogonal_to_gradient", "norm_grows_by_pythagoras", "rate_tunes_itself",
+                            "angle_settles_wd0.02", "angle_settles_wd0.08", "precise_bn_beats_ema",
+                            "ema_gap_grows_with_lr", "batch_stats_match_population"), "fdf0816")
 NETS = (("vgg", "VGG"), ("resnet", "ResNet-56"), ("dln", "deep linear network"))
 _c = criterion
 
@@ -279,7 +288,8 @@ CLAIMS = classify([
               "larger over lr 0.1 and 0.5 of |mean test accuracy, batch statistics minus PreciseBN|",
               _c("comparable"), batch_stats_match, needs_training=False, source=WU),
 ], kinds={"extension": ("ema_gap_grows_with_lr",),
-          "identity": ("weights_orthogonal_to_gradient", "norm_grows_by_pythagoras")})
+          "identity": ("weights_orthogonal_to_gradient", "norm_grows_by_pythagoras")},
+   registered_in=REGISTERED)
 
 CHAPTER = Chapter(
     "after_2018",
