@@ -25,7 +25,7 @@ def _check_device(parser, device: str) -> None:
         parser.error(str(err))
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bnlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the experiments and which scales ship as cached results")
@@ -45,6 +45,17 @@ def main(argv=None) -> int:
     rep.add_argument("--landscape", choices=LANDSCAPE_BACKENDS, default=None,
                      help="landscape probe back-end (or BNLAB_LANDSCAPE; default auto: vmap for the DLN, "
                           "the loop otherwise)")
+    _cluster_arguments(rep)
+    sub.add_parser("verify", help="check the shipped cache against MANIFEST.json")
+    cl = sub.add_parser("claims", help="every tested claim with its verdict, effect, seed range and scale")
+    cl.add_argument("--scale", default="cpu", choices=SCALES,
+                    help="the shipped results at this scale, else those `reproduce` left in the run store")
+    sub.add_parser("estimate", add_help=False,
+                   help="runs, PFLOP and minutes per chapter at a scale, before running (estimate --help)")
+    return parser
+
+
+def _cluster_arguments(rep) -> None:
     cluster = rep.add_argument_group("cluster (through submitit: pip install 'bnlab[cluster]')")
     cluster.add_argument("--launcher", choices=("local", "slurm"), default=None,
                          help="submit each unique run as a job: 'slurm' to a Slurm cluster, 'local' as processes "
@@ -60,49 +71,44 @@ def main(argv=None) -> int:
     cluster.add_argument("--cluster-folder", default="", help="submitit's logs (default $BNLAB_HOME/submitit)")
     cluster.add_argument("--no-wait", action="store_true",
                          help="submit and return; the same command later assembles the finished runs")
-    sub.add_parser("verify", help="check the shipped cache against MANIFEST.json")
-    cl = sub.add_parser("claims", help="every tested claim with its verdict, effect, seed range and scale")
-    cl.add_argument("--scale", default="cpu", choices=SCALES,
-                    help="the shipped results at this scale, else those `reproduce` left in the run store")
-    sub.add_parser("estimate", add_help=False,
-                   help="runs, PFLOP and minutes per chapter at a scale, before running (estimate --help)")
-    if argv is None:
-        argv = sys.argv[1:]
-    if argv[:1] == ["estimate"]:
-        return estimate_main(argv[1:])
-    args = parser.parse_args(argv)
-    if getattr(args, "device", None) is not None:
-        _check_device(parser, args.device)
 
-    if args.command == "list":
-        w_name, w_fig = max(map(len, experiments())), max(len(e.figures) for e in experiments().values())
-        for name, exp in experiments().items():
-            shipped = ", ".join(results.shipped_scales(name)) or "none"
-            print(f"{name:{w_name}s}  {exp.figures:{w_fig}s}  shipped: {shipped:12s} {exp.description}")
-        return 0
-    if args.command == "claims":
-        store = RunPlan.from_env(scale=args.scale).store
 
-        def load(experiment, scale):
-            if scale in results.shipped_scales(experiment):
-                return results.load(experiment, scale)
-            stored = store.runs / "experiments" / experiment / f"{scale}.json"
-            if not stored.exists():
-                raise results.CachedResultMissing(f"none at scale {scale} (`python -m bnlab reproduce {experiment} "
-                                                  f"--scale {scale}` makes one)")
-            found = results.load_file(stored, "live")
-            results.check_config(found)
-            return found
-        print(scorecard.format_text(claims.judge_all(load, args.scale)))
-        return 0
-    if args.command == "verify":
-        try:
-            problems = results.verify_manifest()
-        except results.CachedResultCorrupt as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        print("\n".join(problems) if problems else "all shipped files match MANIFEST.json")
-        return 1 if problems else 0
+def _list() -> int:
+    w_name, w_fig = max(map(len, experiments())), max(len(e.figures) for e in experiments().values())
+    for name, exp in experiments().items():
+        shipped = ", ".join(results.shipped_scales(name)) or "none"
+        print(f"{name:{w_name}s}  {exp.figures:{w_fig}s}  shipped: {shipped:12s} {exp.description}")
+    return 0
+
+
+def _claims(scale: str) -> int:
+    store = RunPlan.from_env(scale=scale).store
+
+    def load(experiment, scale):
+        if scale in results.shipped_scales(experiment):
+            return results.load(experiment, scale)
+        stored = store.runs / "experiments" / experiment / f"{scale}.json"
+        if not stored.exists():
+            raise results.CachedResultMissing(f"none at scale {scale} (`python -m bnlab reproduce {experiment} "
+                                              f"--scale {scale}` makes one)")
+        found = results.load_file(stored, "live")
+        results.check_config(found)
+        return found
+    print(scorecard.format_text(claims.judge_all(load, scale)))
+    return 0
+
+
+def _verify() -> int:
+    try:
+        problems = results.verify_manifest()
+    except results.CachedResultCorrupt as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print("\n".join(problems) if problems else "all shipped files match MANIFEST.json")
+    return 1 if problems else 0
+
+
+def _reproduce(parser, args) -> int:
     if args.all and args.experiment:
         parser.error("name experiments or pass --all, not both")
     names = list(experiments()) if args.all else args.experiment
@@ -141,6 +147,24 @@ def main(argv=None) -> int:
                if r.status == "diverged"]
         print(res.banner() + ("\n  " + "\n  ".join(bad) if bad else ""))
     return 0
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["estimate"]:
+        return estimate_main(argv[1:])
+    args = parser.parse_args(argv)
+    if getattr(args, "device", None) is not None:
+        _check_device(parser, args.device)
+    if args.command == "list":
+        return _list()
+    if args.command == "claims":
+        return _claims(args.scale)
+    if args.command == "verify":
+        return _verify()
+    return _reproduce(parser, args)
 
 
 def cli() -> int:

@@ -17,7 +17,8 @@ import torch
 
 from .config import DataConfig
 from .device import pick
-from .store import DEFAULT_HOME, atomic_write, quarantine, remove_stale_temps
+from .atomic import atomic_write
+from .store import DEFAULT_HOME, quarantine, remove_stale_temps
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")

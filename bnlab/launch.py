@@ -23,7 +23,8 @@ from .config import config_hash
 from .experiments import get as get_experiment
 from .plan import RunPlan
 from .runner import compute, reproduce, run_one
-from .store import atomic_json, pid_alive
+from .atomic import atomic_json
+from .store import pid_alive
 
 LAUNCHERS = ("local", "slurm")
 # submitit job states that mean "not over yet" (queued, running, or coming back after a requeue)

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, store
+from . import __version__
 from .config import SCALES, config_hash, diff_configs
 from .scales import get_scale
 from .experiments import get as get_experiment
 from .records import Run
+from .atomic import atomic_json, atomic_npz
 from .store import source_hash
 
 CACHED_DIR = Path(__file__).parent / "cached"
@@ -107,9 +108,9 @@ def save(result: Result, folder: Path) -> tuple[Path, Path]:
     arrays.update({f"exp/{k}": v for k, v in result.arrays.items()})
     npz, js = base / f"{result.scale}.npz", base / f"{result.scale}.json"
 
-    store.atomic_npz(npz, arrays)
+    atomic_npz(npz, arrays)
     meta["npz_sha256"] = sha256(npz)          # the pair is one unit: a json read with another npz is refused
-    store.atomic_json(js, meta, indent=1, sort_keys=True)
+    atomic_json(js, meta, indent=1, sort_keys=True)
     return js, npz
 
 
@@ -203,7 +204,7 @@ def write_manifest(folder: Path = CACHED_DIR) -> dict:
         if path.suffix == ".json":
             entry["provenance"] = json.loads(path.read_text())["provenance"]
         entries[rel] = entry
-    store.atomic_json(Path(folder) / "MANIFEST.json", entries, indent=1, sort_keys=True)
+    atomic_json(Path(folder) / "MANIFEST.json", entries, indent=1, sort_keys=True)
     return entries
 
 

@@ -223,7 +223,8 @@ def test_loss_surface_matches_reference_and_restores(norm):
 
 @needs_fashion
 def test_model_handle_returns_the_trained_network():
-    from bnlab.train import evaluate, train
+    from bnlab.evaluation import evaluate
+    from bnlab.train import train
     from bnlab import data as data_mod
     cfg = tiny_run("batch", every=0)
     handle = ModelHandle()

@@ -133,7 +133,7 @@ def _tf32_flags():
 
 @needs_fashion
 def test_tf32_precision_trains_and_evaluates_in_tf32_between_measurements(monkeypatch):
-    import bnlab.train as train_mod
+    import bnlab.evaluation as train_mod
     seen, at_eval = [], []
     step, evaluate = Stepper.step, train_mod.evaluate
 

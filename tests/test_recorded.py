@@ -9,7 +9,8 @@ from bnlab.scales import SMOKE
 from bnlab.models import build
 from bnlab.norms import ActivationNoise
 from bnlab.recipes import dln_run, vgg_run
-from bnlab.train import evaluate, evaluate_with_noise, train
+from bnlab.evaluation import evaluate, evaluate_with_noise
+from bnlab.train import train
 from conftest import cpu_plan, needs_fashion
 
 

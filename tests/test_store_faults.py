@@ -185,7 +185,7 @@ def file_size_limit(nbytes):
 
 
 def test_a_full_disk_is_a_clear_error_with_the_path_the_bytes_and_the_fix(tmp_path):
-    from bnlab.train import Checkpointer
+    from bnlab.checkpoint import Checkpointer
     ckpt = Checkpointer(tmp_path / "run.ckpt")
     with file_size_limit(100_000):
         with pytest.raises(OSError, match=r"run\.ckpt: it needs 4,00\d,\d+ bytes.*BNLAB_HOME"):

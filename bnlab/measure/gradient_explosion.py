@@ -10,7 +10,6 @@ layer's over the (L-2)-th's: the "dynamic range" that Yang et al. saw shrink aft
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..models import loss_fn
 from ..norms import frozen_state
