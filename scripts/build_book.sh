@@ -2,6 +2,8 @@
 # Build the book into _build/html: fetch MathJax for offline math (once), then build every page with
 # warnings as errors (-W), nitpicky references (-n), and all warnings reported before failing.
 # Notebooks are not executed (execute_notebooks: "off" in _config.yml): the book shows their saved outputs.
+# plotly.js for the interactive figures needs no fetch: book/_ext/local_plotly.py copies the copy inside the installed
+# plotly package (requirements.txt) to _build/html/_static/plotly/ and loads it on the pages that hold one.
 #
 # Where the book is published: set BNLAB_REPOSITORY ("owner/name", "owner/name@branch" or a GitHub URL) and
 # optionally BNLAB_BRANCH (.github/workflows/book.yml sets both from the repository it runs in). The build then

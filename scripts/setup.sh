@@ -35,6 +35,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     | grep -v "is ignored: it is neither a file nor a directory" || true
   PIP_CONSTRAINT=/dev/null .venv/bin/pip install -q --disable-pip-version-check --no-deps -e . 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" || true
-  .venv/bin/python -c "import torch, torchvision, bnlab, jupyter_book, nbval" # fail loudly if anything is missing
+  .venv/bin/python -c "import torch, torchvision, bnlab, jupyter_book, nbval, plotly" # fail loudly if anything is missing
   echo "$want" > "$stamp"
 fi

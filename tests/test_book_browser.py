@@ -25,6 +25,11 @@ this detector does fail on a page with a broken image and untypeset math, and
 output wider than the column, and the phone check on a page that scrolls sideways, a formula cut off and code
 that sticks out.
 
+The interactive figures (``bnlab.plots.interactive``, plotly) are checked on the pages whose notebook holds one,
+at desktop and phone width, through a second harness (``INTERACTIVE_HARNESS``): plotly.js was loaded once, from the
+book's own ``_static/plotly/`` (no CDN), and drew every figure (``.main-svg``; a WebGL canvas for a 3-D one), a click
+on a legend entry hides a trace, and the mouse over a 2-D plot brings up a hover label with its values.
+
 If ``_build/html/index.html`` is missing the book is built first (``scripts/build_book.sh``). The tests
 skip only when no Chromium is installed (``apt-get install -y chromium``); set ``BNLAB_CHROMIUM`` to use
 another Chromium-based browser.
@@ -159,6 +164,72 @@ frame.addEventListener("load", async () => {
 </script></body></html>
 """
 
+# The interactive figures' harness: waits for plotly.js and for every graph div to be drawn, then clicks the first
+# legend entry of each (mousedown and mouseup on its toggle, which plotly's drag element counts as a click; plotly
+# waits its double-click delay before acting on it) and moves the mouse onto a point of a 2-D plot (its drag layer,
+# .nsewdrag, is what listens), and reports each graph's trace visibility before and after, and the hover label.
+INTERACTIVE_HARNESS = """<!doctype html>
+<html><head><meta charset="utf-8"><style>
+html, body { margin: 0; height: 100%; overflow: hidden; }
+#page { position: fixed; top: 0; left: 0; width: __WIDTH__px; height: 100%; border: 0; }
+#bnlab-report { display: none; }
+</style></head><body>
+<pre id="bnlab-report">PENDING</pre>
+<iframe id="page" src="__URL__"></iframe>
+<script>
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+const frame = document.getElementById("page");
+const out = document.getElementById("bnlab-report");
+const visibility = gd => (gd._fullData || []).map(t => String(t.visible));
+const mouse = (el, type, x, y) => el.dispatchEvent(new MouseEvent(type, {bubbles: true, cancelable: true,
+  view: el.ownerDocument.defaultView, clientX: x, clientY: y, button: 0, buttons: type === "mouseup" ? 0 : 1}));
+async function hover(gd, win) {
+  const drag = gd.querySelector(".nsewdrag");
+  const layout = gd._fullLayout;
+  const trace = (gd._fullData || []).find(t => t.visible === true && t.xaxis === "x" && t.yaxis === "y");
+  if (!drag || !trace) return null;
+  const points = gd.calcdata[trace.index].filter(p => isFinite(p.y));
+  const p = points[Math.floor(points.length / 2)], r = drag.getBoundingClientRect();
+  const x = r.left + layout.xaxis.c2p(p.x), y = r.top + layout.yaxis.c2p(p.y);
+  mouse(drag, "mousemove", x, y);
+  for (let i = 0; i < 40 && !gd.querySelector(".hoverlayer .hovertext"); i++) await sleep(50);
+  return [...gd.querySelectorAll(".hoverlayer .hovertext")].map(el => el.textContent);
+}
+frame.addEventListener("load", async () => {
+  try {
+    const win = frame.contentWindow, doc = frame.contentDocument;
+    for (let i = 0; i < 400 && !win.Plotly; i++) await sleep(50);
+    const graphs = [...doc.querySelectorAll(".plotly-graph-div")];
+    for (let i = 0; i < 400 && graphs.some(gd => !gd.querySelector(".main-svg")); i++) await sleep(50);
+    const report = {plotly: win.Plotly ? win.Plotly.version : null, viewport: win.innerWidth,
+                    plotly_scripts: [...doc.scripts].map(s => s.src).filter(src => /plotly/i.test(src)), graphs: []};
+    for (const gd of graphs) {
+      const g = {id: gd.id, drawn: !!gd.querySelector(".main-svg"), traces: visibility(gd).length,
+                 three_d: !!(gd._fullLayout && gd._fullLayout.scene), gl: !!gd.querySelector(".gl-container canvas"),
+                 no_webgl: /WebGL is not supported/i.test(gd.textContent), text: gd.textContent.slice(0, 200),
+                 left: gd.getBoundingClientRect().left, right: gd.getBoundingClientRect().right,
+                 legend_entries: gd.querySelectorAll(".legend .traces").length, visible_before: visibility(gd)};
+      const toggle = gd.querySelector(".legend .traces .legendtoggle");
+      if (toggle) {
+        const r = toggle.getBoundingClientRect();
+        mouse(toggle, "mousedown", r.left + r.width / 2, r.top + r.height / 2);
+        mouse(toggle, "mouseup", r.left + r.width / 2, r.top + r.height / 2);
+        await sleep(1000);
+      }
+      g.visible_after = visibility(gd);
+      g.hover = await hover(gd, win);
+      report.graphs.push(g);
+    }
+    out.textContent = JSON.stringify(report);
+  } catch (err) {
+    out.textContent = JSON.stringify({error: String(err)});
+  }
+});
+</script></body></html>
+"""
+# Software WebGL for the 3-D figures: headless Chromium without a GPU needs it named (the implicit fallback is going)
+WEBGL_FLAGS = ("--enable-unsafe-swiftshader", "--use-angle=swiftshader")
+
 # Raw TeX that MathJax would have replaced: $$ anywhere, or $...$ holding a TeX command.
 RAW_DISPLAY = re.compile(r"\$\$")
 RAW_INLINE = re.compile(r"\$[^$\n]{0,200}?\\[A-Za-z]+[^$\n]{0,200}?\$")
@@ -211,14 +282,24 @@ def expected_images(page: str) -> int:
                if any(k.startswith("image/") for k in output.get("data", {})))
 
 
+def interactive_figures(page: str) -> int:
+    """How many interactive (plotly) figures the page shows: one per such output of its notebook."""
+    src = source_of(page)
+    if src is None or src.suffix != ".ipynb":
+        return 0
+    nb = json.loads(src.read_text())
+    return sum(1 for cell in nb.get("cells", []) if cell.get("cell_type") == "code"
+               for output in cell.get("outputs", []) if "plotly-graph-div" in "".join(output.get("data", {}).get("text/html", "")))
+
+
 def open_page(browser: str, url: str, workdir: Path, screenshot: Path | None = None,
-              window: tuple[int, int] = WINDOW) -> dict:
+              window: tuple[int, int] = WINDOW, harness_html: str = HARNESS, flags: tuple = ()) -> dict:
     """Load ``url`` through the harness in headless Chromium (a ``window`` of width x height CSS px); return
-    the harness report."""
+    the harness report. ``harness_html``: another harness (:data:`INTERACTIVE_HARNESS`); ``flags``: more flags."""
     workdir.mkdir(parents=True, exist_ok=True)
     harness = workdir / "harness.html"
-    harness.write_text(HARNESS.replace("__URL__", html.escape(url, quote=True)).replace("__WIDTH__", str(window[0])))
-    cmd = [browser, *FLAGS, f"--user-data-dir={workdir / 'profile'}", f"--window-size={window[0]},{window[1]}",
+    harness.write_text(harness_html.replace("__URL__", html.escape(url, quote=True)).replace("__WIDTH__", str(window[0])))
+    cmd = [browser, *FLAGS, *flags, f"--user-data-dir={workdir / 'profile'}", f"--window-size={window[0]},{window[1]}",
            f"--virtual-time-budget={VIRTUAL_TIME_MS}", "--dump-dom"]
     if screenshot is not None:
         cmd.append(f"--screenshot={screenshot}")
@@ -496,3 +577,37 @@ def test_page_fits_a_phone(browser, book, page, tmp_path):
     assert len(shown) >= expected_images(page)
     found = phone_layout_problems(report) + phone_problems(report)
     assert not found, f"{page} at {PHONE[0]} px:\n  " + "\n  ".join(found)
+
+
+INTERACTIVE_PAGES = [page for page in toc_pages() if interactive_figures(page)] or [None]
+
+
+@pytest.mark.parametrize("window", [WINDOW, PHONE], ids=["desktop", "phone"])
+@pytest.mark.parametrize("page", INTERACTIVE_PAGES)
+def test_interactive_figures_work_offline(browser, book, page, window, tmp_path):
+    """A page with interactive figures: plotly.js comes from the book's own _static/ (once, no CDN) and draws every
+    figure inside the viewport; a legend click hides a trace; hovering a 2-D plot shows a label with its values."""
+    if page is None:
+        pytest.skip("no chapter holds an interactive figure")
+    path = book / f"{page}.html"
+    assert "plotly-graph-div" in path.read_text(), f"{page}'s notebook has an interactive figure, the built page " \
+        "none: rebuild the book (scripts/build_book.sh)"
+    assert (book / "_static" / "plotly" / "plotly.min.js").is_file(), "the built site has no _static/plotly/plotly.min.js"
+    report = open_page(browser, path.as_uri(), tmp_path, window=window, harness_html=INTERACTIVE_HARNESS,
+                       flags=WEBGL_FLAGS)
+    assert report["plotly"], f"plotly.js never loaded on {page} (scripts: {report['plotly_scripts']})"
+    scripts = [src.split("?")[0] for src in report["plotly_scripts"]]         # Sphinx may add ?v=<checksum>
+    assert len(scripts) == 1 and scripts[0].startswith("file:") and scripts[0].endswith("/_static/plotly/plotly.min.js"), \
+        f"plotly.js must be loaded once, from the book's own _static/plotly/: {report['plotly_scripts']}"
+    assert len(report["graphs"]) == interactive_figures(page)
+    for g in report["graphs"]:
+        assert g["drawn"] and g["traces"], f"{g['id']} was not drawn: {g['text']!r}"
+        if g["three_d"] and g["no_webgl"]:
+            pytest.skip("this headless Chromium has no WebGL, so the 3-D figure cannot be checked")
+        assert g["gl"] or not g["three_d"], f"{g['id']}: no WebGL canvas for the 3-D scene"
+        assert -0.5 <= g["left"] and g["right"] <= report["viewport"] + 0.5, f"{g['id']} sticks out of the viewport"
+        assert g["legend_entries"] > 1 and g["visible_after"] != g["visible_before"], \
+            f"{g['id']}: a click on the legend changed nothing ({g['visible_before']})"
+        assert g["visible_after"][0] == "legendonly" and g["visible_before"][0] == "true"
+        if not g["three_d"]:
+            assert g["hover"] and "step" in g["hover"][0], f"{g['id']}: no hover label ({g['hover']})"
