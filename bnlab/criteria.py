@@ -245,3 +245,154 @@ def edge_of_stability(net):
 def wider_basin(result, seed):
     std, bn = surface_stats(result, "none", seed), surface_stats(result, "batch", seed)
     return bn["within2x"] - std["within2x"], bool(bn["within2x"] - std["within2x"] > _t("better"))
+
+
+# ---- the chapter on later work (bnlab/chapters/after_2018.py), registered before their runs -------------------------
+def _i(result, seed) -> int:
+    return [int(s) for s in np.atleast_1d(result.arrays["seeds"])].index(seed)
+
+
+def _within(value: float, target: float, rule: str) -> bool:
+    t = RULES[rule].threshold
+    return bool(target / t <= value <= target * t)
+
+
+def rank_kept_with_bn(net):
+    def measure(result, seed):
+        a, i = result.arrays, _i(result, seed)
+        bn, std = float(a[f"{net}/batch/srank"][i, -1]), float(a[f"{net}/none/srank"][i, -1])
+        ratio = bn / std if std > 0 else float("inf")
+        return ratio, bool(ratio >= RULES["clearly"].threshold)
+    return measure
+
+
+def standard_collapses(net):
+    def measure(result, seed):
+        c = float(result.arrays[f"{net}/none/cos"][_i(result, seed), -1])
+        return c, bool(c > RULES["aligned"].threshold)
+    return measure
+
+
+def rate_near(norm, target):
+    def measure(result, seed):
+        r = float(result.arrays[f"{norm}/rate"][_i(result, seed)])
+        return r, _within(r, target, "nearly")
+    return measure
+
+
+def explosion_fades(lr=0.1):
+    """D_0 / D_1, D_t the log10 ratio of the squared gradient at the second layer to the second-last, step t."""
+    def measure(result, seed):
+        a = result.arrays
+        D = a["dyn/D"][_i(result, seed), [float(x) for x in a["dyn_lrs"]].index(lr)]
+        if not (np.isfinite(D[0]) and np.isfinite(D[1])):
+            return float("nan"), None, f"the BN MLP at lr {lr:g} diverged in its first step"
+        if D[0] <= 0:
+            return float("nan"), None, "no explosion at initialisation to fade (D_0 <= 0)"
+        ratio = float(D[0] / D[1]) if D[1] > 0 else float("inf")
+        return ratio, bool(ratio >= RULES["clearly"].threshold)
+    return measure
+
+
+def deep_plain_bn_fails(result, seed, deep=(64, 128), control=16):
+    a, i = result.arrays, _i(result, seed)
+    depths, lrs = [int(d) for d in a["depths"]], [float(x) for x in a["lrs"]]
+    if not set(deep) | {control} <= set(depths):
+        return float("nan"), None, f"depths {sorted(set(deep) | {control})} were not all trained at this scale"
+    ctrl = float(a["acc"][i, depths.index(control), lrs.index(0.1)])
+    best = float(np.nanmax(a["acc"][i, [depths.index(d) for d in deep]]))
+    if not ctrl >= RULES["trained"].threshold:
+        return best, None, f"the depth-{control} control did not train ({ctrl:.2f})"
+    return best, bool(best < RULES["fails"].threshold)
+
+
+def branch_downscaled(result, seed):
+    p = float(result.arrays["batch/exponent"][_i(result, seed)])
+    return p, _within(p, 0.5, "order")
+
+
+def branch_not_downscaled(result, seed):
+    m = float(np.median(result.arrays["none/ratio"][_i(result, seed)]))
+    return m, bool(m >= 1 / RULES["clearly"].threshold)
+
+
+def skipinit_trains(result, seed):
+    run = result.select(norm="skipinit", lr=0.1, seed=seed)[0]
+    acc = 0.0 if run.status == "diverged" else float(final(run, "train_acc"))
+    return acc, bool(acc >= RULES["trained"].threshold)
+
+
+def skipinit_comparable(result, seed):
+    """SkipInit's final test accuracy minus BN's: holds unless BN is ahead by more than the comparable tolerance."""
+    runs = {n: result.select(norm=n, lr=0.1, seed=seed)[0] for n in ("skipinit", "batch")}
+    if runs["batch"].status == "diverged":
+        return float("nan"), None, "the BN comparator diverged"
+    s = 0.0 if runs["skipinit"].status == "diverged" else float(final(runs["skipinit"], "test_acc"))
+    gap = s - float(final(runs["batch"], "test_acc"))
+    return gap, bool(gap >= -RULES["comparable"].threshold)
+
+
+def _arms(a) -> list:
+    return [str(x) for x in np.atleast_1d(a["arms"])]
+
+
+def orthogonal(result, seed):
+    a, i = result.arrays, _i(result, seed)
+    worst = max(float(np.nanmax(a[f"{arm}/max_cos"][i])) for arm in _arms(a))
+    return worst, bool(worst <= RULES["orthogonal"].threshold)
+
+
+def pythagoras(result, seed):
+    a, i = result.arrays, _i(result, seed)
+    worst = max(float(np.nanmedian(np.abs(a[f"{arm}/pythagoras"][i] - 1))) for arm in _arms(a))
+    return worst, bool(worst <= RULES["fp32 identity"].threshold)
+
+
+def rate_tunes_itself(result, seed, hi="k100", lo="k1"):
+    """k=100's final effective rate eta / ||W||^2 (median over conv layers) over k=1's; k=100 must train."""
+    a, i = result.arrays, _i(result, seed)
+    acc = float(np.nanmean(a[f"{hi}/train_acc"][i, -50:]))
+    if a[f"{hi}/diverged_step"][i] >= 0 or not acc >= RULES["trained"].threshold:
+        return float("nan"), False
+    eff = {arm: float(np.median(float(a[f"{arm}/conv_lr"]) / a[f"{arm}/w_sq"][i, -1])) for arm in (hi, lo)}
+    ratio = eff[hi] / eff[lo]
+    return ratio, _within(ratio, 1.0, "near")
+
+
+def angle_settles(arm, last=0.4):
+    """The mean angle per step over the last ``last`` of training (median over conv layers) over Delta*."""
+    def measure(result, seed):
+        a, i = result.arrays, _i(result, seed)
+        if a[f"{arm}/diverged_step"][i] >= 0:
+            return float("nan"), None, f"the arm {arm} diverged"
+        angle = a[f"{arm}/angle"][i]
+        start = int(round(angle.shape[0] * (1 - last)))
+        ratio = float(np.median(np.nanmean(angle[start:], axis=0))) / float(a[f"{arm}/delta_star"])
+        return ratio, _within(ratio, 1.0, "nearly")
+    return measure
+
+
+def _precise_gain(a, i, arm) -> float:
+    return float(np.nanmean(a[f"{arm}/acc_precise"][i] - a[f"{arm}/acc_ema"][i]))
+
+
+def precise_beats_ema(result, seed, arm="lr0.5"):
+    a, i = result.arrays, _i(result, seed)
+    if a[f"{arm}/diverged_step"][i] >= 0:
+        return float("nan"), None, f"the arm {arm} diverged"
+    gain = _precise_gain(a, i, arm)
+    return gain, bool(gain > RULES["better"].threshold)
+
+
+def ema_gap_grows(result, seed, hi="lr0.5", lo="k1"):
+    a, i = result.arrays, _i(result, seed)
+    d = _precise_gain(a, i, hi) - _precise_gain(a, i, lo)
+    return d, bool(d > RULES["better"].threshold)
+
+
+def batch_stats_match(result, seed):
+    a, i = result.arrays, _i(result, seed)
+    gaps = [abs(float(np.nanmean(a[f"{arm}/acc_batch"][i] - a[f"{arm}/acc_precise"][i]))) for arm in ("k1", "lr0.5")]
+    return max(gaps), bool(max(gaps) <= RULES["comparable"].threshold)
+
+

@@ -24,7 +24,7 @@ from .signal_propagation import F64, PRECISION, _first_batch, _images, _in_chann
 
 
 # ---- item 2: gradient explosion at initialisation and after a few steps ------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExplosionSizes:
     """Yang et al.'s MLP (``depth`` x ``width``, batch ``batch``) at initialisation, BN and standard; the BN MLP's
     rate at the descriptive ``inset_batches``; then the BN MLP trained ``dyn_steps`` steps of SGD at each of
@@ -47,10 +47,14 @@ class ExplosionSizes:
 
 
 EXPLOSION_SIZES = {
-    "smoke": ExplosionSizes(8, 32, 32, (8, 64), (0.1, 0.01), 3, (0, 1)),
-    "cpu": ExplosionSizes(32, 256, 128, (32, 512), (0.1, 0.01), 100, (0, 1, 2, 3, 4)),
-    "colab": ExplosionSizes(50, 1024, 128, (32, 512, 1024), (0.1, 0.01), 300, (0, 1, 2, 3, 4)),
-    "paper": ExplosionSizes(100, 1024, 128, (32, 512, 1024), (0.1, 0.01), 1000, (0, 1, 2, 3, 4)),
+    "smoke": ExplosionSizes(depth=8, width=32, batch=32, inset_batches=(8, 64), dyn_lrs=(0.1, 0.01), dyn_steps=3,
+                            seeds=(0, 1)),
+    "cpu": ExplosionSizes(depth=32, width=256, batch=128, inset_batches=(32, 512), dyn_lrs=(0.1, 0.01), dyn_steps=100,
+                          seeds=(0, 1, 2, 3, 4)),
+    "colab": ExplosionSizes(depth=50, width=1024, batch=128, inset_batches=(32, 512, 1024), dyn_lrs=(0.1, 0.01),
+                            dyn_steps=300, seeds=(0, 1, 2, 3, 4)),
+    "paper": ExplosionSizes(depth=100, width=1024, batch=128, inset_batches=(32, 512, 1024), dyn_lrs=(0.1, 0.01),
+                            dyn_steps=1000, seeds=(0, 1, 2, 3, 4)),
 }
 EXPLOSION_SIZES["paper_fmnist"] = EXPLOSION_SIZES["paper"]
 
@@ -159,7 +163,7 @@ GRADIENT_EXPLOSION = Analysis(gradient_explosion, sizes=lambda scale: EXPLOSION_
 
 
 # ---- item 2C: trainability of deep BN MLPs without skip connections ----------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainabilitySizes:
     """The BN MLP of width ``width`` at each of ``depths`` x ``lrs``, trained ``steps`` steps of SGD at batch
     ``batch``; its accuracy is the mean training accuracy over the last ``window`` steps."""
@@ -180,10 +184,13 @@ class TrainabilitySizes:
 
 
 TRAINABILITY_SIZES = {
-    "smoke": TrainabilitySizes(16, (2, 4), (0.1, 0.01), 32, 6, 3, (0,)),
-    "cpu": TrainabilitySizes(128, (16, 32, 64, 128), (0.1, 0.01), 128, 300, 50, (0, 1, 2)),
-    "colab": TrainabilitySizes(512, (16, 32, 64, 128), (0.1, 0.01), 128, 500, 100, (0, 1, 2)),
-    "paper": TrainabilitySizes(1024, (16, 32, 64, 128, 200), (0.1, 0.01, 0.001), 128, 2000, 100, (0, 1, 2)),
+    "smoke": TrainabilitySizes(width=16, depths=(2, 4), lrs=(0.1, 0.01), batch=32, steps=6, window=3, seeds=(0,)),
+    "cpu": TrainabilitySizes(width=128, depths=(16, 32, 64, 128), lrs=(0.1, 0.01), batch=128, steps=300, window=50,
+                             seeds=(0, 1, 2)),
+    "colab": TrainabilitySizes(width=512, depths=(16, 32, 64, 128), lrs=(0.1, 0.01), batch=128, steps=500, window=100,
+                               seeds=(0, 1, 2)),
+    "paper": TrainabilitySizes(width=1024, depths=(16, 32, 64, 128, 200), lrs=(0.1, 0.01, 0.001), batch=128,
+                               steps=2000, window=100, seeds=(0, 1, 2)),
 }
 TRAINABILITY_SIZES["paper_fmnist"] = TRAINABILITY_SIZES["paper"]
 

@@ -32,7 +32,7 @@ from .recipes import Analysis
 from .train import progress_bar
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ScaleInvSizes:
     """The BN VGG (``vgg_width``) trained ``steps`` steps at batch ``batch`` per arm and seed. Arms: ``k<m>`` (conv
     weights at m x ``lr``, no decay; m in ``multipliers``), ``wd<lambda>`` (conv weights at ``lr`` with decay lambda,
@@ -79,14 +79,21 @@ def arms(s: ScaleInvSizes) -> dict:
 
 _SMALL = (2, 4, 8, 16, 32)
 SIZES = {
-    "smoke": ScaleInvSizes(0.0625, 12, 32, 0.1, (1, 100), (2e-2, 8e-2), 0.5, 6, 128, 3, (2, 8), ("k1", "lr0.5"),
-                           (0,)),
-    "cpu": ScaleInvSizes(0.0625, 1000, 128, 0.1, (1, 100), (2e-2, 8e-2), 0.5, 100, 2000, 50, _SMALL, ("k1", "lr0.5"),
-                         (0, 1, 2)),
-    "colab": ScaleInvSizes(0.25, 2000, 128, 0.1, (1, 100), (2e-2, 8e-2), 0.5, 200, 10_000, 100, _SMALL,
-                           ("k1", "lr0.5"), (0, 1, 2)),
-    "paper": ScaleInvSizes(1.0, 15_000, 128, 0.1, (1, 10, 100, 1000), (5e-4, 5e-3, 5e-2), 0.5, 500, 10_000, 200,
-                           _SMALL, ("k1", "lr0.5"), (0, 1, 2)),
+    "smoke": ScaleInvSizes(vgg_width=0.0625, steps=12, batch=32, lr=0.1, multipliers=(1, 100), wds=(2e-2, 8e-2),
+                           high_lr=0.5, eval_every=6, eval_images=128, precise_batches=3, small_batches=(2, 8),
+                           population_arms=("k1", "lr0.5"),
+                           seeds=(0,)),
+    "cpu": ScaleInvSizes(vgg_width=0.0625, steps=1000, batch=128, lr=0.1, multipliers=(1, 100), wds=(2e-2, 8e-2),
+                         high_lr=0.5, eval_every=100, eval_images=2000, precise_batches=50, small_batches=_SMALL,
+                         population_arms=("k1", "lr0.5"),
+                         seeds=(0, 1, 2)),
+    "colab": ScaleInvSizes(vgg_width=0.25, steps=2000, batch=128, lr=0.1, multipliers=(1, 100), wds=(2e-2, 8e-2),
+                           high_lr=0.5, eval_every=200, eval_images=10_000, precise_batches=100, small_batches=_SMALL,
+                           population_arms=("k1", "lr0.5"), seeds=(0, 1, 2)),
+    "paper": ScaleInvSizes(vgg_width=1.0, steps=15_000, batch=128, lr=0.1, multipliers=(1, 10, 100, 1000),
+                           wds=(5e-4, 5e-3, 5e-2), high_lr=0.5, eval_every=500, eval_images=10_000,
+                           precise_batches=200,
+                           small_batches=_SMALL, population_arms=("k1", "lr0.5"), seeds=(0, 1, 2)),
 }
 SIZES["paper_fmnist"] = SIZES["paper"]
 

@@ -54,7 +54,7 @@ def _mlp_flops(depth: int, width: int, in_features: int, classes: int = 10) -> f
 
 
 # ---- item 1: rank collapse --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RankSizes:
     """One training batch of ``batch`` images per seed through the VGG (``vgg_width``; ``vgg_norms``), the ResNet
     (``resnet_depth`` x ``resnet_width``; none and BN) and the DLN (its 1000 samples; none and BN), at
@@ -74,10 +74,14 @@ class RankSizes:
 
 
 RANK_SIZES = {
-    "smoke": RankSizes(32, 0.0625, ("none", "batch", "layer"), 8, 0.25, (0, 1)),
-    "cpu": RankSizes(128, 0.0625, ("none", "batch", "layer", "group", "rescaled"), 56, 0.25, (0, 1, 2, 3, 4)),
-    "colab": RankSizes(128, 0.5, ("none", "batch", "layer", "group", "rescaled"), 110, 0.5, (0, 1, 2, 3, 4)),
-    "paper": RankSizes(128, 1.0, ("none", "batch", "layer", "group", "rescaled"), 110, 1.0, (0, 1, 2, 3, 4)),
+    "smoke": RankSizes(batch=32, vgg_width=0.0625, vgg_norms=("none", "batch", "layer"), resnet_depth=8,
+                       resnet_width=0.25, seeds=(0, 1)),
+    "cpu": RankSizes(batch=128, vgg_width=0.0625, vgg_norms=("none", "batch", "layer", "group", "rescaled"),
+                     resnet_depth=56, resnet_width=0.25, seeds=(0, 1, 2, 3, 4)),
+    "colab": RankSizes(batch=128, vgg_width=0.5, vgg_norms=("none", "batch", "layer", "group", "rescaled"),
+                       resnet_depth=110, resnet_width=0.5, seeds=(0, 1, 2, 3, 4)),
+    "paper": RankSizes(batch=128, vgg_width=1.0, vgg_norms=("none", "batch", "layer", "group", "rescaled"),
+                       resnet_depth=110, resnet_width=1.0, seeds=(0, 1, 2, 3, 4)),
 }
 RANK_SIZES["paper_fmnist"] = RANK_SIZES["paper"]
 
@@ -142,7 +146,7 @@ RANK_COLLAPSE = Analysis(rank_collapse, sizes=lambda scale: RANK_SIZES[scale.nam
 
 
 # ---- item 3: the residual branch at initialisation ---------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ResidualSizes:
     """One batch of ``batch`` images per seed through the ResNet of ``depth`` x ``width``, none and BN."""
 
@@ -159,10 +163,10 @@ class ResidualSizes:
 
 
 RESIDUAL_SIZES = {
-    "smoke": ResidualSizes(20, 0.25, 32, (0, 1)),
-    "cpu": ResidualSizes(56, 0.25, 128, (0, 1, 2, 3, 4)),
-    "colab": ResidualSizes(110, 0.5, 128, (0, 1, 2, 3, 4)),
-    "paper": ResidualSizes(110, 1.0, 128, (0, 1, 2, 3, 4)),
+    "smoke": ResidualSizes(depth=20, width=0.25, batch=32, seeds=(0, 1)),
+    "cpu": ResidualSizes(depth=56, width=0.25, batch=128, seeds=(0, 1, 2, 3, 4)),
+    "colab": ResidualSizes(depth=110, width=0.5, batch=128, seeds=(0, 1, 2, 3, 4)),
+    "paper": ResidualSizes(depth=110, width=1.0, batch=128, seeds=(0, 1, 2, 3, 4)),
 }
 RESIDUAL_SIZES["paper_fmnist"] = RESIDUAL_SIZES["paper"]
 

@@ -224,3 +224,90 @@ def depth_profile_table(result, every: int = 4) -> Table:
     rows = [[f"#{i + 1}"] + [f"{float(rms[n][i]):.3g}" for n in ANALYSIS_NETS] for i in idx]
     rows.append(["last / first"] + [f"{float(rms[n][-1] / rms[n][0]):.3g}" for n in ANALYSIS_NETS])
     return table(rows, ["block"] + [f"output rms at init, {NORM_LABELS[n]}" for n in ANALYSIS_NETS])
+
+
+# ---- the chapter on later work ---------------------------------------------------------------------------------------
+def _med(values, spec=".3g") -> str:
+    v = np.asarray(values, dtype=np.float64)
+    return "n/a" if not v.size or np.all(np.isnan(v)) else format(nan_safe(np.nanmedian, v), spec)
+
+
+def rank_table(result) -> Table:
+    """Per network and normalisation, at the last hidden block: stable rank, mean |cos| between two examples and the
+    orthogonality gap, medians over seeds with their range."""
+    a, rows = result.arrays, []
+    for net in ("vgg", "resnet", "dln"):
+        for n in ("none", "batch", "layer", "group", "rescaled"):
+            if f"{net}/{n}/srank" in a:
+                sr, cos, gap = (a[f"{net}/{n}/{k}"][:, -1] for k in ("srank", "cos", "gap"))
+                rows.append([net, NORM_LABELS[n], _med(sr), _range(sr, ".3g"), _med(cos, ".2f"), _range(cos, ".2f"),
+                             _med(gap, ".2f")])
+    return table(rows, ["network", "normalisation", "stable rank", "seed range", "mean |cos|", "seed range",
+                        "orthogonality gap"])
+
+
+def explosion_table(result) -> Table:
+    """The fitted rate of the squared gradient per layer (BN and standard, and BN at the inset batch sizes), and BN's
+    gradient range D_t after 0, 1, 10 steps and at the end, per learning rate."""
+    a, rows = result.arrays, []
+    for n in ("batch", "none"):
+        rows.append([f"rate per layer, {NORM_LABELS[n]}", _med(a[f"{n}/rate"], ".3f"), _range(a[f"{n}/rate"], ".3f")])
+    for k, b in enumerate(np.atleast_1d(a["inset_batches"])):
+        r = a["batch/inset_rate"][:, k]
+        rows.append([f"rate per layer, BN, batch {int(b)}", _med(r, ".3f"), _range(r, ".3f")])
+    for k, lr in enumerate(np.atleast_1d(a["dyn_lrs"])):
+        D = a["dyn/D"][:, k]
+        for t in sorted({0, 1, min(10, D.shape[1] - 1), D.shape[1] - 1}):
+            rows.append([f"D_{t}, BN, lr {float(lr):g}", _med(D[:, t], ".2f"), _range(D[:, t], ".2f")])
+    return table(rows, ["quantity", "median over seeds", "seed range"])
+
+
+def trainability_table(result) -> Table:
+    """Final training accuracy of plain BN MLPs per depth and learning rate: median over seeds and range."""
+    a, rows = result.arrays, []
+    for i, d in enumerate(np.atleast_1d(a["depths"])):
+        for k, lr in enumerate(np.atleast_1d(a["lrs"])):
+            acc, div = a["acc"][:, i, k], a["diverged_step"][:, i, k]
+            rows.append([int(d), f"{float(lr):g}", _med(acc, ".2f"), _range(acc, ".2f"), int(np.sum(div >= 0))])
+    return table(rows, ["depth", "lr", "final train acc", "seed range", "seeds diverged"])
+
+
+def residual_table(result) -> Table:
+    """Per network: the fitted exponent of rms(branch)/rms(skip) against the block in the first stage, and the
+    median ratio over all blocks."""
+    a, rows = result.arrays, []
+    for n in ("batch", "none"):
+        p, r = a[f"{n}/exponent"], np.nanmedian(a[f"{n}/ratio"], axis=1)
+        rows.append([NORM_LABELS[n], _med(p, ".2f"), _range(p, ".2f"), _med(r, ".2f"), _range(r, ".2f")])
+    return table(rows, ["network", "exponent p (ratio ~ k^-p)", "seed range", "median ratio, all blocks",
+                        "seed range"])
+
+
+def scale_invariance_table(result) -> Table:
+    """Per arm: final effective rate eta/||W||^2 and training accuracy, the late angle over its equilibrium, the
+    largest |cos(w, g)| and the median Pythagoras error; medians over seeds."""
+    a, rows = result.arrays, []
+    for arm in [str(x) for x in np.atleast_1d(a["arms"])]:
+        eff = float(a[f"{arm}/conv_lr"]) / np.nanmedian(a[f"{arm}/w_sq"][:, -1], axis=-1)
+        acc = np.nanmean(a[f"{arm}/train_acc"][:, -50:], axis=1)
+        ang = a[f"{arm}/angle"]
+        late = np.nanmedian(np.nanmean(ang[:, int(round(ang.shape[1] * 0.6)):], axis=1), axis=-1)
+        delta = float(a[f"{arm}/delta_star"])
+        rows.append([arm, f"{float(a[f'{arm}/conv_lr']):g}", f"{float(a[f'{arm}/wd']):g}", _med(eff), _med(acc, ".3f"),
+                     _med(late / delta, ".2f") if delta > 0 else "-",
+                     format(float(np.nanmax(a[f"{arm}/max_cos"])), ".1e"),
+                     format(float(np.nanmedian(np.abs(a[f"{arm}/pythagoras"] - 1))), ".1e"),
+                     int(np.sum(a[f"{arm}/diverged_step"] >= 0))])
+    return table(rows, ["arm", "conv lr", "weight decay", "final eta/||W||^2", "final train acc",
+                        "late angle / Delta*", "max |cos(w, g)|", "Pythagoras error", "seeds diverged"])
+
+
+def population_table(result) -> Table:
+    """Mean test accuracy over the evaluations with running averages, PreciseBN and batch statistics, per arm."""
+    a, rows = result.arrays, []
+    for arm in ("k1", "lr0.5"):
+        means = {k: np.nanmean(a[f"{arm}/{k}"], axis=1) for k in ("acc_ema", "acc_precise", "acc_batch")}
+        rows.append([arm, *(_med(means[k], ".3f") for k in means),
+                     _med(means["acc_precise"] - means["acc_ema"], "+.3f"),
+                     _range(means["acc_precise"] - means["acc_ema"], "+.3f")])
+    return table(rows, ["arm", "EMA", "PreciseBN", "batch statistics", "PreciseBN minus EMA", "seed range"])
