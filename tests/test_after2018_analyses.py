@@ -111,3 +111,14 @@ def test_scale_invariance_at_smoke_scale():
     assert float(out["wd0.02/delta_star"]) == pytest.approx(np.arctan(np.sqrt(2 * 0.1 * 0.02 - (0.1 * 0.02) ** 2)
                                                                       / (1 - 0.1 * 0.02)))
     assert float(out["k100/conv_lr"]) == pytest.approx(10.0) and float(out["k100/other_lr"]) == pytest.approx(0.1)
+
+
+@needs_fashion
+def test_the_readers_explosion_rate_grows_with_bn_and_not_without():
+    """``explosion.explosion_rate``, the exercise's measurement: BN's rate near pi/(pi-1) on a large batch, larger on
+    a small one; the standard MLP's near 1."""
+    from bnlab.explosion import explosion_rate
+    plan = cpu_plan()
+    big, small = explosion_rate(12, 64, 128, plan=plan), explosion_rate(12, 64, 4, plan=plan)
+    flat = explosion_rate(12, 64, 128, norm="none", plan=plan)
+    assert 1.3 < big < 1.7 and small > big and 0.9 < flat < 1.15, (big, small, flat)
