@@ -129,3 +129,16 @@ CHAPTER = Chapter(
 )
 
 show = CHAPTER.show
+
+
+def steps_to(res, norm: str, level: float, lr: float = 0.1, window: int = 25) -> list:
+    """Per seed, the first training step at which the running mean of the last ``window`` batches' training accuracy
+    reaches ``level`` (NaN if it never does): how fast a network leaves its plateau (an exercise of the chapter)."""
+    out = []
+    for r in res.select(norm=norm, lr=lr):
+        acc, steps = r.arrays["train_acc"], r.arrays["step"]
+        w = min(window, len(acc))
+        smooth = np.convolve(acc, np.ones(w) / w, mode="valid")
+        hit = np.flatnonzero(smooth >= level)
+        out.append(float(steps[hit[0] + w - 1]) if hit.size else float("nan"))
+    return out
