@@ -7,6 +7,7 @@ import numpy as np
 from .. import analyses, tables
 from ..claims import ClaimSpec, Criterion, classify, criterion
 from ..criteria import RULES, fails, step_size_onset, step_size_range, sweep_bn_best_at_larger, sweep_same_at_smallest
+from ..exercises import exercise_configs, exercise_runs  # noqa: F401  (the exercises train through them)
 from ..experiments import Experiment
 from ..passages import losses, passage, span, sweep_seeds
 from ..statistics import divergence_onset, final, step_size_stats

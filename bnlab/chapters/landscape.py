@@ -10,6 +10,7 @@ import numpy as np
 from .. import glue, tables
 from ..claims import MIN_SEEDS, ClaimSpec, bn_pair, classify, criterion, get, judge
 from ..criteria import smoother
+from ..exercises import exercise_runs  # noqa: F401  (the exercises train through it)
 from ..experiments import Experiment
 from ..passages import mean_final, passage
 from ..statistics import PLATEAU, landscape_stats
@@ -264,3 +265,53 @@ CHAPTER = Chapter(
 )
 
 show = CHAPTER.show
+
+
+# ---- exercises ------------------------------------------------------------------------------------------------------
+def probe_configs(norms, lr, scale: str = "smoke", seed: int = 0, steps: int | None = None) -> list:
+    """The VGG runs of ``norms`` x ``lr`` (``bnlab.exercises.exercise_configs``) with the landscape probe alone, at the
+    scale's probe interval and the chapter's step sizes: what an exercise that probes another rate trains."""
+    from dataclasses import replace
+    from ..config import ProbeConfig
+    from ..exercises import exercise_configs
+    out = []
+    for cfg in exercise_configs(norms, lr, scale=scale, seed=seed, probes=True, steps=steps):
+        p = cfg.probe
+        out.append(replace(cfg, probe=ProbeConfig(every=p.every, landscape=True, landscape_range=p.landscape_range,
+                                                  landscape_points=p.landscape_points)))
+    return out
+
+
+def beta_at_start(runs: dict) -> dict:
+    """Glue values ``ex_beta0_*``: per learning rate, the effective beta of the probe at step 0 (where runs of one
+    seed share their weights, whatever the rate) and that beta over the edge of stability 2/lr; and the smallest
+    and largest of those ratios. ``runs``: {(norm, lr): Run} with the landscape probe."""
+    out, ratios = {}, []
+    for (_, lr), r in sorted(runs.items(), key=lambda kv: kv[0][1]):
+        first = float(np.nanmax(r.arrays["land_beta"][list(r.arrays["land_step"]).index(0)]))
+        ratios.append(first * lr / 2)
+        out |= {f"ex_beta0_lr{lr:g}": (first, ".3g"), f"ex_beta0_edge_lr{lr:g}": (first * lr / 2, ".2f")}
+    return out | {"ex_beta0_edge_low": (min(ratios), ".2f"), "ex_beta0_edge_high": (max(ratios), ".2f")}
+
+
+_MEASURE_OF = {"smoother_loss": "loss_spread", "predictive_gradients": "grad_change", "smaller_beta": "beta",
+               "smaller_scaled_beta": "beta_scaled", "smaller_worst_beta": "beta_max"}
+
+
+def judge_window(claim_id: str, result, steps: tuple):
+    """The landscape claim ``claim_id`` judged on ``result`` by its own criterion and threshold, but over the probes
+    at training steps ``steps`` = (first, last) only: a different reading of the same runs, not a registered claim."""
+    from dataclasses import replace
+    spec = get(claim_id)
+    key = next(v for k, v in _MEASURE_OF.items() if claim_id.startswith(k + "_"))
+    lr = spec.arms[0][1]
+    window = replace(spec, statistic=f"{spec.statistic}, probes at steps {steps[0]}-{steps[1]}",
+                     measure=smoother(key, lr, rule=spec.rule or "clearly", steps=steps))
+    return judge(window, result)
+
+
+def edge_share(result, norm: str, lr: float, factor: float = 1.0) -> list:
+    """Per seed, the share of the probes at which the effective beta (the largest over the step sizes) exceeds
+    ``factor`` x 2/lr, the edge of stability."""
+    return [float(np.mean(np.nanmax(r.arrays["land_beta"], axis=1) > factor * 2 / lr))
+            for r in result.select(norm=norm, lr=lr)]

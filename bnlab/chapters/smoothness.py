@@ -11,7 +11,7 @@ from ..criteria import better, edge_of_stability, more_than_rescaling, sharpness
 from ..experiments import Experiment
 from ..norms import NORM_LABELS
 from ..passages import mean_final, over_seeds, passage, span
-from ..statistics import final, landscape_stats, sharpness_stats, surface_stats
+from ..statistics import analysis_seeds, final, landscape_stats, net_prefix, sharpness_stats, surface_stats
 from ..triage import Triage
 from . import Chapter, View
 
@@ -171,3 +171,31 @@ CHAPTER = Chapter(
 )
 
 show = CHAPTER.show
+
+
+# ---- exercises ------------------------------------------------------------------------------------------------------
+def _per_seed(res, net: str, key: str) -> list:
+    """``net``'s array ``key`` for each seed the analysis trained (seed 0's first)."""
+    seeds = analysis_seeds(res)
+    return [np.asarray(res.arrays[f"{net_prefix(net, s, seeds)}/{key}"]) for s in seeds]
+
+
+def basin_share(res, net: str, factor: float) -> list:
+    """Per seed: the share of the 2-D surface's square where the loss stays below ``factor`` times the loss at the
+    centre (the chapter's basin width is ``factor`` 2)."""
+    out = []
+    for loss in _per_seed(res, net, "loss"):
+        mid = len(loss) // 2
+        out.append(float(np.mean(loss < factor * loss[mid, mid])))
+    return out
+
+
+def above_edge(res, net: str) -> dict:
+    """Per seed: the share of the lambda_max measurements above 2/lr in the first half of the run ("early") and in
+    the second half ("late", the half the edge-of-stability claims read); NaN for an empty half."""
+    edge, out = 2 / float(res.arrays["lr"]), {"early": [], "late": []}
+    for lam in _per_seed(res, net, "sharp_max"):
+        half = len(lam) // 2
+        for part, vals in (("early", lam[:half]), ("late", lam[half:])):
+            out[part].append(float(np.mean(vals > edge)) if len(vals) else float("nan"))
+    return out

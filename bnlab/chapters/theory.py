@@ -88,7 +88,6 @@ def lemma45(res) -> dict:
             "lemma45_saving": (np.median(a["lemma45_unit_reduction"] / a["lemma45_unit_dist"]), ".0%")}
 
 
-
 CHAPTER = Chapter(
     "theory",
     experiments=EXPERIMENTS,
@@ -102,3 +101,17 @@ CHAPTER = Chapter(
 )
 
 show = CHAPTER.show
+
+
+# ---- exercises ------------------------------------------------------------------------------------------------------
+def exercise_batch(m: int, seed: int = 0):
+    """A batch of ``m`` Fashion-MNIST training images, flattened ([m, 1024], float64, standardised as in the chapter's
+    checks), and their labels, drawn with ``seed``: the reader's own batch for the exercises' checks."""
+    from ..config import DataConfig
+    from ..data import load_images
+    from ..plan import RunPlan
+    from ..scales import get_scale
+    subset = get_scale("smoke").theory.train_subset
+    data = load_images(DataConfig("fashion_mnist", train_subset=subset, test_subset=16), root=RunPlan.from_env().data_dir)
+    x, labels = next(data.batches(m, seed, dtype=theory.F64))
+    return x.reshape(m, -1), labels
