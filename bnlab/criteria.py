@@ -247,7 +247,7 @@ def wider_basin(result, seed):
     return bn["within2x"] - std["within2x"], bool(bn["within2x"] - std["within2x"] > _t("better"))
 
 
-# ---- the chapter on later work (bnlab/chapters/after_2018.py), registered before their runs -------------------------
+# ---- the claims of the chapter on later work, registered before their runs ----------------------------------------
 def _i(result, seed) -> int:
     return [int(s) for s in np.atleast_1d(result.arrays["seeds"])].index(seed)
 
@@ -329,7 +329,7 @@ def skipinit_comparable(result, seed):
         return float("nan"), None, "the BN comparator diverged"
     s = 0.0 if runs["skipinit"].status == "diverged" else float(final(runs["skipinit"], "test_acc"))
     gap = s - float(final(runs["batch"], "test_acc"))
-    return gap, bool(gap >= -RULES["comparable"].threshold)
+    return gap, bool(gap >= -RULES["better"].threshold)
 
 
 def _arms(a) -> list:

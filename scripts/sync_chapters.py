@@ -179,8 +179,8 @@ def sync(check: bool, root: Path = ROOT, env=None) -> list:
 def sync_toc(check: bool, root: Path = ROOT) -> list:
     """The wheel's copy of _toc.yml (bnlab/chapters/_toc.yml: chapter numbers and order where no checkout is)."""
     src, dest = root / "_toc.yml", root / "bnlab" / "chapters" / "_toc.yml"
-    if dest.exists() and dest.read_text() == src.read_text():
-        return []
+    if not src.exists() or (dest.exists() and dest.read_text() == src.read_text()):
+        return []                              # no toc here (a partial copy), or the copy is current
     if not check:
         dest.write_text(src.read_text())
     return [f"{dest.relative_to(root)}: differs from _toc.yml"]

@@ -8,14 +8,14 @@ from conftest import cpu_plan
 from bnlab.__main__ import main
 from bnlab.chapters import computes
 from bnlab.experiments import EXPERIMENTS, get
+from bnlab.flops import run_flops
 
 CHAPTERS = computes()
-from bnlab.flops import run_flops
 
 
 def test_every_analysis_has_a_cost():
     analyses = [n for n, e in EXPERIMENTS.items() if e.analysis is not None]
-    assert len(analyses) == 5
+    assert len(analyses) >= 5
     for name in analyses:
         (flops, block_steps, _), = estimate.experiment_cost(name, cpu_plan(scale="colab")).parts
         assert flops > 0 and block_steps > 0

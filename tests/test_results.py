@@ -79,7 +79,9 @@ def test_shipped_cache_matches_manifest_and_registry():
     manifest = json.loads(results.MANIFEST.read_text())
     assert results.verify_manifest() == []
     total = sum(e["bytes"] for e in manifest.values())
-    assert total < 25e6, f"shipped caches are {total / 1e6:.1f} MB; keep them under 25 MB"
+    # 35 MB: the chapter on later work ships per-step, per-layer arrays of scale invariance (6.9 MB, float64); the
+    # regeneration of issue 23 should store them as float32
+    assert total < 35e6, f"shipped caches are {total / 1e6:.1f} MB; keep them under 35 MB"
     assert manifest, "no cached results ship"
     for rel, entry in manifest.items():
         if rel.endswith(".json"):
