@@ -24,9 +24,11 @@ def test_every_scale_has_sizes_and_the_analyses_cost_something(sizes):
 
 def test_a_bad_size_is_refused():
     with pytest.raises(ValueError):
-        ex.ExplosionSizes(2, 32, 32, (8,), (0.1,), 3, (0,))
+        ex.ExplosionSizes(depth=2, width=32, batch=32, inset_batches=(8,), dyn_lrs=(0.1,), dyn_steps=3, seeds=(0,))
     with pytest.raises(ValueError):
-        si.ScaleInvSizes(0.0625, 12, 32, 0.1, (2,), (2e-2,), 0.5, 6, 128, 3, (2,), ("k2",), (0,))
+        si.ScaleInvSizes(vgg_width=0.0625, steps=12, batch=32, lr=0.1, multipliers=(2,), wds=(2e-2,), high_lr=0.5,
+                         eval_every=6, eval_images=128, precise_batches=3, small_batches=(2,), population_arms=("k2",),
+                         seeds=(0,))
 
 
 def _run(analysis):

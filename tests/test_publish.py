@@ -76,8 +76,9 @@ def test_without_the_variable_nothing_changes(copy):
     assert texts(copy) == before
     sync_chapters.write_config(copy / "published.yml", root=copy, env={})
     cfg = yaml.safe_load((copy / "published.yml").read_text())
-    assert cfg["sphinx"]["local_extensions"] == {"local_mathjax": str(copy / "book" / "_ext")}
-    cfg["sphinx"]["local_extensions"] = {"local_mathjax": "book/_ext"}
+    assert cfg["sphinx"]["local_extensions"] == {name: str(copy / "book" / "_ext") for name in ("local_mathjax",
+                                                                                             "local_plotly")}
+    cfg["sphinx"]["local_extensions"] = {"local_mathjax": "book/_ext", "local_plotly": "book/_ext"}
     assert cfg == yaml.safe_load((ROOT / "_config.yml").read_text())
 
 
