@@ -61,11 +61,11 @@ MIN_SHOWN = 0.9                 # a figure is shown at no less than 90% of the w
 VIRTUAL_TIME_MS = 30_000        # virtual time: the page's timers run fast, so this costs seconds, not 30 s
 REPORT_RE = re.compile(r'<pre id="bnlab-report">(.*?)</pre>', re.S)
 
-# The harness: the page under test fills the window (so the screenshot is the page as a reader sees it);
+# The harnesses share their head: the page under test fills the window (so the screenshot is the page as a reader sees it);
 # the report stays hidden. The frame is given the window's width explicitly: headless Chromium lays a window out
 # no narrower than 500 px whatever --window-size says (the screenshot is cropped to the size asked for), so a
 # phone's 390 px exist only as the width of the frame, which is the page's viewport. Waits are in virtual time, bounded so a broken page cannot hang the test.
-HARNESS = """<!doctype html>
+HARNESS_HEAD = """<!doctype html>
 <html><head><meta charset="utf-8"><style>
 html, body { margin: 0; height: 100%; overflow: hidden; }
 #page { position: fixed; top: 0; left: 0; width: __WIDTH__px; height: 100%; border: 0; }
@@ -77,7 +77,8 @@ html, body { margin: 0; height: 100%; overflow: hidden; }
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
 const frame = document.getElementById("page");
 const out = document.getElementById("bnlab-report");
-frame.addEventListener("load", async () => {
+"""
+HARNESS = HARNESS_HEAD + """frame.addEventListener("load", async () => {
   try {
     const win = frame.contentWindow, doc = frame.contentDocument;
     const mathNodes = [...doc.querySelectorAll(".math")];
@@ -168,19 +169,7 @@ frame.addEventListener("load", async () => {
 # legend entry of each (mousedown and mouseup on its toggle, which plotly's drag element counts as a click; plotly
 # waits its double-click delay before acting on it) and moves the mouse onto a point of a 2-D plot (its drag layer,
 # .nsewdrag, is what listens), and reports each graph's trace visibility before and after, and the hover label.
-INTERACTIVE_HARNESS = """<!doctype html>
-<html><head><meta charset="utf-8"><style>
-html, body { margin: 0; height: 100%; overflow: hidden; }
-#page { position: fixed; top: 0; left: 0; width: __WIDTH__px; height: 100%; border: 0; }
-#bnlab-report { display: none; }
-</style></head><body>
-<pre id="bnlab-report">PENDING</pre>
-<iframe id="page" src="__URL__"></iframe>
-<script>
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
-const frame = document.getElementById("page");
-const out = document.getElementById("bnlab-report");
-const visibility = gd => (gd._fullData || []).map(t => String(t.visible));
+INTERACTIVE_HARNESS = HARNESS_HEAD + """const visibility = gd => (gd._fullData || []).map(t => String(t.visible));
 const mouse = (el, type, x, y) => el.dispatchEvent(new MouseEvent(type, {bubbles: true, cancelable: true,
   view: el.ownerDocument.defaultView, clientX: x, clientY: y, button: 0, buttons: type === "mouseup" ? 0 : 1}));
 async function hover(gd, win) {
