@@ -40,8 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                                                          "workers per GPU when N is larger)")
     rep.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     rep.add_argument("--channels-last", action="store_true", help="NHWC convolutions (or BNLAB_CHANNELS_LAST=1)")
-    rep.add_argument("--compile", action="store_true", help="torch.compile(mode='reduce-overhead') for steps "
-                                                            "without probes (or BNLAB_COMPILE=1)")
+    rep.add_argument("--compile", choices=("auto", "on", "off"), default=None,
+                     help="torch.compile(mode='reduce-overhead') for steps without probes (or BNLAB_COMPILE=1/0); "
+                          "default auto: on a CPU with a C++ compiler, for runs long enough to pay for compiling")
     rep.add_argument("--landscape", choices=LANDSCAPE_BACKENDS, default=None,
                      help="landscape probe back-end (or BNLAB_LANDSCAPE; default auto: vmap for the DLN, "
                           "the loop otherwise)")
@@ -122,7 +123,7 @@ def _reproduce(parser, args) -> int:
     # the edge: arguments and environment resolved once into the plan every run below is given
     env_plan = RunPlan.from_env(scale=args.scale, device=args.device, jobs=args.jobs)
     engine = replace(env_plan.engine, channels_last=args.channels_last or env_plan.engine.channels_last,
-                     compile=args.compile or env_plan.engine.compile,
+                     compile={"on": True, "off": False, "auto": "auto", None: env_plan.engine.compile}[args.compile],
                      landscape=args.landscape or env_plan.engine.landscape)
     plan = env_plan.with_(engine=engine)
     if args.launcher:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .compiling import CompiledForward, decide
 from .models import loss_fn
 
 LANDSCAPE_BACKENDS = ("auto", "loop", "vmap")
@@ -23,16 +24,21 @@ class EngineOptions:
     """``channels_last``: NHWC convolutions (faster cuDNN kernels on recent GPUs; no gain expected on a CPU).
     ``compile``: ``torch.compile(mode="reduce-overhead")`` for steps without probes (CUDA graphs on a GPU, fused
     kernels from inductor on a CPU); probed steps run eagerly, so hooks and in-place probes see the plain module.
+    True, False, or ``"auto"`` (the default: on a CPU with a C++ compiler, for runs long enough to pay for
+    compiling; ``bnlab.compiling``). Without a compiler, or if compiling fails, the run falls back to eager mode
+    and records why.
     ``landscape``: the landscape probe's back-end, ``"loop"`` (parameters perturbed in place), ``"vmap"``
     (``torch.func`` over a BN-safe twin) or ``"auto"`` (vmap for the deep linear network, the loop otherwise: what
     ``python -m bnlab.bench`` measured faster); the two agree to ~1e-7.
     """
 
     channels_last: bool = False
-    compile: bool = False
+    compile: bool | str = "auto"
     landscape: str = "auto"
 
     def __post_init__(self):
+        if self.compile not in (True, False, "auto"):
+            raise ValueError(f"compile must be True, False or 'auto', got {self.compile!r}")
         if self.landscape not in LANDSCAPE_BACKENDS:
             raise ValueError(f"landscape back-end must be one of {LANDSCAPE_BACKENDS}, got {self.landscape!r}")
 
@@ -53,14 +59,29 @@ class EngineOptions:
 class Stepper:
     """A model prepared for the options (memory format, compiled forward) and the one training step."""
 
-    def __init__(self, model, opt, options: EngineOptions | None = None):
+    def __init__(self, model, opt, options: EngineOptions | None = None, steps: int | None = None):
+        """``steps``: how many steps the run takes (what ``compile="auto"`` decides on; None: as many as it
+        takes, so "auto" compiles where a compiler is)."""
         self.model, self.opt = model, opt
         self.options = options or EngineOptions()
         if self.options.channels_last:
             model.to(memory_format=torch.channels_last)
-        self.forward = model
-        if self.options.compile:
-            self.forward = torch.compile(model, mode="reduce-overhead")
+        device = next(model.parameters()).device
+        compiling, self.compile_fallback = decide(self.options.compile, device, 10 ** 9 if steps is None else steps,
+                                                  model)
+        self.forward = CompiledForward(model) if compiling else model
+
+    @property
+    def compiled(self) -> bool:
+        return isinstance(self.forward, CompiledForward) and self.forward.compiled is not None
+
+    def describe(self, arch: str) -> dict:
+        """The options this run used, as its record keeps them: compile resolved, and why it fell back if it did."""
+        d = {**self.options.describe(arch), "compile": self.compiled}
+        fallback = self.compile_fallback or getattr(self.forward, "fallback", None)
+        if fallback:
+            d["compile_fallback"] = fallback
+        return d
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         if self.options.channels_last and x.dim() == 4:

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import torch
 
+from typing import NamedTuple
+
+from .compiling import COMPILE_SPEEDUP, WARM_COMPILE_S, decide
 from .config import SCALES, config_hash, n_layers
 from .scales import get_scale
-from .device import dtype_of, set_tf32, strict_fp32, sync
+from .device import dtype_of, pick, set_tf32, strict_fp32, sync
 from . import chapters
 from .experiments import get as get_experiment, registry as experiments
-from .flops import run_flops, step_flops
+from .flops import run_flops, step_flops, times_due
 from .models import build, loss_fn
 from .plan import RunPlan
 from .recipes import vgg_run
@@ -45,10 +48,27 @@ def fitting_scale(name: str, plan: RunPlan, tflops: float) -> tuple[str, float]:
     fits = [t for t in real if t[1] <= WARN_MINUTES]
     return fits[0] if fits else min(real, key=lambda t: t[1])
 
+class Part(NamedTuple):
+    """One run (or analysis) still to do: its FLOPs, its launch floor in block-steps (blocks x training steps),
+    its network (what is timed), and the FLOPs of the steps torch.compile will take, with the speed-up that
+    ``python -m bnlab.bench`` measured for that network (``bnlab.compiling.COMPILE_SPEEDUP``)."""
+
+    flops: float
+    block_steps: int
+    network: tuple | None
+    compiled_flops: float = 0.0
+    speedup: float = 1.0
+
+    def seconds(self, tflops: float, block_ms: float) -> float:
+        eager = (self.flops - self.compiled_flops) / (tflops * 1e12)
+        compiled = self.compiled_flops / (tflops * 1e12 * self.speedup)
+        return max(eager + compiled, self.block_steps * block_ms / 1e3) + (WARM_COMPILE_S if self.compiled_flops else 0)
+
+
 @dataclass
 class Cost:
-    """The work of one experiment (or a chapter, or the suite) at one scale; ``parts`` holds, per run still to
-    do, its FLOPs and its launch floor in block-steps (blocks x training steps)."""
+    """The work of one experiment (or a chapter, or the suite) at one scale; ``parts`` holds a :class:`Part` per
+    run still to do."""
 
     label: str
     runs: int = 0          # training runs, or 1 for an analysis
@@ -57,19 +77,19 @@ class Cost:
 
     @property
     def flops(self) -> float:
-        return sum(f for f, _, _ in self.parts)
+        return sum(p.flops for p in self.parts)
 
     def minutes(self, tflops: float, block_ms: float = BLOCK_MS, rates: dict | None = None,
                 fixed_s: float = 0.0) -> float:
         """At ``tflops`` (or, per run, the rate ``rates`` measured for its network, normalisation and precision),
         never under the launch floor, plus ``fixed_s`` per run (loading its data, building its network)."""
         rates = rates or {}
-        return sum(max(f / (rates.get(k, tflops) * 1e12), b * block_ms / 1e3) + fixed_s for f, b, k in self.parts) / 60
+        return sum(p.seconds(rates.get(p.network, tflops), block_ms) + fixed_s for p in self.parts) / 60
 
     @property
     def networks(self) -> set:
         """The (network, batch size, precision) of every run still to do (what :func:`measured_rates` times)."""
-        return {k for _, _, k in self.parts if k is not None}
+        return {p.network for p in self.parts if p.network is not None}
 
     def __add__(self, other: "Cost") -> "Cost":
         return Cost(self.label, self.runs + other.runs, self.stored + other.stored, self.parts + other.parts)
@@ -89,7 +109,7 @@ def experiment_cost(name: str, plan: RunPlan, seen: set | None = None) -> Cost:
         if store.has_analysis(name, exp.config_hash(scale)):
             cost.stored = 1
         else:
-            cost.parts.append((exp.analysis.flops(scale), exp.analysis.block_steps(scale), None))
+            cost.parts.append(Part(exp.analysis.flops(scale), exp.analysis.block_steps(scale), None))
         return cost
     for run in exp.runs(scale):
         if run.hash in seen:
@@ -99,9 +119,20 @@ def experiment_cost(name: str, plan: RunPlan, seen: set | None = None) -> Cost:
         if store.has_run(run.hash):
             cost.stored += 1
         else:
-            cost.parts.append((run_flops(run)["total"], _block_steps(run),
-                               (run.model, run.train.batch_size, run.train.precision)))
+            cost.parts.append(_run_part(run, plan))
     return cost
+
+
+def _run_part(run, plan: RunPlan) -> Part:
+    """A training run's part: the steps without probes are compiled when the plan's engine compiles this run."""
+    flops, t = run_flops(run), run.train
+    network = (run.model, t.batch_size, t.precision)
+    compiling, _ = decide(plan.engine.compile, pick(plan.device), t.steps)
+    if not compiling:
+        return Part(flops["total"], _block_steps(run), network)
+    unprobed = t.steps - times_due(run.probe.every, t.steps)
+    return Part(flops["total"], _block_steps(run), network, flops["train"] * unprobed / t.steps,
+                COMPILE_SPEEDUP.get(run.model.arch, 1.0))
 
 
 # ---- the whole suite's FLOPs (the benchmark projects them onto a device) -------------------------------
@@ -216,16 +247,19 @@ def suite_cost(plan: RunPlan) -> Cost:
     return total
 
 
-def format_costs(costs: list, scale: str, tflops: float, block_ms: float = BLOCK_MS, total: Cost | None = None) -> str:
-    """A table, one row per cost; with ``total``, a last line ``total: X PFLOP, Y min at T TFLOP/s``."""
+def format_costs(costs: list, scale: str, tflops: float, block_ms: float = BLOCK_MS, total: Cost | None = None,
+                 rates: dict | None = None) -> str:
+    """A table, one row per cost; with ``total``, a last line ``total: X PFLOP, Y min at T TFLOP/s``; ``rates``:
+    TFLOP/s measured per network (:func:`measured_rates`), ``tflops`` for any other."""
     width = max(len(c.label) for c in costs)
     lines = [f"{'':{width}s}  {'runs':>5s}  {'stored':>6s}  {'PFLOP':>8s}  {'minutes':>8s}"]
     for c in costs:
         lines.append(f"{c.label:{width}s}  {c.runs:5d}  {c.stored:6d}  {c.flops / 1e15:8.3f}  "
-                     f"{c.minutes(tflops, block_ms):8.1f}")
+                     f"{c.minutes(tflops, block_ms, rates):8.1f}")
     if total is not None:
-        lines.append(f"total: {total.flops / 1e15:.2f} PFLOP, {total.minutes(tflops, block_ms):.1f} min at {tflops:g} "
-                     f"TFLOP/s ({total.runs} runs, {total.stored} stored; scale {scale}; each chapter above counted "
+        at = "the rates measured per network" if rates else f"{tflops:g} TFLOP/s"
+        lines.append(f"total: {total.flops / 1e15:.2f} PFLOP, {total.minutes(tflops, block_ms, rates):.1f} min at {at}"
+                     f" ({total.runs} runs, {total.stored} stored; scale {scale}; each chapter above counted "
                      f"alone, the total with runs shared between chapters once)")
     return "\n".join(lines)
 
@@ -271,7 +305,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bnlab estimate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", default="colab", choices=SCALES)
     parser.add_argument("--tflops", type=float, default=None,
-                        help="effective fp32 TFLOP/s to assume (default: measured on this device)")
+                        help="effective fp32 TFLOP/s to assume for every step, eager (default: measured on this "
+                             "device per network, with the measured torch.compile speed-ups where runs compile)")
     parser.add_argument("--experiment", choices=sorted(experiments()), default=None)
     parser.add_argument("--block-ms", type=float, default=BLOCK_MS,
                         help="launch floor per block of the network per training step, ms")
@@ -284,13 +319,19 @@ def main(argv=None) -> int:
         parser.error(f"--block-ms must be a number in [{lo:g}, {hi:g}] (milliseconds per block and step); got "
                      f"{args.block_ms}")
     plan = RunPlan.from_env(scale=args.scale)
+    if args.tflops is not None:       # a rate for another device: this CPU's compile speed-ups do not apply to it
+        plan = plan.with_(engine=replace(plan.engine, compile=False))
+    costs = chapter_costs(plan, args.experiment)
+    total = costs[0] if args.experiment else suite_cost(plan)
+    rates = None
     if args.tflops is None:
         run = representative_run(args.experiment or "bn_vs_standard", plan.scale)
         args.tflops = measure_tflops(plan.device, run)
+        rates = measured_rates(total, plan.device)
+        spread = f"; {min(rates.values()):.2g} to {max(rates.values()):.2g} TFLOP/s over the {len(rates)} networks " \
+                 "(each timed for a few steps)" if rates else ""
         print(f"measured on this device: {args.tflops:.3g} TFLOP/s in training steps of the {args.scale}-scale "
-              f"{run.model.arch} (width {run.model.width:g}, batch {run.train.batch_size})")
-    tflops = args.tflops
-    costs = chapter_costs(plan, args.experiment)
-    total = costs[0] if args.experiment else suite_cost(plan)
-    print(format_costs(costs, args.scale, tflops, args.block_ms, total))
+              f"{run.model.arch} (width {run.model.width:g}, batch {run.train.batch_size}){spread}; "
+              f"compile: {plan.engine.compile}")
+    print(format_costs(costs, args.scale, args.tflops, args.block_ms, total, rates))
     return 0

@@ -46,6 +46,13 @@ def _flag(value: str | None) -> bool:
     return (value or "0").lower() in ("1", "true", "yes", "on")
 
 
+def _compile_flag(value: str | None):
+    """``$BNLAB_COMPILE``: 1 / 0 (or true / false ...), unset or "auto" for the default (``bnlab.compiling``)."""
+    if value is None or value.lower() == "auto":
+        return "auto"
+    return _flag(value)
+
+
 @dataclass(frozen=True)
 class RunPlan:
     """Scale, device, engine options, run store, data folder and progress display of a computation."""
@@ -76,7 +83,7 @@ class RunPlan:
         get = lambda name: env.get(name) or None  # noqa: E731  (an empty variable means unset)
         scale = resolve_scale(scale, "live", env)
         if engine is None:
-            engine = EngineOptions(channels_last=_flag(get("BNLAB_CHANNELS_LAST")), compile=_flag(get("BNLAB_COMPILE")),
+            engine = EngineOptions(channels_last=_flag(get("BNLAB_CHANNELS_LAST")), compile=_compile_flag(get("BNLAB_COMPILE")),
                                    landscape=get("BNLAB_LANDSCAPE") or "auto")
         home = Path(home or get("BNLAB_HOME") or DEFAULT_HOME)
         if device is None:

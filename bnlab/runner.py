@@ -148,11 +148,20 @@ def compute(experiment: str, plan: RunPlan) -> Result:
     if bar is not None:
         bar.close()
     info["engine"] = plan.engine.describe()
+    info["engine_runs"] = engine_summary(done)
     wall = sum(r.meta.get("wall_s", 0.0) for r in done)
     precision = "; ".join(PRECISION_NAMES[p] for p in sorted({c["train"]["precision"] for c in configs}))
     return Result(experiment, scale, provenance(experiment, scale, configs[0]["data"]["dataset"], info, wall,
                                                 precision), done, {}, "live", reused=sum(r for _, r in runs),
                   store_dir=str(store.runs))
+
+
+def engine_summary(runs) -> dict:
+    """How the runs of a result actually ran: how many compiled, how many eager, and why any fell back."""
+    engines = [r.meta.get("engine", {}) for r in runs]
+    return {"compiled": sum(bool(e.get("compile")) for e in engines),
+            "eager": sum(not e.get("compile") for e in engines),
+            "fallbacks": sorted({e["compile_fallback"] for e in engines if e.get("compile_fallback")})}
 
 
 def reproduce(experiment: str, plan: RunPlan, out: Path | None = None) -> Result:

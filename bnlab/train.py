@@ -22,6 +22,7 @@ from tqdm import tqdm
 from . import data as data_mod
 from .config import RunConfig
 from .device import describe, dtype_of, set_tf32, strict_fp32
+from .compiling import use_cache_in
 from .engine import Stepper
 from .measure import make_probes
 from .models import build
@@ -125,7 +126,9 @@ class _Session:
         self.model.train()
         self.opt = torch.optim.SGD(self.model.parameters(), lr=tc.lr, momentum=tc.momentum,
                                    weight_decay=tc.weight_decay)
-        self.stepper = Stepper(self.model, self.opt, plan.engine)
+        if plan.engine.compile is not False:
+            use_cache_in(plan.store.home)           # compiled kernels are kept in the run store, paid for once
+        self.stepper = Stepper(self.model, self.opt, plan.engine, tc.steps)
         self.probes = make_probes(cfg, self.model, plan.engine.landscape_for(cfg.model.arch))
         self.probes += [make(self.model) if callable(make) else make for make in extra_probes]
         self.classifier = self.model.kind == "classifier"
@@ -253,7 +256,7 @@ class _Session:
         if not keep_checkpoint:
             self.ckpt.remove()
         meta = {"wall_s": round(wall, 2), "steps_per_s": steps_per_s,
-                "engine": self.plan.engine.describe(self.cfg.model.arch), "resumed_at_step": self.start,
+                "engine": self.stepper.describe(self.cfg.model.arch), "resumed_at_step": self.start,
                 "device": str(self.dev), "device_name": describe(self.dev)["device_name"]}
         return Run(self.cfg.to_dict(), "ok" if diverged is None else "diverged", diverged, arrays, meta)
 

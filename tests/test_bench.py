@@ -26,7 +26,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def results(data):
-    return bench.run_all(TINY, data=data, log=lambda s: None)
+    return bench.run_all(TINY, sections=(1, 2, 3, 4), data=data, log=lambda s: None)
 
 
 def _positive_finite(x):
@@ -165,3 +165,27 @@ def test_cli_section_1(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "[1] engine vs plain baseline" in done.stdout
     assert out.exists() and out.with_suffix(".txt").exists()
+
+
+def test_levers_section_times_every_network_and_projects_every_chapter():
+    """Section 5 at smoke sizes, without compiling (that takes minutes): every network the suite trains, with and
+    without BatchNorm, eager and under each lever that applies, and a projection row per chapter."""
+    from bnlab.bench.levers import BATCH_K, bench_levers
+    from bnlab.bench.report import _lever_lines
+    from bnlab.chapters import computes
+    out = bench_levers("cpu", "smoke", steps=1, warmup=0, repeats=1, compile_=False, log=lambda s: None)
+    nets = out["networks"]
+    assert {"dln none", "dln batch"} <= set(nets) and any(k.startswith("resnet") for k in nets)
+    assert any(k.startswith("vgg16") for k in nets)
+    for label, r in nets.items():
+        assert _positive_finite(r["ms"]["eager"]) and _positive_finite(r["probed_ms"]), label
+        assert r["speedup"]["eager"] == 1.0 and r["top_ops"] and all(_positive_finite(p) for _, p in r["top_ops"])
+        assert ("channels_last" in r["ms"]) == (not label.startswith("dln")), label
+        assert f"batched_k{BATCH_K}" in r["ms"], label                 # none and batch both batch
+    rows = out["projection"]["chapters"]
+    assert set(rows) == set(computes())
+    trained = [r for r in rows.values() if r["runs"]]
+    assert trained and all(_positive_finite(r[k]) for r in trained for k in ("eager", "default", "best"))
+    assert out["projection"]["suite"]["best"] <= out["projection"]["suite"]["eager"] * (1 + 1e-9)
+    text = "\n".join(_lever_lines({"levers": out}, {}))
+    assert "[5] levers per network" in text and "suite (shared once)" in text

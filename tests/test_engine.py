@@ -93,7 +93,9 @@ def test_independent_runs_in_parallel_processes_match_one_process(tmp_path, monk
     monkeypatch.setenv("BNLAB_HOME", str(tmp_path / "fresh"))       # a fresh run store: nothing reused
     parallel = runner.compute("bjorck_lr_sweep", cpu_plan(jobs=2))
     assert parallel.provenance["device_name"].startswith("CPU (2 processes")
-    assert parallel.provenance["engine"] == {"channels_last": False, "compile": False, "landscape": "auto"}
+    assert parallel.provenance["engine"] == {"channels_last": False, "compile": "auto", "landscape": "auto"}
+    # what the runs did: smoke runs are too short for "auto" to compile
+    assert parallel.provenance["engine_runs"] == {"compiled": 0, "eager": len(parallel.runs), "fallbacks": []}
     for a, b in zip(serial.runs, parallel.runs):
         assert a.config == b.config and a.status == b.status
         np.testing.assert_allclose(a["train_loss"], b["train_loss"], rtol=1e-4, err_msg=a.name)
@@ -172,3 +174,102 @@ def test_paper_scales_train_in_tf32_and_measure_strictly():
         assert resnet_run(scale, "none", 0.1, 0).train.precision == "tf32"
         assert dln_run(scale, "batch", 1e-6, 0).train.precision == "fp64"
     assert vgg_run(CPU, "batch", 0.1, 0).train.precision == "fp32"      # the shipped cpu caches keep their hashes
+
+
+# ---- torch.compile: when, and what happens when it cannot -------------------------------------------------------
+@pytest.fixture
+def no_compiler():
+    """Inductor pointed at a C++ compiler that does not exist, as on a machine without one."""
+    import torch._inductor.config as inductor_config
+    from bnlab import compiling
+    compiling._cpu_compiler.cache_clear()
+    with inductor_config.patch({"cpp.cxx": (None, "/nonexistent/g++")}):
+        yield compiling
+    compiling._cpu_compiler.cache_clear()
+
+
+def test_auto_compiles_only_long_cpu_runs():
+    from bnlab.compiling import AUTO_MIN_STEPS, cpu_compiler, decide
+    cpu = torch.device("cpu")
+    assert decide(False, cpu, 10 ** 6) == (False, None)
+    assert decide("auto", cpu, AUTO_MIN_STEPS - 1) == (False, None)           # smoke runs never pay for compiling
+    assert decide("auto", torch.device("cuda"), 10 ** 6) == (False, None)      # not measured on a GPU here
+    if cpu_compiler() is not None:
+        assert decide("auto", cpu, AUTO_MIN_STEPS) == (True, None) and decide(True, cpu, 1) == (True, None)
+
+
+def test_without_a_compiler_nothing_compiles(no_compiler):
+    compiling, cpu = no_compiler, torch.device("cpu")
+    assert compiling.cpu_compiler() is None
+    on, why = compiling.decide("auto", cpu, 10 ** 6)
+    assert not on and "no C++ compiler" in why
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        assert compiling.decide(True, cpu, 10) == (False, why)
+
+
+def test_compile_falls_back_cleanly_without_a_compiler(no_compiler):
+    """A run that asks for torch.compile on a machine without a C++ compiler trains eagerly, takes the very same
+    steps, and its record says why it did not compile."""
+    base = dln_run(SMOKE, "batch", 1e-6, 0)
+    cfg = replace(base, train=replace(base.train, steps=4), probe=replace(base.probe, every=2))
+    plain = train(cfg, cpu_plan(engine=EngineOptions(compile=False)))
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        fallback = train(cfg, cpu_plan(engine=EngineOptions(compile=True)))
+    assert fallback.meta["engine"]["compile"] is False and "no C++ compiler" in fallback.meta["engine"]["compile_fallback"]
+    assert plain.meta["engine"] == {"channels_last": False, "compile": False, "landscape": "vmap"}
+    for key in plain.arrays:
+        np.testing.assert_array_equal(fallback[key], plain[key], err_msg=key)
+
+
+def test_noisy_batchnorm_stays_eager_so_its_noise_is_the_runs_own():
+    from bnlab.compiling import decide
+    noisy = build(ModelConfig(arch="dln", norm="noisy_batch"), seed=0, dtype=torch.float64)
+    on, why = decide(True, torch.device("cpu"), 10 ** 6, noisy)
+    assert not on and "noisy BatchNorm" in why
+    assert decide("auto", torch.device("cpu"), 10, noisy) == (False, None)      # too short to compile anyway
+
+
+def test_a_failed_compile_runs_eagerly_and_says_why(monkeypatch):
+    from bnlab import compiling
+
+    def broken(model, mode=None):
+        def call(x):
+            raise RuntimeError("C++ compile error: cannot find Python.h")
+        return call
+    monkeypatch.setattr(compiling.torch, "compile", broken)
+    model = build(ModelConfig(arch="dln", norm="none"), seed=0, dtype=torch.float64)
+    stepper = Stepper(model, torch.optim.SGD(model.parameters(), lr=1e-3), EngineOptions(compile=True), steps=10)
+    x, y = torch.randn(8, 10, dtype=torch.float64), torch.randn(8, 10, dtype=torch.float64)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+        stepper.step(0, x, y)
+    stepper.step(1, x, y)                                                     # warned once, eager from then on
+    record = stepper.describe("dln")
+    assert record["compile"] is False and "cannot find Python.h" in record["compile_fallback"]
+
+
+@pytest.mark.skipif(not __import__("bnlab.compiling").compiling.cpu_compiler(), reason="no C++ compiler")
+def test_a_compiled_run_matches_the_plain_run():
+    """Compiled unprobed steps (inductor) and eager ones differ only by floating-point reordering: float64 deep
+    linear network, probes on the steps between (eager, but the landscape loop's points through the compiled
+    forward), the same records to 1e-9 relative."""
+    base = dln_run(SMOKE, "batch", 1e-6, 0)
+    cfg = replace(base, train=replace(base.train, steps=8), probe=replace(base.probe, every=4))
+    plain = train(cfg, cpu_plan(engine=EngineOptions(compile=False, landscape="loop")))
+    compiled = train(cfg, cpu_plan(engine=EngineOptions(compile=True, landscape="loop")))
+    assert compiled.meta["engine"]["compile"] is True and "compile_fallback" not in compiled.meta["engine"]
+    for key in plain.arrays:
+        np.testing.assert_allclose(compiled[key], plain[key], rtol=1e-9, atol=1e-12, err_msg=key)
+
+
+def test_every_shipped_cache_records_the_engine_options_of_each_run():
+    """A cache says how it was computed: the options asked for, and per run what it ran with (compiled or not)."""
+    import json
+    from bnlab.results import CACHED_DIR
+    files = sorted(CACHED_DIR.glob("*/*.json"))
+    assert files
+    for js in files:
+        meta = json.loads(js.read_text())
+        assert {"channels_last", "compile", "landscape"} <= set(meta["provenance"]["engine"]), js
+        for run in meta["runs"]:
+            engine = run["meta"]["engine"]
+            assert engine["compile"] in (True, False) and engine["landscape"] in ("loop", "vmap"), (js, engine)

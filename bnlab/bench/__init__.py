@@ -14,7 +14,11 @@ Four sections (every ratio is taken within this one run):
    that both give the same G'), the activation probe, and landscape probes with K = 4, 8, 16 (loop back-end);
 3. landscape probe back-ends, K = 8: in-place loop vs ``torch.func.vmap``, agreement and speed, for the VGG
    with BatchNorm and the 25-layer deep linear network (float64);
-4. a *projection* of the paper-scale suite's time on this device from the measured per-step costs.
+4. a *projection* of the paper-scale suite's time on this device from the measured per-step costs;
+5. every network the suite trains (VGG, ResNet-56 and -20, the DLN; with and without BatchNorm) under each engine
+   lever: eager, ``channels_last``, ``torch.compile`` (and its compile time), K runs batched into one model
+   (``bnlab.batched``), the step with every measurement due, the profiler's top operators, and each chapter's
+   training runs projected eager and with the lever that paid most (``bnlab.bench.levers``).
 
 Timing: warm-up calls excluded, then the median over ``repeats`` blocks of calls; ``time.perf_counter`` on the
 CPU, CUDA events + synchronize on a GPU. ``benchmarks/README.md`` says how to run it and where results go.

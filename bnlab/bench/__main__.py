@@ -20,7 +20,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="timed blocks per measurement; the median is kept")
     ap.add_argument("--data", default="auto", choices=("auto", "real", "synthetic"),
                     help="real Fashion-MNIST, synthetic uint8 images of its shape, or real if found (default)")
-    ap.add_argument("--sections", default="1,2,3,4", help="which sections to run, e.g. 1,3 (4 needs 2)")
+    ap.add_argument("--sections", default="1,2,3,4,5", help="which sections to run, e.g. 1,3,5 (4 needs 2)")
     ap.add_argument("--compile", action="store_true", help="also time the engine with torch.compile "
                                                             "(mode reduce-overhead; compiling takes minutes on a CPU)")
     ap.add_argument("--out", default=None, help="write FILE.json and FILE.txt; 'auto' = "

@@ -14,11 +14,12 @@ from ..device import describe, pick, strict_fp32
 from ..estimate import suite_flops
 from ..flops import vgg_flops
 from .baselines import bench_data
+from .levers import bench_levers
 from .sections import (VGG_ACT_LAYERS, bench_dln_costs, bench_engine_vs_baseline, bench_loop_vs_vmap,
                        bench_probe_costs, minutes_at_peak, project_suite)
 from .timing import CUDA_PEAKS_TFLOPS, BenchConfig, blocks_of, device_peaks
 
-def run_all(cfg: BenchConfig, sections=(1, 2, 3, 4), data=None, log=print) -> dict:
+def run_all(cfg: BenchConfig, sections=(1, 2, 3, 4, 5), data=None, log=print) -> dict:
     """Run the chosen sections and return one JSON-able dict (see ``benchmarks/README.md`` for the keys)."""
     strict_fp32()
     dev = pick(cfg.device)
@@ -66,6 +67,8 @@ def run_all(cfg: BenchConfig, sections=(1, 2, 3, 4), data=None, log=print) -> di
         out["paper_flops"] = {"pflop": {k: v / 1e15 for k, v in flops.items()}, "peaks_device": "H100 SXM",
                               "peaks_tflops": peaks,
                               "minutes_at_peak": minutes_at_peak(flops, peaks["fp32"], peaks["tf32"])}
+    if 5 in sections:
+        timed("levers", lambda: bench_levers(cfg.device, "cpu", log=log))
     out["meta"]["bench_wall_s"] = time.perf_counter() - t0
     return out
 
@@ -176,6 +179,36 @@ def _projection_lines(r: dict, c: dict) -> list:
     return lines
 
 
+def _lever_lines(r: dict, c: dict) -> list:
+    """Section 5: each network's step under each lever, and the chapters projected with the best one."""
+    lv = r["levers"]
+    names = sorted({k for v in lv["networks"].values() for k in v["ms"]}, key=lambda k: (k != "eager", k))
+    lines = [f"[5] levers per network ({lv['scale']}-scale runs; random inputs of their shapes): ms per plain step "
+             f"(speed-up over eager); batched = {lv['batch_k']} runs as one model, per run",
+             f"  {'network':22s}" + "".join(f" {k:>19s}" for k in names)
+             + f" {'compile s':>10s} {'probed ms':>10s} {'compiled':>9s}"]
+    for label, v in lv["networks"].items():
+        cells = "".join(f" {v['ms'][k]:10.1f} ({v['speedup'][k]:4.2f}x)" if k in v["ms"] else f" {'-':>19s}"
+                        for k in names)
+        lines.append(f"  {label:22s}{cells} {v.get('compile_s', float('nan')):10.1f} {v['probed_ms']:10.1f} "
+                     f"{v.get('probed_compile_ms', float('nan')):9.1f}")
+    lines.append("  where the eager step's time goes (profiler, self time, top operators):")
+    for label, v in lv["networks"].items():
+        lines.append(f"    {label:22s} " + ", ".join(f"{op} {pct:.0f}%" for op, pct in v["top_ops"]))
+    pr = lv["projection"]
+    lines.append(f"  PROJECTION of each chapter's training runs at {pr['scale']} scale (minutes, one run after "
+                 "another):")
+    lines.append(f"    {'chapter':22s} {'runs':>9s} {'eager':>8s} {'default':>8s} {'best':>8s}")
+    for ch, row in pr["chapters"].items():
+        if row["runs"]:
+            lines.append(f"    {ch:22s} {row['runs']:4d} runs {row['eager']:8.1f} {row['default']:8.1f} "
+                         f"{row['best']:8.1f}")
+    s = pr["suite"]
+    lines += [f"    {'suite (shared once)':22s} {'':9s} {s['eager']:8.1f} {s['default']:8.1f} {s['best']:8.1f}",
+              "  " + pr["note"], ""]
+    return lines
+
+
 def format_report(r: dict) -> str:
     """The printed table (also written as the plain-text copy)."""
     m, c = r["meta"], r["meta"]["config"]
@@ -187,7 +220,7 @@ def format_report(r: dict) -> str:
              "peaks: " + ", ".join(f"{k} {v:.3g} TFLOP/s" for k, v in r["peaks"]["tflops"].items())
              + f" ({r['peaks']['source']})", ""]
     for key, section in (("engine", _engine_lines), ("probes", _probe_lines), ("loop_vs_vmap", _backend_lines),
-                         ("projection", _projection_lines)):
+                         ("projection", _projection_lines), ("levers", _lever_lines)):
         if key in r:
             lines += section(r, c)
     lines.append(f"benchmark wall time {m['bench_wall_s']:.0f} s ("

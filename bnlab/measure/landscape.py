@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad_and_value, vmap
 
+from ..compiling import forward_of
 from ..models import loss_fn
 from ..norms import frozen_state
 from .base import Probe
@@ -27,12 +28,13 @@ def etas_for(lr: float, range_x_lr, points: int, log: bool = True) -> torch.Tens
 
 def _loop(model, x, y, params, w0, g0, etas):
     losses, grads = [], []
+    forward = forward_of(model)        # the run's compiled forward where it compiles (same parameters, train mode)
     try:
         for eta in etas.tolist():
             with torch.no_grad():
                 for p, w, g in zip(params, w0, g0):
                     p.copy_(w - eta * g)
-            loss = loss_fn(model, model(x), y)
+            loss = loss_fn(model, forward(x), y)
             losses.append(loss.detach())
             grads.append([t.detach() for t in torch.autograd.grad(loss, params)])
     finally:
