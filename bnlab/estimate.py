@@ -19,7 +19,7 @@ import torch
 
 from typing import NamedTuple
 
-from .compiling import COMPILE_SPEEDUP, WARM_COMPILE_S, decide
+from .compiling import WARM_COMPILE_S, compile_speedup, decide
 from .config import SCALES, config_hash, n_layers
 from .scales import get_scale
 from .device import dtype_of, pick, set_tf32, strict_fp32, sync
@@ -123,16 +123,22 @@ def experiment_cost(name: str, plan: RunPlan, seen: set | None = None) -> Cost:
     return cost
 
 
+@lru_cache(maxsize=None)
+def _layers_of(model_cfg):
+    """The network's layers without its weights (what ``decide`` looks at: noisy BatchNorm stays eager)."""
+    return build(model_cfg, 0, "meta")
+
+
 def _run_part(run, plan: RunPlan) -> Part:
     """A training run's part: the steps without probes are compiled when the plan's engine compiles this run."""
     flops, t = run_flops(run), run.train
     network = (run.model, t.batch_size, t.precision)
-    compiling, _ = decide(plan.engine.compile, pick(plan.device), t.steps)
+    compiling, _ = decide(plan.engine.compile, pick(plan.device), t.steps, _layers_of(run.model))
     if not compiling:
         return Part(flops["total"], _block_steps(run), network)
     unprobed = t.steps - times_due(run.probe.every, t.steps)
     return Part(flops["total"], _block_steps(run), network, flops["train"] * unprobed / t.steps,
-                COMPILE_SPEEDUP.get(run.model.arch, 1.0))
+                compile_speedup(run.model.arch, run.model.norm))
 
 
 # ---- the whole suite's FLOPs (the benchmark projects them onto a device) -------------------------------
