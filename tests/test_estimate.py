@@ -126,3 +126,16 @@ def test_the_plan_times_each_network_with_its_normalisation_in_its_precision_and
         cost.minutes(1.0, block_ms=0.0, rates=rates) + 2.0 * len(cost.parts) / 60)
     text, minutes = estimate.preview("noisy_bn", plan)
     assert "TFLOP/s by network" in text and minutes > 0
+
+
+def test_an_analysis_is_estimated_from_what_its_shipped_result_took_on_this_kind_of_device():
+    """Analyses cost far more than their FLOPs say (many small passes); where the shipped result recorded its wall
+    time on this type of device, the estimate is that time, and elsewhere the FLOP model."""
+    import json
+    from bnlab.results import CACHED_DIR
+    wall = json.loads((CACHED_DIR / "sharpness" / "cpu.json").read_text())["provenance"]["wall_s"]
+    part, = estimate.experiment_cost("sharpness", cpu_plan(scale="cpu")).parts
+    assert part.recorded_s == wall and part.seconds(1.0, 0.0) == wall
+    assert estimate.recorded_seconds("sharpness", "cpu", "cuda") is None
+    flops_only, = estimate.experiment_cost("sharpness", cpu_plan(scale="colab")).parts     # nothing shipped at colab
+    assert flops_only.recorded_s is None and flops_only.seconds(1.0, 0.0) > 0
