@@ -13,10 +13,12 @@ unset MPLBACKEND   # the kernel's inline backend must draw the figures that nbva
 export BNLAB_TEST_STORE="$(mktemp -d)"
 trap 'rm -rf "$BNLAB_TEST_STORE"' EXIT
 # Two pytest-xdist workers, one per core: the unit tests are spread test by test (an idle worker steals queued
-# ones), each notebook stays on one worker. One torch thread per process, subprocesses included, so a run
-# computed in a test and in a job it spawns round alike.
+# ones), each notebook stays on one worker. One torch thread per process, subprocesses and the notebooks' kernels
+# included: a run computed in a test and in a job it spawns round alike, and two kernels side by side do not run
+# four threads on two cores (that oversubscription made the chapter passes take twice as long).
+export OMP_NUM_THREADS=1
 XDIST=(-n 2 --dist loadfile)
-OMP_NUM_THREADS=1 "$PY" -m pytest -q -n 2 --dist worksteal tests/
+"$PY" -m pytest -q -n 2 --dist worksteal tests/
 BNLAB_MODE=cached "$PY" -m pytest -q "${XDIST[@]}" --nbval --nbval-current-env -p no:cacheprovider book/
 BNLAB_MODE=live BNLAB_SCALE=smoke BNLAB_HOME="$BNLAB_TEST_STORE" \
   "$PY" -m pytest -q "${XDIST[@]}" --nbval-lax --nbval-current-env -p no:cacheprovider book/

@@ -137,6 +137,36 @@ show = CHAPTER.show
 '''
 
 
+# What the README's checks print, run in the copy in one process (``python -m bnlab`` is ``bnlab.__main__.main``): each
+# command's exit status and output, then the registries, a live smoke run through ``bnlab.run``, the chapter's ``show``
+# and the scorecard. One interpreter instead of one per command: each start imports torch again.
+THROWAWAY_CHECKS = """
+import contextlib, io, json, sys
+from bnlab.__main__ import main
+
+def command(*argv):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(list(argv))
+    return {"status": status, "out": out.getvalue()}
+
+found = {"list": command("list"), "claims": command("claims", "--scale", "smoke"),
+         "estimate": command("estimate", "--scale", "smoke", "--tflops", "1"),
+         "reproduce": command("reproduce", "throwaway_vgg", "--scale", "smoke")}
+from bnlab import chapters, claims, results, scorecard
+c = chapters.get("throwaway")
+print("NUMBER", c.number, [x.id for x in chapters.all_chapters()][-2:])
+import bnlab
+res = bnlab.run("throwaway_vgg", mode="live", scale="smoke")
+print("SHOW", type(c.show(res)).__name__)
+found_claims = claims.judge_all(results.load)
+card = scorecard.scorecard(found_claims)
+print("CARD", [r for r in card.iloc[:, 0] if "throwaway" in r])
+with open(sys.argv[1], "w") as f:
+    json.dump(found, f)
+"""
+
+
 def test_a_new_chapter_is_one_notebook_one_module_and_one_toc_line(tmp_path):
     """Follow the README's steps in a copy: the registries, `bnlab list`, `bnlab claims`, `bnlab estimate`, the
     scorecard and the chapter's own ``show`` pick the chapter up, numbered from the toc."""
@@ -152,27 +182,17 @@ def test_a_new_chapter_is_one_notebook_one_module_and_one_toc_line(tmp_path):
     (copy / "bnlab" / "chapters" / "throwaway.py").write_text(THROWAWAY)
     shutil.copy(ROOT / "book" / "01_batchnorm.ipynb", copy / "book" / "throwaway.ipynb")
     env = {**os.environ, "PYTHONPATH": str(copy), "BNLAB_HOME": str(tmp_path / "home"), "BNLAB_PROGRESS": "0"}
-
-    def run(*args):
-        out = subprocess.run([sys.executable, *args], cwd=copy, env=env, capture_output=True, text=True, timeout=600)
-        assert out.returncode == 0, out.stderr[-3000:]
-        return out.stdout
-    listed = run("-m", "bnlab", "list")
-    assert "throwaway_vgg" in listed
-    assert "throwaway_bn_better" in run("-m", "bnlab", "claims", "--scale", "smoke")
-    est = run("-m", "bnlab", "estimate", "--scale", "smoke", "--tflops", "1")
+    commands = tmp_path / "commands.json"
+    proc = subprocess.run([sys.executable, "-c", THROWAWAY_CHECKS, str(commands)], cwd=copy, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(commands.read_text())
+    assert {name: found[name]["status"] for name in found} == dict.fromkeys(found, 0), found
+    assert "throwaway_vgg" in found["list"]["out"]
+    assert "throwaway_bn_better" in found["claims"]["out"]
+    est = found["estimate"]["out"]
     assert re.search(r"^throwaway\s", est, re.M), est
-    run("-m", "bnlab", "reproduce", "throwaway_vgg", "--scale", "smoke")
-    script = ("from bnlab import chapters, claims, results, scorecard\n"
-              "c = chapters.get('throwaway')\n"
-              "print('NUMBER', c.number, [x.id for x in chapters.all_chapters()][-2:])\n"
-              "import bnlab\n"
-              "res = bnlab.run('throwaway_vgg', mode='live', scale='smoke')\n"
-              "print('SHOW', type(c.show(res)).__name__)\n"
-              "found = claims.judge_all(results.load)\n"
-              "card = scorecard.scorecard(found)\n"
-              "print('CARD', [r for r in card.iloc[:, 0] if 'throwaway' in r])\n")
-    out = run("-c", script)
+    out = proc.stdout
     number = chapters.get("findings").number          # the throwaway sits where the findings chapter was
     assert f"NUMBER {number} ['throwaway', '10_findings']" in out, out
     assert "SHOW Table" in out and f'href="throwaway.html">{number}. throwaway' in out, out
