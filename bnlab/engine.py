@@ -60,14 +60,14 @@ class Stepper:
     """A model prepared for the options (memory format, compiled forward) and the one training step."""
 
     def __init__(self, model, opt, options: EngineOptions | None = None, steps: int | None = None):
-        """``steps``: how many steps the run takes (what ``compile="auto"`` decides on; None: as many as it
-        takes, so "auto" compiles where a compiler is)."""
+        """``steps``: how many steps the run takes (what ``compile="auto"`` decides on; None: not known, so "auto"
+        stays eager and only ``compile=True`` compiles)."""
         self.model, self.opt = model, opt
         self.options = options or EngineOptions()
         if self.options.channels_last:
             model.to(memory_format=torch.channels_last)
         device = next(model.parameters()).device
-        compiling, self.compile_fallback = decide(self.options.compile, device, 10 ** 9 if steps is None else steps,
+        compiling, self.compile_fallback = decide(self.options.compile, device, 0 if steps is None else steps,
                                                   model)
         self.forward = CompiledForward(model) if compiling else model
 

@@ -273,3 +273,15 @@ def test_every_shipped_cache_records_the_engine_options_of_each_run():
         for run in meta["runs"]:
             engine = run["meta"]["engine"]
             assert engine["compile"] in (True, False) and engine["landscape"] in ("loop", "vmap"), (js, engine)
+
+
+def test_a_stepper_that_does_not_know_its_run_length_stays_eager_unless_told():
+    """Only a run long enough pays for compiling: a Stepper built without ``steps`` (the benchmark's baselines, a
+    user's own loop) does not compile under "auto"; ``compile=True`` still does."""
+    model = build(ModelConfig(arch="dln", norm="none"), seed=0, dtype=torch.float64)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    assert not Stepper(model, opt, EngineOptions()).compiled
+    assert not Stepper(model, opt, EngineOptions(), steps=10).compiled
+    from bnlab.compiling import cpu_compiler
+    if cpu_compiler() is not None:
+        assert isinstance(Stepper(model, opt, EngineOptions(compile=True)).forward, __import__("bnlab.compiling").compiling.CompiledForward)
