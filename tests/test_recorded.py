@@ -10,7 +10,7 @@ from bnlab.models import build
 from bnlab.norms import ActivationNoise
 from bnlab.recipes import dln_run, vgg_run
 from bnlab.evaluation import evaluate, evaluate_with_noise
-from bnlab.train import train
+from bnlab.runner import run_one
 from conftest import cpu_plan, needs_fashion
 
 
@@ -29,11 +29,11 @@ def test_the_noise_only_control_scales_with_the_activations():
     assert not torch.allclose(plain(100 * x), 100 * outs[0])
 
 
-def test_dln_runs_record_sigma_at_the_normalisations_input_and_the_weight_norms():
-    plan = cpu_plan()
+def test_dln_runs_record_sigma_at_the_normalisations_input_and_the_weight_norms(shared_home):
+    plan = cpu_plan(home=shared_home)       # the smoke runs of dln_summed_loss: trained once in the session's store
     for norm in ("none", "batch"):
         cfg = dln_run(SMOKE, norm, 1e-3, 0)
-        run = train(cfg, plan)
+        run, _ = run_one(cfg.to_dict(), plan)
         a = run.arrays
         assert a["act_pre_std"].shape == a["act_var"].shape and a["land_wnorm"].shape == (len(a["land_step"]), 25)
         if norm == "none":                                 # no normalisation: its input is its output
@@ -49,10 +49,10 @@ def test_dln_runs_record_sigma_at_the_normalisations_input_and_the_weight_norms(
 
 
 @needs_fashion
-def test_noisy_bn_is_evaluated_with_its_noise_on_without_disturbing_training():
-    plan = cpu_plan()
+def test_noisy_bn_is_evaluated_with_its_noise_on_without_disturbing_training(shared_home):
+    plan = cpu_plan(home=shared_home)       # noisy_bn's smoke run: trained once in the session's store
     cfg = vgg_run(SMOKE, "noisy_batch", 0.1, 0)
-    run = train(cfg, plan)
+    run, _ = run_one(cfg.to_dict(), plan)
     on, off = run.arrays["test_acc_noise_on"], run.arrays["test_acc"]
     assert on.shape == off.shape and np.all((0 <= on) & (on <= 1))
     from bnlab import data as data_mod
