@@ -117,7 +117,7 @@ def sharpness_run(scale: Scale, norm: str, seed: int = 0):
     cfg_s = scale.sharpness
     base = vgg_run(scale, norm, cfg_s.lr, seed=seed)
     return replace(base, name=f"{base.name}_sharpness", train=replace(base.train, steps=cfg_s.steps or scale.vgg_steps),
-                   probe=ProbeConfig(every=cfg_s.every, landscape=True, landscape_points=8,
+                   probe=ProbeConfig(every=cfg_s.every, landscape=True, landscape_points=scale.landscape_points,
                                      landscape_range=PAPER_SETTINGS["vgg"]["probe_range_x_lr"]))
 
 

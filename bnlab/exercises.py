@@ -36,10 +36,10 @@ def exercise_configs(norms, lr, network: str = "vgg", scale: str = "smoke", seed
 
 
 def exercise_runs(cfgs, scale: str = "smoke") -> dict:
-    """Print :func:`exercise_cost`, then train each of ``cfgs`` (``bnlab.train.train``, no run store, no progress
-    bar) and return {(norm, lr): its Run}."""
+    """Print :func:`exercise_cost`, then train each of ``cfgs`` (no progress bar) and return {(norm, lr): its Run}.
+    The runs go through the reader's run store like any other, so running an exercise again reads it back."""
     from .plan import RunPlan
-    from .train import train
+    from .runner import run_one
     print(exercise_cost(cfgs), flush=True)
     plan = RunPlan.from_env(scale=scale, progress=False)
-    return {(c.model.norm, c.train.lr): train(c, plan) for c in cfgs}
+    return {(c.model.norm, c.train.lr): run_one(c.to_dict(), plan)[0] for c in cfgs}

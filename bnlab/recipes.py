@@ -28,7 +28,7 @@ def vgg_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
                           activation_layers=(2, 3, 9, 11, 13),   # layers the paper plots (Figs 1, 2, 6, 8)
                           ics_layers=(5, 10),                    # Fig. 3a
                           landscape=True, landscape_range=PAPER_SETTINGS["vgg"]["probe_range_x_lr"],
-                          landscape_points=8))                   # [ours] K = 8, log-spaced
+                          landscape_points=scale.landscape_points))
 
 
 def vgg_long_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
@@ -48,7 +48,8 @@ def dln_run(scale: Scale, norm: str, lr: float, seed: int) -> RunConfig:
         train=TrainConfig(lr=lr, steps=scale.dln_steps, batch_size=s["samples"], seed=seed, precision="fp64",
                           eval_every=scale.dln_steps),
         probe=ProbeConfig(every=scale.dln_probe_every, activation_layers=(1, 11, 24), ics_layers=(9, 17),
-                          landscape=True, landscape_range=s["probe_range_x_lr"], landscape_points=8))
+                          landscape=True, landscape_range=s["probe_range_x_lr"],
+                          landscape_points=scale.landscape_points))
 
 
 def resnet_run(scale: Scale, norm: str, lr: float, seed: int, depth: int | None = None) -> RunConfig:

@@ -125,6 +125,8 @@ class Scale:
     dln_seeds: tuple | None = None  # the deep linear network's seeds (None: ``seeds``); its runs are cheap
     all_seeds_for: tuple = ()    # networks (keys of bnlab.recipes.RUN_BUILDERS) whose every arm gets all seeds (the
     #                              shipped evidence); elsewhere the arms a grid marks secondary get the first seed only
+    landscape_points: int = 8    # K, the step sizes each landscape probe tries along the gradient ([ours] 8, log-spaced);
+    #                              the smoke scale tries 3, enough to exercise the probe at a third of its cost
     vgg_long_steps: int | None = None  # the longer reading of the VGG landscape (None: ``vgg_steps``, the same runs):
     #                              does a verdict at ``vgg_steps`` depend on how long the network trained?
 
@@ -180,6 +182,7 @@ CPU = Scale(name="cpu", dataset="fashion_mnist", vgg_width=0.0625, vgg_steps=1_0
                                train_subset=10_000))
 SMOKE = Scale(name="smoke", dataset="fashion_mnist", vgg_width=0.0625, vgg_steps=12, eval_every=6, train_subset=512,
               test_subset=256, dln_steps=30, probe_every=4, dln_probe_every=10, seeds=(0,), vgg_long_steps=24,
+              landscape_points=3,
               resnet=ResNetSize(depth=8, width=0.25), step_size=StepSizeSizes(batches=2, log_eta=(-5.0, 3.0), etas=9),
               sharpness=SharpnessSizes(steps=12, every=6, iters=4, lr=0.1),
               surface=SurfaceSizes(steps=12, points=5, images=128, lr=0.1),

@@ -12,14 +12,15 @@ from bnlab.scales import SCALE_BY_NAME, SMOKE
 from conftest import cpu_plan, needs_fashion
 
 
-@pytest.mark.parametrize("sizes", [sp.RANK_SIZES, ex.EXPLOSION_SIZES, ex.TRAINABILITY_SIZES, sp.RESIDUAL_SIZES,
-                                   si.SIZES])
-def test_every_scale_has_sizes_and_the_analyses_cost_something(sizes):
+@pytest.mark.parametrize("a, sizes", [(sp.RANK_COLLAPSE, sp.RANK_SIZES), (ex.GRADIENT_EXPLOSION, ex.EXPLOSION_SIZES),
+                                      (ex.TRAINABILITY, ex.TRAINABILITY_SIZES), (sp.RESIDUAL_SCALING, sp.RESIDUAL_SIZES),
+                                      (si.SCALE_INVARIANCE, si.SIZES)],
+                         ids=["rank_collapse", "gradient_explosion", "trainability", "residual_scaling", "scale_invariance"])
+def test_every_scale_has_sizes_and_the_analyses_cost_something(a, sizes):
     assert set(sizes) == set(SCALE_BY_NAME)
-    for a in (sp.RANK_COLLAPSE, ex.GRADIENT_EXPLOSION, ex.TRAINABILITY, sp.RESIDUAL_SCALING, si.SCALE_INVARIANCE):
-        for scale in SCALE_BY_NAME.values():
-            assert a.flops(scale) > 0 and a.block_steps(scale) > 0
-            assert a.config(scale)["sizes"] == asdict(a.sizes(scale))
+    for scale in SCALE_BY_NAME.values():
+        assert a.flops(scale) > 0 and a.block_steps(scale) > 0
+        assert a.config(scale)["sizes"] == asdict(a.sizes(scale))
 
 
 def test_a_bad_size_is_refused():

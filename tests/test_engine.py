@@ -88,8 +88,8 @@ def test_landscape_back_ends_give_the_same_measurements():
 
 
 @needs_fashion
-def test_independent_runs_in_parallel_processes_match_one_process(tmp_path, monkeypatch):
-    serial = runner.compute("bjorck_lr_sweep", cpu_plan(jobs=1))
+def test_independent_runs_in_parallel_processes_match_one_process(tmp_path, monkeypatch, shared_home):
+    serial = runner.compute("bjorck_lr_sweep", cpu_plan(jobs=1, home=shared_home))   # trained once per session
     monkeypatch.setenv("BNLAB_HOME", str(tmp_path / "fresh"))       # a fresh run store: nothing reused
     parallel = runner.compute("bjorck_lr_sweep", cpu_plan(jobs=2))
     assert parallel.provenance["device_name"].startswith("CPU (2 processes")

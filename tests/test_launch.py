@@ -112,7 +112,7 @@ def _wait_for(predicate, timeout=120.0):
 
 
 @needs_fashion
-def test_local_submitit_jobs_with_one_preempted_and_one_killed_assemble_what_a_local_run_gives(tmp_path, monkeypatch):
+def test_local_submitit_jobs_with_one_preempted_and_one_killed_assemble_what_a_local_run_gives(tmp_path, shared_home):
     pytest.importorskip("submitit")
     from bnlab import launch
     names, scale = ["landscape_dln", "theory"], "smoke"
@@ -145,8 +145,8 @@ def test_local_submitit_jobs_with_one_preempted_and_one_killed_assemble_what_a_l
     assembled = {r.experiment: r for r in launch.assemble(names, plan)}
     assert not launch.submit(names, plan, opts)["submitted"]           # nothing is ever resubmitted once stored
 
-    monkeypatch.setenv("BNLAB_HOME", str(tmp_path / "local"))          # the same experiments, computed here
-    local = {n: runner.compute(n, cpu_plan(scale=scale)) for n in names}
+    # the same experiments, computed here in one process (in the session's store: other tests train them too)
+    local = {n: runner.compute(n, cpu_plan(scale=scale, home=shared_home)) for n in names}
     for a, b in zip(assembled["landscape_dln"].runs, local["landscape_dln"].runs):
         assert config_hash(a.config) == config_hash(b.config) and a.status == b.status
         assert sorted(a.arrays) == sorted(b.arrays)
