@@ -7,6 +7,7 @@ same config, and the second one reuses the first one's result.
 """
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import time
@@ -41,10 +42,13 @@ def run_one(cfg_dict: dict, plan: RunPlan) -> tuple[Run, bool]:
             stored = store.load_run(h)
             if stored is None:
                 run = train(cfg, plan, checkpoint=ckpt, keep_checkpoint=True)
-                store.save_run(h, {"config": run.config, "status": run.status, "diverged_step": run.diverged_step,
-                                   "meta": run.meta}, run.arrays)
+                record = {"config": run.config, "status": run.status, "diverged_step": run.diverged_step,
+                          "meta": run.meta}
+                store.save_run(h, record, run.arrays)
                 ckpt.unlink(missing_ok=True)    # only now: the result is durable
-                return run, False
+                record = json.loads(json.dumps(record))     # as a later read gives it back (lists, not tuples)
+                return Run(record["config"], record["status"], record["diverged_step"], run.arrays,
+                           record["meta"]), False
             ckpt.unlink(missing_ok=True)        # left by a process killed after storing the run
     meta, arrays = stored
     return Run(meta["config"], meta["status"], meta["diverged_step"], arrays, meta["meta"]), True
