@@ -184,8 +184,8 @@ def test_bad_arguments_are_refused_with_the_choices(argv, capsys):
 
 
 def test_jobs_beyond_the_runs_start_only_as_many_workers_and_say_so():
-    res = runner.compute("dln_summed_loss", cpu_plan(jobs=1000))
-    assert res.provenance["device_name"].startswith("CPU (4 processes")      # four runs, four workers, not 1000
+    res = runner.compute("ics_dln", cpu_plan(jobs=1000))
+    assert res.provenance["device_name"].startswith("CPU (2 processes")      # two runs, two workers, not 1000
 
 
 def test_a_closed_pipe_ends_quietly():

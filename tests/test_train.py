@@ -65,14 +65,14 @@ def test_probes_do_not_disturb_training(norm):
 
 @needs_fashion
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, ctrl_c):
-    cfg = small_vgg("noisy_batch", steps=24, every=4)
+    cfg = small_vgg("noisy_batch", steps=12, every=4)
     reference = train(cfg, cpu_plan())
     calls = {"n": 0}
     real_loss = engine_mod.loss_fn         # the training step's loss (probes compute theirs separately)
 
     def interrupting(model, out, y):
         calls["n"] += 1
-        if calls["n"] == 15:
+        if calls["n"] == 7:                           # after the probes of step 4, before those of step 8
             os.kill(os.getpid(), signal.SIGINT)      # Ctrl-C in the middle of a step
         return real_loss(model, out, y)
 
