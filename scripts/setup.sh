@@ -31,7 +31,7 @@ want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing requirements.txt into .venv (about 2 minutes the first time)"
   # requirements.txt is the single source of pins: ignore any site-wide pip constraint file.
-  PIP_CONSTRAINT=/dev/null .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt 2>&1 \
+  PIP_CONSTRAINT=/dev/null .venv/bin/pip install -q --disable-pip-version-check --no-compile -r requirements.txt 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" || true
   PIP_CONSTRAINT=/dev/null .venv/bin/pip install -q --disable-pip-version-check --no-deps -e . 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" || true
