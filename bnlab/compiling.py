@@ -9,6 +9,7 @@ store (``<store>/compile-cache``), so a network's second run reuses its first ru
 """
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 import weakref
@@ -86,6 +87,8 @@ class CompiledForward:
     error, an unsupported operation): compiling happens before anything runs, so the eager call starts clean."""
 
     def __init__(self, model: torch.nn.Module, mode: str = "reduce-overhead"):
+        if not torch.cuda.is_available():   # inductor's C++ path warns that no CUDA runtime is found: on a CPU, noise
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         self.model, self.compiled, self.fallback = model, torch.compile(model, mode=mode), None
         self._tried = False
         _COMPILED[model] = self
