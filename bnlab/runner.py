@@ -46,12 +46,14 @@ def run_one(cfg_dict: dict, plan: RunPlan) -> tuple[Run, bool]:
                           "meta": run.meta}
                 store.save_run(h, record, run.arrays)
                 ckpt.unlink(missing_ok=True)    # only now: the result is durable
-                record = json.loads(json.dumps(record))     # as a later read gives it back (lists, not tuples)
-                return Run(record["config"], record["status"], record["diverged_step"], run.arrays,
-                           record["meta"]), False
+                return _as_read(json.loads(json.dumps(record)), run.arrays), False   # lists, not tuples
             ckpt.unlink(missing_ok=True)        # left by a process killed after storing the run
-    meta, arrays = stored
-    return Run(meta["config"], meta["status"], meta["diverged_step"], arrays, meta["meta"]), True
+    return _as_read(*stored), True
+
+
+def _as_read(meta: dict, arrays: dict) -> Run:
+    """A run as the store gives it back, whether it was read or has just been trained and written."""
+    return Run(meta["config"], meta["status"], meta["diverged_step"], arrays, meta["meta"])
 
 
 # ---- a process pool over the visible devices ---------------------------------------------------------

@@ -282,6 +282,6 @@ def test_a_stepper_that_does_not_know_its_run_length_stays_eager_unless_told():
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     assert not Stepper(model, opt, EngineOptions()).compiled
     assert not Stepper(model, opt, EngineOptions(), steps=10).compiled
-    from bnlab.compiling import cpu_compiler
+    from bnlab.compiling import CompiledForward, cpu_compiler
     if cpu_compiler() is not None:
-        assert isinstance(Stepper(model, opt, EngineOptions(compile=True)).forward, __import__("bnlab.compiling").compiling.CompiledForward)
+        assert isinstance(Stepper(model, opt, EngineOptions(compile=True)).forward, CompiledForward)

@@ -120,11 +120,11 @@ def confounders_training(res, lr=0.1) -> dict:
 def confounders_seeds(res, lr=0.1) -> dict:
     """LayerNorm's, GroupNorm's and the fixed rescaling's mean final accuracies, how many of the rescaling's seeds
     stalled (a final training accuracy below 0.2: chance is 0.1)."""
-    arms = {n: res.select(norm=n, lr=lr) for n in ("layer", "group", "rescaled")}
-    out = {f"cf_{name}_{key}": (np.mean([final(r, key) for r in runs]), ".2f")
-           for name, runs in arms.items() for key in ("train_acc", "test_acc")}
-    stalled = [r for r in arms["rescaled"] if not final(r, "train_acc") >= 0.2]
-    return out | {"cf_rs_stalled": (len(stalled), ".0f"), "cf_rs_seeds": (len(arms["rescaled"]), ".0f")}
+    out = {f"cf_{n}_{key}": (mean_final(res, n, lr, key), ".2f")
+           for n in ("layer", "group", "rescaled") for key in ("train_acc", "test_acc")}
+    rescaled = res.select(norm="rescaled", lr=lr)
+    stalled = [r for r in rescaled if not final(r, "train_acc") >= 0.2]       # NaN (diverged) counts as stalled
+    return out | {"cf_rs_stalled": (len(stalled), ".0f"), "cf_rs_seeds": (len(rescaled), ".0f")}
 
 
 @passage
