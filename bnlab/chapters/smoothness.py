@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import analyses, tables
-from ..claims import ClaimSpec, classify, common_seeds, criterion, judge
+from ..claims import ClaimSpec, classify, common_seeds, criterion, get as get_claim, judge
 from ..criteria import better, edge_of_stability, more_than_rescaling, sharpness_smaller, wider_basin
 from ..experiments import Experiment
 from ..norms import NORM_LABELS
@@ -67,7 +67,7 @@ def sharpness_passage(res) -> dict:
     >= 1 ends it), BN's, how effective beta compares with |Hg|/|g| before and after, and in how many seeds BN's
     lambda_max is the lower one by the claim's criterion."""
     a = res.arrays
-    lower = judge(next(s for s in CLAIMS if s.id == "sharpness_smaller_with_bn"), res).holds
+    lower = judge(get_claim("sharpness_smaller_with_bn"), res).holds
     std, bn = sharpness_stats(res, "none"), sharpness_stats(res, "batch")
     lam, lam_bn, at = a["none/sharp_max"], a["batch/sharp_max"], a["none/sharp_step"]
     left = int(np.argmax(lam >= 1))
@@ -82,7 +82,8 @@ def sharpness_passage(res) -> dict:
             "sh_std_ratio_low": (ratio["none"][:left].min(), ".2g"), "sh_std_ratio_high": (ratio["none"][:left].max(), ".2g"),
             "sh_std_agree_from": (at[left + 1], ".0f"), "sh_std_agree_low": (ratio["none"][left + 1:].min(), ".2f"),
             "sh_std_agree_high": (ratio["none"][left + 1:].max(), ".2f"),
-            "sh_n_bn_lower": (sum(bool(h) for h in lower), ".0f"), "sh_bn_min_first": (bn["min_first"], ",.0f"), "sh_bn_curv_first": (bn["curv_first"], ".3g"),
+            "sh_n_bn_lower": (sum(bool(h) for h in lower), ".0f"),
+            "sh_bn_min_first": (bn["min_first"], ",.0f"), "sh_bn_curv_first": (bn["curv_first"], ".3g"),
             **over_seeds(res, sharpness_stats, "sh", (("late", ".3g"), ("median", ".3g"), ("test_acc", ".2f")))}
 
 
