@@ -128,8 +128,8 @@ TRIAGE = {
     "predictive_gradients_early_vgg_long": Triage("design", "the early window, steps 200-500", "as in the short "
                                                   "reading, a window where the standard network leaves its plateau; "
                                                   "the verdict held as registered, though the values moved: the runs "
-                                                  "differ from the short ones from their first steps by rounding "
-                                                  "(another CPU), which training amplifies"),
+                                                  "differ from the short ones by rounding from their first steps, "
+                                                  "which training amplifies"),
     "smoother_loss_vgg_lr0.01": Triage("scale", "steps", _STALLED),
     "predictive_gradients_vgg_lr0.01": Triage("scale", "steps", _STALLED),
     "smaller_beta_vgg_lr0.01": Triage("scale", "steps", _STALLED),
@@ -230,6 +230,8 @@ def explanation_test(short, long) -> tuple:
         rows.append([short_id, f"{a.verdict}: {a.ours()}", f"{b.verdict}: {b.ours()}", predicted,
                      "yes" if ok else "no"])
         out[f"expl_{short_id}_held"] = ("yes" if ok else "no", "")
+        for reading, v in (("short", a), ("long", b)):     # seeds where the criterion holds, by each reading
+            out[f"expl_{short_id}_{reading}_holds"] = (sum(h is True for h in v.holds), ".0f")
     out["expl_held"] = (held, ".0f")
     out["expl_n"] = (len(LONG_READING_PREDICTIONS), ".0f")
     table = Table(rows, columns=["claim", f"short reading ({_length(short)} steps)",
