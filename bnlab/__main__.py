@@ -35,9 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--scale", default="cpu", choices=SCALES)
     rep.add_argument("--out", default=None, help="folder for the result (bnlab/cached to refresh the shipped "
                                                  "cache); default: the reader's run store under $BNLAB_HOME")
-    rep.add_argument("--jobs", type=int, default=1, help="independent runs in parallel processes: they split a "
-                                                         "CPU's cores, or take the visible GPUs in turn (several "
-                                                         "workers per GPU when N is larger)")
+    rep.add_argument("--jobs", default=None, help="independent runs in N parallel processes: they split a "
+                                                  "CPU's cores, or take the visible GPUs in turn (several workers "
+                                                  "per GPU when N is larger); 'auto': one per core on a CPU (or "
+                                                  "BNLAB_JOBS; default 1)")
     rep.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     rep.add_argument("--channels-last", action="store_true", help="NHWC convolutions (or BNLAB_CHANNELS_LAST=1)")
     rep.add_argument("--compile", choices=("auto", "on", "off"), default=None,
@@ -115,13 +116,14 @@ def _reproduce(parser, args) -> int:
     names = list(experiments()) if args.all else args.experiment
     if not names:
         parser.error("name an experiment or pass --all")
-    if args.jobs < 1:
-        parser.error(f"--jobs must be >= 1, got {args.jobs}")
     unknown = [n for n in names if n not in experiments()]
     if unknown:
         parser.error(f"unknown experiment(s) {unknown}; choose from {list(experiments())}")
     # the edge: arguments and environment resolved once into the plan every run below is given
-    env_plan = RunPlan.from_env(scale=args.scale, device=args.device, jobs=args.jobs)
+    try:
+        env_plan = RunPlan.from_env(scale=args.scale, device=args.device, jobs=args.jobs)
+    except ValueError as err:
+        parser.error(str(err))
     engine = replace(env_plan.engine, channels_last=args.channels_last or env_plan.engine.channels_last,
                      compile={"on": True, "off": False, "auto": "auto", None: env_plan.engine.compile}[args.compile],
                      landscape=args.landscape or env_plan.engine.landscape)

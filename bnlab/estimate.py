@@ -6,7 +6,10 @@ chapter run live prints the same preview for its experiment first (:func:`previe
 Time model [ours]: each run takes the longer of its FLOPs at T TFLOP/s and a launch floor of ``block_ms`` per
 block of the network per training step (kernel launches and the probes' host syncs, which FLOPs do not see and
 which a GPU overlaps with compute): small networks such as the deep linear network are bound by the floor.
-T defaults to a measurement on this device: a few timed training steps of the experiment's own network.
+T defaults to a measurement on this device: a few timed training steps of the experiment's own network. Runs that
+compile are faster by the speed-up the benchmark measured for their network (``bnlab.compiling``), and runs in a
+CPU process pool (``jobs`` > 1, a live chapter's default there) by the per-run throughput it measured for that
+(``bnlab.plan.PROCESS_SPEEDUP``).
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from . import chapters
 from .experiments import get as get_experiment, registry as experiments
 from .flops import run_flops, step_flops, times_due
 from .models import build, loss_fn
-from .plan import RunPlan
+from .plan import RunPlan, process_speedup
 from .recipes import vgg_run
 
 BLOCK_MS = 0.2         # [ours] launch floor per block of the network per training step (an assumption, not measured)
@@ -60,13 +63,15 @@ class Part(NamedTuple):
     compiled_flops: float = 0.0
     speedup: float = 1.0
     recorded_s: float | None = None      # an analysis: what its shipped result took on this kind of device
+    pooled: float = 1.0                  # per-run speed-up in a CPU process pool (bnlab.plan.PROCESS_SPEEDUP)
 
     def seconds(self, tflops: float, block_ms: float) -> float:
         if self.recorded_s is not None:
             return self.recorded_s
         eager = (self.flops - self.compiled_flops) / (tflops * 1e12)
         compiled = self.compiled_flops / (tflops * 1e12 * self.speedup)
-        return max(eager + compiled, self.block_steps * block_ms / 1e3) + (WARM_COMPILE_S if self.compiled_flops else 0)
+        alone = max(eager + compiled, self.block_steps * block_ms / 1e3) + (WARM_COMPILE_S if self.compiled_flops else 0)
+        return alone / self.pooled
 
 
 @dataclass
@@ -125,6 +130,8 @@ def experiment_cost(name: str, plan: RunPlan, seen: set | None = None) -> Cost:
             cost.stored += 1
         else:
             cost.parts.append(_run_part(run, plan))
+    if plan.jobs > 1 and len(cost.parts) > 1 and pick(plan.device).type == "cpu":     # the runner's process pool
+        cost.parts = [p._replace(pooled=process_speedup(p.network[0].arch, p.network[0].norm)) for p in cost.parts]
     return cost
 
 
@@ -310,6 +317,8 @@ def preview(name: str, plan: RunPlan, tflops: float | None = None) -> tuple[str,
     took = f"{minutes:.1f} min" if minutes >= 1 else f"{minutes * 60:.0f} s"
     speed = (f"{min(rates.values()):.2g} to {max(rates.values()):.2g} TFLOP/s by network" if len(set(rates.values())) > 1
              else f"{tflops:.2g} TFLOP/s") + (f", {fixed:.1f} s per run to load its data" if fixed >= 0.05 else "")
+    if plan.jobs > 1 and len(cost.parts) > 1:               # the runner's process pool
+        speed += f"; {min(plan.jobs, len(cost.parts))} runs at once in processes, BNLAB_JOBS=1 for one"
     text = (f"Plan: {name} at {scale} scale: {todo} of {cost.runs} run(s) to compute, {cost.stored} reused from "
             f"the run store ({plan.store.runs}); {size}, about {took} on this device ({speed}).")
     if minutes > WARN_MINUTES:
@@ -335,6 +344,9 @@ def main(argv=None) -> int:
     parser.add_argument("--experiment", choices=sorted(experiments()), default=None)
     parser.add_argument("--block-ms", type=float, default=BLOCK_MS,
                         help="launch floor per block of the network per training step, ms")
+    parser.add_argument("--jobs", default="auto",
+                        help="processes for an experiment's runs, as a live chapter takes them (default auto: one "
+                             "per core on a CPU, bnlab.plan.auto_jobs; 1 on a GPU)")
     args = parser.parse_args(argv)
     lo, hi = TFLOPS_RANGE
     if args.tflops is not None and not lo <= args.tflops <= hi:      # NaN and inf fail too
@@ -343,9 +355,12 @@ def main(argv=None) -> int:
     if not lo <= args.block_ms <= hi:
         parser.error(f"--block-ms must be a number in [{lo:g}, {hi:g}] (milliseconds per block and step); got "
                      f"{args.block_ms}")
-    plan = RunPlan.from_env(scale=args.scale)
-    if args.tflops is not None:       # a rate for another device: this CPU's compile speed-ups do not apply to it
-        plan = plan.with_(engine=replace(plan.engine, compile=False))
+    try:
+        plan = RunPlan.from_env(scale=args.scale, jobs=args.jobs)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.tflops is not None:       # a rate for another device: this CPU's compile and pool speed-ups do not apply
+        plan = plan.with_(engine=replace(plan.engine, compile=False), jobs=1)
     costs = chapter_costs(plan, args.experiment)
     total = costs[0] if args.experiment else suite_cost(plan)
     rates = None
@@ -357,6 +372,6 @@ def main(argv=None) -> int:
                  "(each timed for a few steps)" if rates else ""
         print(f"measured on this device: {args.tflops:.3g} TFLOP/s in training steps of the {args.scale}-scale "
               f"{run.model.arch} (width {run.model.width:g}, batch {run.train.batch_size}){spread}; "
-              f"compile: {plan.engine.compile}")
+              f"compile: {plan.engine.compile}; runs in {plan.jobs} process(es)")
     print(format_costs(costs, args.scale, args.tflops, args.block_ms, total, rates))
     return 0

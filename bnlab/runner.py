@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -140,7 +142,8 @@ def compute(experiment: str, plan: RunPlan) -> Result:
         workers = min(jobs, len(configs))
         threads = max(1, torch.get_num_threads() // workers)
         ctx = mp.get_context("spawn")
-        with ctx.Pool(workers, _init_worker, (plan, worker_devices(dev, workers), ctx.Value("i", 0), threads)) as pool:
+        with _main_hidden(), ctx.Pool(workers, _init_worker, (plan, worker_devices(dev, workers), ctx.Value("i", 0),
+                                                                threads)) as pool:
             for item in pool.imap(_worker, configs, chunksize=1):
                 collect(item)
         done = [r for r, _ in runs]
@@ -160,6 +163,25 @@ def compute(experiment: str, plan: RunPlan) -> Result:
     return Result(experiment, scale, provenance(experiment, scale, configs[0]["data"]["dataset"], info, wall,
                                                 precision), done, {}, "live", reused=sum(r for _, r in runs),
                   store_dir=str(store.runs))
+
+
+@contextmanager
+def _main_hidden():
+    """While the pool's workers start, hide the parent's ``__main__`` from them. A spawned process re-runs the
+    parent's main script first, so a reader's script that calls ``bnlab.run`` without an ``if __name__ ==
+    "__main__":`` guard would start the experiment again in every worker; the workers need only bnlab's own
+    functions, which they import by name."""
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    try:
+        if "__file__" in saved:
+            del main.__file__
+        if "__spec__" in saved:
+            main.__spec__ = None
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(saved)
 
 
 def engine_summary(runs) -> dict:
@@ -209,6 +231,23 @@ def resolve_mode(mode: str | None = None) -> tuple[str, str]:
     return chosen, "asked for"
 
 
+POOL_MIN_MINUTES = 2.0   # [ours] below this a live run stays in one process: starting a worker costs seconds
+POOL_MIN_GAIN = 1.1      # [ours] and unless the pool is estimated this much faster: the bench's noise on 2 cores
+
+
+def live_plan(experiment: str, plan: RunPlan) -> tuple[RunPlan, str, float]:
+    """(plan, preview text, minutes) of a live run: in ``plan.jobs`` processes (on a CPU by default one per core,
+    ``bnlab.plan.auto_jobs``) when the estimate says that is at least :data:`POOL_MIN_GAIN` times faster than one
+    process and one process would take :data:`POOL_MIN_MINUTES` or more; else in this one."""
+    single = plan.with_(jobs=1)
+    text, minutes = preview(experiment, single)
+    if plan.jobs > 1 and minutes >= POOL_MIN_MINUTES:
+        pooled_text, pooled = preview(experiment, plan)
+        if pooled * POOL_MIN_GAIN <= minutes:
+            return plan, pooled_text, pooled
+    return single, text, minutes
+
+
 class LongRunNotConfirmed(RuntimeError):
     """A live run projected to take hours was not asked for explicitly."""
 
@@ -227,8 +266,7 @@ def run(experiment: str, mode: str | None = None, scale: str | None = None, devi
     if mode == "cached":
         result = load(experiment, scale)
     else:
-        plan = RunPlan.from_env(scale=scale, device=device)
-        text, minutes = preview(experiment, plan)
+        plan, text, minutes = live_plan(experiment, RunPlan.from_env(scale=scale, device=device, default_jobs="auto"))
         if allow_long is None:
             allow_long = os.environ.get("BNLAB_ALLOW_LONG", "0").lower() in ("1", "true", "yes", "on")
         if minutes > LONG_MINUTES and not allow_long:

@@ -173,7 +173,8 @@ def test_levers_section_times_every_network_and_projects_every_chapter():
     from bnlab.bench.levers import BATCH_K, bench_levers
     from bnlab.bench.report import _lever_lines
     from bnlab.chapters import computes
-    out = bench_levers("cpu", "smoke", steps=1, warmup=0, repeats=1, compile_=False, log=lambda s: None)
+    out = bench_levers("cpu", "smoke", steps=1, warmup=0, repeats=1, compile_=False, processes=False,
+                       log=lambda s: None)
     nets = out["networks"]
     assert {"dln none", "dln batch"} <= set(nets) and any(k.startswith("resnet") for k in nets)
     assert any(k.startswith("vgg16") for k in nets)
@@ -189,3 +190,24 @@ def test_levers_section_times_every_network_and_projects_every_chapter():
     assert out["projection"]["suite"]["best"] <= out["projection"]["suite"]["eager"] * (1 + 1e-9)
     text = "\n".join(_lever_lines({"levers": out}, {}))
     assert "[5] levers per network" in text and "suite (shared once)" in text
+
+
+@pytest.mark.skipif(torch.get_num_threads() < 2, reason="a process pool splits a CPU of several cores")
+def test_the_step_is_timed_in_as_many_processes_as_a_live_chapter_takes_and_projected_with_them():
+    """Section 5's pool row: the plain step per run in ``auto_jobs`` processes at once (each on its share of the
+    threads), its speed-up over one process, and a projection column that uses it."""
+    from bnlab.bench.levers import bench_network, networks, project_chapters
+    from bnlab.bench.report import _lever_lines
+    from bnlab.plan import auto_jobs
+    run = networks("smoke")["dln none"]
+    r = bench_network(run, torch.device("cpu"), 2, 1, 1, compile_=False)
+    p = r["processes"]
+    assert p["jobs"] == auto_jobs("cpu") >= 2 and set(p["ms"]) == {"eager"}
+    assert _positive_finite(p["ms"]["eager"]) and p["speedup"]["eager"] == pytest.approx(r["ms"]["eager"] / p["ms"]["eager"])
+    proj = project_chapters({"dln none": r}, "smoke")
+    dln = [row for row in proj["chapters"].values() if row["runs"]]
+    assert dln and all(row["processes"] == pytest.approx(row["default"] / p["speedup"]["eager"]) for row in dln)
+    text = "\n".join(_lever_lines({"levers": {"networks": {"dln none": r}, "projection": proj, "batch_k": 3,
+                                               "scale": "smoke"}}, {}))
+    header = next(ln for ln in text.splitlines() if ln.split()[:1] == ["chapter"])
+    assert f"in {p['jobs']} processes at once" in text and header.split()[-1] == "processes"

@@ -285,3 +285,49 @@ def test_a_stepper_that_does_not_know_its_run_length_stays_eager_unless_told():
     from bnlab.compiling import CompiledForward, cpu_compiler
     if cpu_compiler() is not None:
         assert isinstance(Stepper(model, opt, EngineOptions(compile=True)).forward, CompiledForward)
+
+
+def test_jobs_come_from_the_argument_then_BNLAB_JOBS_then_the_default_and_auto_is_one_per_core_on_a_cpu():
+    from bnlab.plan import MAX_AUTO_JOBS, auto_jobs
+    assert RunPlan.from_env(device="cpu", env={}).jobs == 1
+    assert RunPlan.from_env(device="cpu", env={"BNLAB_JOBS": "3"}).jobs == 3
+    assert RunPlan.from_env(device="cpu", jobs=2, env={"BNLAB_JOBS": "3"}).jobs == 2
+    assert auto_jobs("cpu") == max(1, min(MAX_AUTO_JOBS, torch.get_num_threads()))
+    assert RunPlan.from_env(device="cpu", env={"BNLAB_JOBS": "auto"}).jobs == auto_jobs("cpu")
+    assert RunPlan.from_env(device="cpu", env={}, default_jobs="auto").jobs == auto_jobs("cpu")
+    assert RunPlan.from_env(device="cpu", env={"BNLAB_JOBS": "1"}, default_jobs="auto").jobs == 1
+    for bad in ("0", "two", "-1", "1.5"):
+        with pytest.raises(ValueError, match=r"BNLAB_JOBS.*whole number >= 1 or 'auto'"):
+            RunPlan.from_env(device="cpu", env={"BNLAB_JOBS": bad})
+
+
+def test_a_live_run_takes_the_pool_only_when_it_is_long_and_the_estimate_says_the_pool_is_faster(monkeypatch):
+    """Starting a worker costs seconds (importing torch): a live run estimated under POOL_MIN_MINUTES is not split;
+    nor is one whose networks the benchmark found no faster in the pool (bnlab.plan.PROCESS_SPEEDUP)."""
+    from bnlab import plan as plan_module
+    from bnlab.runner import POOL_MIN_GAIN, POOL_MIN_MINUTES, live_plan
+    plan, text, minutes = live_plan("ics_dln", cpu_plan(jobs=2))            # smoke scale: seconds
+    assert minutes < POOL_MIN_MINUTES and plan.jobs == 1 and "Plan: ics_dln" in text
+    monkeypatch.setitem(plan_module.PROCESS_SPEEDUP, ("dln", False), 2 * POOL_MIN_GAIN)
+    monkeypatch.setitem(plan_module.PROCESS_SPEEDUP, ("dln", True), 2 * POOL_MIN_GAIN)
+    single = live_plan("ics_dln", cpu_plan(scale="cpu", jobs=1))[2]
+    plan, text, minutes = live_plan("ics_dln", cpu_plan(scale="cpu", jobs=2))
+    assert single >= POOL_MIN_MINUTES and plan.jobs == 2 and "2 runs at once" in text and minutes < single
+    monkeypatch.setitem(plan_module.PROCESS_SPEEDUP, ("dln", False), 1.0)
+    monkeypatch.setitem(plan_module.PROCESS_SPEEDUP, ("dln", True), 1.0)
+    plan, text, minutes = live_plan("ics_dln", cpu_plan(scale="cpu", jobs=2))
+    assert plan.jobs == 1 and minutes == pytest.approx(single, rel=0.2) and "at once" not in text
+
+
+def test_a_script_without_a_main_guard_runs_its_pool_once(tmp_path):
+    """Spawned workers re-run the parent's main script unless the runner hides it: a reader's unguarded script that
+    computes live in a process pool must start the experiment once, not again in every worker."""
+    import subprocess
+    import sys
+    script = tmp_path / "unguarded.py"
+    script.write_text("from bnlab import runner\nfrom bnlab.plan import RunPlan\nprint('SCRIPT STARTED', flush=True)\n"
+                      "res = runner.compute('ics_dln', RunPlan.from_env(scale='smoke', device='cpu', jobs=2, "
+                      "progress=False))\nprint('DONE', res.provenance['device_name'], flush=True)\n")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("SCRIPT STARTED") == 1 and "DONE CPU (2 processes" in done.stdout, done.stdout

@@ -139,3 +139,21 @@ def test_an_analysis_is_estimated_from_what_its_shipped_result_took_on_this_kind
     assert estimate.recorded_seconds("sharpness", "cpu", "cuda") is None
     flops_only, = estimate.experiment_cost("sharpness", cpu_plan(scale="colab")).parts     # nothing shipped at colab
     assert flops_only.recorded_s is None and flops_only.seconds(1.0, 0.0) > 0
+
+
+def test_runs_in_a_cpu_process_pool_are_costed_at_the_throughput_the_bench_measured_there():
+    """A live chapter on a CPU trains its runs in a process pool (``bnlab.plan.auto_jobs``): each run still to do
+    costs its time alone over its network's measured pool speed-up; one run left alone is not pooled."""
+    from bnlab.plan import process_speedup
+    alone = estimate.experiment_cost("ics_dln", cpu_plan(scale="cpu"))
+    pooled = estimate.experiment_cost("ics_dln", cpu_plan(scale="cpu", jobs=2))
+    assert len(pooled.parts) > 1 and [p.flops for p in pooled.parts] == [p.flops for p in alone.parts]
+    for a, p in zip(alone.parts, pooled.parts):
+        want = process_speedup(a.network[0].arch, a.network[0].norm)
+        assert want > 1 and p.seconds(1.0, 0.2) == pytest.approx(a.seconds(1.0, 0.2) / want)
+    plan = cpu_plan(scale="cpu", jobs=2)
+    runs = get("ics_dln").runs("cpu")
+    for run in runs[1:]:
+        plan.store.save_run(run.hash, {"config": run.to_dict()}, {})
+    last, = estimate.experiment_cost("ics_dln", plan).parts
+    assert last.pooled == 1.0

@@ -17,8 +17,9 @@ Four sections (every ratio is taken within this one run):
 4. a *projection* of the paper-scale suite's time on this device from the measured per-step costs;
 5. every network the suite trains (VGG, ResNet-56 and -20, the DLN; with and without BatchNorm) under each engine
    lever: eager, ``channels_last``, ``torch.compile`` (and its compile time), K runs batched into one model
-   (``bnlab.batched``), the step with every measurement due, the profiler's top operators, and each chapter's
-   training runs projected eager and with the lever that paid most (``bnlab.bench.levers``).
+   (``bnlab.batched``), the same step in a process per core at once (how a live chapter trains on a CPU), the step
+   with every measurement due, the profiler's top operators, and each chapter's training runs projected eager, at the
+   defaults, with the lever that paid most, and in the process pool (``bnlab.bench.levers``).
 
 Timing: warm-up calls excluded, then the median over ``repeats`` blocks of calls; ``time.perf_counter`` on the
 CPU, CUDA events + synchronize on a GPU. ``benchmarks/README.md`` says how to run it and where results go.

@@ -4,11 +4,14 @@ Per network (the registry's runs at one scale, each architecture with and withou
 eager mode; the same step with each lever (``channels_last`` for convolutions, ``torch.compile`` with its compile
 time, K runs batched into one model by ``bnlab.batched``, per run); the step with every measurement of the run due;
 the top operators of the eager step by the profiler's self time; and a projection of every chapter's runs with the
-lever that paid most, next to eager. Inputs are random tensors of the runs' shapes (timing does not depend on
-values); every ratio is taken within this one run.
+lever that paid most, next to eager. On a CPU with several cores, also the step in ``jobs`` processes at once, each
+with its share of the threads (how a live chapter trains its runs there, ``bnlab.plan.auto_jobs``): its per-run
+throughput against one process using every thread. Inputs are random tensors of the runs' shapes (timing does not
+depend on values); every ratio is taken within this one run.
 """
 from __future__ import annotations
 
+import multiprocessing as mp
 import time
 from dataclasses import replace
 
@@ -17,13 +20,14 @@ import torch
 from .. import chapters
 from ..batched import SeedBatch, batchable
 from ..compiling import decide
-from ..config import config_hash
+from ..config import config_hash, from_dict
 from ..device import dtype_of, sync
 from ..engine import EngineOptions, Stepper
 from ..experiments import get as get_experiment
 from ..flops import times_due
 from ..measure import make_probes
 from ..models import build
+from ..plan import auto_jobs
 from ..scales import get_scale
 
 BATCH_K = 3          # runs per batch: the seeds of one setting in the registered experiments
@@ -100,8 +104,57 @@ def _interleaved(calls: dict, n: int, warmup: int, dev, repeats: int) -> dict:
     return {k: 1e3 * sorted(v)[len(v) // 2] for k, v in blocks.items()}
 
 
-def bench_network(run, dev, n: int, warmup: int, repeats: int, compile_: bool = True) -> dict:
-    """ms per step of ``run``'s network: eager, each lever, probed; compile seconds; the profiler's top ops."""
+def _timed_worker(run_dict, options, threads, n, warmup, repeats, barrier, queue):
+    """One of the processes of :func:`in_processes`: ``repeats`` blocks of ``n`` plain steps, each block started
+    with the others' (a barrier), on ``threads`` threads."""
+    torch.set_num_threads(threads)
+    try:
+        step, _ = _stepper(from_dict(run_dict), torch.device("cpu"), options)
+        for _ in range(warmup + 1):                    # + 1: a compiled step compiles (or loads its kernels) first
+            step()
+        blocks = []
+        for _ in range(repeats):
+            barrier.wait(timeout=600)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                step()
+            blocks.append(time.perf_counter() - t0)
+        queue.put(blocks)
+    except BaseException as err:                     # noqa: BLE001  (the parent says what failed, not a hang)
+        barrier.abort()
+        queue.put(f"{type(err).__name__}: {err}")
+
+
+def in_processes(run, options: EngineOptions, jobs: int, n: int, warmup: int, repeats: int) -> float:
+    """ms per step *per run* when ``jobs`` processes, each on its share of this CPU's threads, train ``run``'s
+    network at the same time: the slowest process's block over ``jobs`` (the median block). What one run costs in a
+    live chapter's process pool, where every core is busy with a run."""
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(jobs), ctx.Queue()
+    threads = max(1, torch.get_num_threads() // jobs)
+    procs = [ctx.Process(target=_timed_worker, daemon=True,
+                         args=(run.to_dict(), options, threads, n, warmup, repeats, barrier, queue))
+             for _ in range(jobs)]
+    for p in procs:
+        p.start()
+    try:
+        got = [queue.get(timeout=900) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=60)
+            if p.is_alive():
+                p.kill()
+    failed = [g for g in got if isinstance(g, str)]
+    if failed:
+        raise RuntimeError(f"timing {jobs} processes failed: {failed[0]}")
+    per_block = sorted(max(blocks[i] for blocks in got) for i in range(repeats))
+    return 1e3 * per_block[repeats // 2] / n / jobs
+
+
+def bench_network(run, dev, n: int, warmup: int, repeats: int, compile_: bool = True,
+                  processes: bool = True) -> dict:
+    """ms per step of ``run``'s network: eager, each lever, probed; compile seconds; the profiler's top ops; and on
+    a CPU that :func:`bnlab.plan.auto_jobs` splits, the eager (and compiled) step per run in that many processes."""
     eager, model = _stepper(run, dev, EngineOptions(compile=False))
     calls, out = {"eager": eager}, {"top_ops": _top_ops(eager)}
     if run.model.arch != "dln":
@@ -127,6 +180,11 @@ def bench_network(run, dev, n: int, warmup: int, repeats: int, compile_: bool = 
     out.update(_interleaved(probed, max(2, n // 5), 1, dev, repeats))
     out["ms"] = ms
     out["speedup"] = {k: ms["eager"] / v for k, v in ms.items()}
+    jobs = auto_jobs(str(dev))
+    if processes and jobs > 1:
+        levers = {"eager": EngineOptions(compile=False)} | ({"compile": EngineOptions(compile=True)} if compile_ else {})
+        pms = {k: in_processes(run, o, jobs, n, warmup, repeats) for k, o in levers.items()}
+        out["processes"] = {"jobs": jobs, "ms": pms, "speedup": {k: ms[k] / v for k, v in pms.items()}}
     return out
 
 
@@ -165,18 +223,23 @@ def project_chapters(results: dict, scale: str = "cpu") -> dict:
     """Minutes of every chapter's training runs at ``scale``, one after another: eager, with the engine's defaults
     (:func:`default_lever`), and with each network's best lever (each chapter alone; the suite with shared runs
     once). Analyses are not included."""
-    rows, seen_suite, suite = {}, set(), {"eager": 0.0, "default": 0.0, "best": 0.0}
+    split = any("processes" in r for r in results.values())
+    cols = ("eager", "default", "best") + (("processes",) if split else ())
+    rows, seen_suite, suite = {}, set(), dict.fromkeys(cols, 0.0)
     for chapter, names in chapters.computes().items():
-        seen, row = set(), {"eager": 0.0, "default": 0.0, "best": 0.0, "runs": 0}
+        seen, row = set(), dict.fromkeys(cols, 0.0) | {"runs": 0}
         for name in names:
             for run in get_experiment(name).runs(scale):
                 h, r = config_hash(run), _measured_for(run, results)
                 if h in seen or r is None:
                     continue
                 seen.add(h)
+                lever = default_lever(run, r)
                 minutes = {"eager": _run_minutes(run, r, "eager"),
-                           "default": _run_minutes(run, r, default_lever(run, r)),
+                           "default": _run_minutes(run, r, lever),
                            "best": _run_minutes(run, r, best_lever(r))}
+                if split:      # the default lever's minutes at its per-run throughput in the process pool
+                    minutes["processes"] = minutes["default"] / r.get("processes", {}).get("speedup", {}).get(lever, 1.0)
                 row["runs"] += 1
                 for k, v in minutes.items():
                     row[k] += v
@@ -188,19 +251,21 @@ def project_chapters(results: dict, scale: str = "cpu") -> dict:
                     "device: unprobed steps eager, at the engine's default (compile='auto'), or at the network's "
                     "best lever (compile time once per run); probed steps eager (landscape points compiled where "
                     "the run compiles); a normalisation not measured here is costed as the same network with "
-                    "BatchNorm"}
+                    "BatchNorm" + ("; 'processes': the default in the live chapters' process pool (bnlab.plan."
+                                   "auto_jobs), at the per-run throughput measured for the default lever there, "
+                                   "probed steps assumed to gain alike" if split else "")}
 
 
 def bench_levers(device: str, scale: str = "cpu", steps: int = 10, warmup: int = 2, repeats: int = 5,
-                 compile_: bool = True, log=print) -> dict:
+                 compile_: bool = True, processes: bool = True, log=print) -> dict:
     """Section 5 for every network of :func:`networks` at ``scale``."""
     dev = torch.device(device)
     results = {}
     for label, run in networks(scale).items():
         log(f"[bench] 5/5 levers: {label}")
-        results[label] = bench_network(run, dev, steps, warmup, repeats, compile_)
+        results[label] = bench_network(run, dev, steps, warmup, repeats, compile_, processes)
     return {"networks": results, "projection": project_chapters(results, scale),
             "batch_k": BATCH_K, "scale": scale, "scale_steps": get_scale(scale).vgg_steps}
 
 
-__all__ = ["BATCH_K", "bench_levers", "bench_network", "best_lever", "networks", "project_chapters"]
+__all__ = ["BATCH_K", "bench_levers", "bench_network", "best_lever", "in_processes", "networks", "project_chapters"]

@@ -195,16 +195,22 @@ def _lever_lines(r: dict, c: dict) -> list:
     lines.append("  where the eager step's time goes (profiler, self time, top operators):")
     for label, v in lv["networks"].items():
         lines.append(f"    {label:22s} " + ", ".join(f"{op} {pct:.0f}%" for op, pct in v["top_ops"]))
+    split = {label: v["processes"] for label, v in lv["networks"].items() if "processes" in v}
+    if split:
+        jobs = next(iter(split.values()))["jobs"]
+        lines.append(f"  in {jobs} processes at once (each with its share of the threads; ms per step per run, speed-up "
+                     "over one process with every thread, same lever):")
+        for label, p in split.items():
+            lines.append(f"    {label:22s} " + ", ".join(f"{k} {p['ms'][k]:.1f} ({p['speedup'][k]:.2f}x)" for k in p["ms"]))
     pr = lv["projection"]
-    lines.append(f"  PROJECTION of each chapter's training runs at {pr['scale']} scale (minutes, one run after "
-                 "another):")
-    lines.append(f"    {'chapter':22s} {'runs':>9s} {'eager':>8s} {'default':>8s} {'best':>8s}")
+    cols = [k for k in ("eager", "default", "best", "processes") if k in pr["suite"]]
+    lines.append(f"  PROJECTION of each chapter's training runs at {pr['scale']} scale (minutes):")
+    lines.append(f"    {'chapter':22s} {'runs':>9s}" + "".join(f" {k:>9s}" for k in cols))
     for ch, row in pr["chapters"].items():
         if row["runs"]:
-            lines.append(f"    {ch:22s} {row['runs']:4d} runs {row['eager']:8.1f} {row['default']:8.1f} "
-                         f"{row['best']:8.1f}")
+            lines.append(f"    {ch:22s} {row['runs']:4d} runs" + "".join(f" {row[k]:9.1f}" for k in cols))
     s = pr["suite"]
-    lines += [f"    {'suite (shared once)':22s} {'':9s} {s['eager']:8.1f} {s['default']:8.1f} {s['best']:8.1f}",
+    lines += [f"    {'suite (shared once)':22s} {'':9s}" + "".join(f" {s[k]:9.1f}" for k in cols),
               "  " + pr["note"], ""]
     return lines
 
