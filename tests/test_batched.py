@@ -51,13 +51,21 @@ def test_batched_vgg_steps_match_separate_steps_in_float32():
                for _ in range(2)]
     ref_losses, ref_states = _separate(cfg, seeds, lrs, batches, torch.float32)
     models = [build(cfg, s) for s in seeds]
+    start = [{k: v.clone() for k, v in m.state_dict().items()} for m in models]
     batch = SeedBatch(models, lrs)
     losses = torch.stack([batch.step(x, y)[1] for x, y in batches], dim=1)
     torch.testing.assert_close(losses, ref_losses.float(), rtol=1e-5, atol=1e-6)
     batch.write_to(models)
-    for model, ref in zip(models, ref_states):
+    # each tensor against the separate steps, as a norm relative to how far the two steps moved it: the grouped and
+    # the separate convolutions sum in different orders, and on one thread the first convolution's weight (whose
+    # gradient with BN after it is a difference of large terms) differs by 1.6e-4 in one entry, 1.5e-4 of its update
+    for model, ref, init in zip(models, ref_states, start):
         for name, t in model.state_dict().items():
-            torch.testing.assert_close(t, ref[name], rtol=1e-4, atol=1e-5, msg=name)
+            if t.is_floating_point():
+                err, moved = (t - ref[name]).norm().item(), (ref[name] - init[name]).norm().item()
+                assert err <= 1e-3 * moved + 1e-6, (name, err, moved)
+            else:
+                assert torch.equal(t, ref[name]), name
 
 
 def test_what_cannot_be_batched_is_refused():
