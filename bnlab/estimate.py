@@ -130,7 +130,7 @@ def experiment_cost(name: str, plan: RunPlan, seen: set | None = None) -> Cost:
             cost.stored += 1
         else:
             cost.parts.append(_run_part(run, plan))
-    if plan.jobs > 1 and len(cost.parts) > 1 and pick(plan.device).type == "cpu":     # the runner's process pool
+    if plan.pools(len(cost.parts)) and pick(plan.device).type == "cpu":     # the runner's process pool
         cost.parts = [p._replace(pooled=process_speedup(p.network[0].arch, p.network[0].norm)) for p in cost.parts]
     return cost
 
@@ -317,7 +317,7 @@ def preview(name: str, plan: RunPlan, tflops: float | None = None) -> tuple[str,
     took = f"{minutes:.1f} min" if minutes >= 1 else f"{minutes * 60:.0f} s"
     speed = (f"{min(rates.values()):.2g} to {max(rates.values()):.2g} TFLOP/s by network" if len(set(rates.values())) > 1
              else f"{tflops:.2g} TFLOP/s") + (f", {fixed:.1f} s per run to load its data" if fixed >= 0.05 else "")
-    if plan.jobs > 1 and len(cost.parts) > 1:               # the runner's process pool
+    if plan.pools(len(cost.parts)):                         # the runner's process pool
         speed += f"; {min(plan.jobs, len(cost.parts))} runs at once in processes, BNLAB_JOBS=1 for one"
     text = (f"Plan: {name} at {scale} scale: {todo} of {cost.runs} run(s) to compute, {cost.stored} reused from "
             f"the run store ({plan.store.runs}); {size}, about {took} on this device ({speed}).")

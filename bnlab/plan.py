@@ -144,6 +144,11 @@ class RunPlan:
         """The run store under ``home``: finished runs, checkpoints, analyses, claims."""
         return RunStore(self.home)
 
+    def pools(self, pending: int) -> bool:
+        """Whether ``pending`` runs still to compute go to a pool of ``jobs`` processes (``bnlab.runner.compute``),
+        as the estimate and its preview assume too: one place for the condition, so they cannot drift apart."""
+        return self.jobs > 1 and pending > 1
+
     def with_(self, **changes) -> "RunPlan":
         """A copy with some fields changed (e.g. ``plan.with_(progress=False)`` for a pool worker)."""
         return replace(self, **changes)

@@ -135,7 +135,7 @@ def compute(experiment: str, plan: RunPlan) -> Result:
         if bar is not None and not item[1]:
             bar.update(1)
     info = describe(dev)
-    if jobs > 1 and len(configs) - stored > 1:
+    if plan.pools(len(configs) - stored):
         # independent runs in separate processes: on a CPU they split the cores; on GPUs each worker takes the
         # next GPU in turn, and workers that share a GPU interleave their kernels (a small network leaves most of
         # the GPU idle between its own launches)
